@@ -1,0 +1,307 @@
+"""The ledger store: append events with their guarantees, and read them back three ways.
+
+Every guarantee of an append (expected versions, cross-stream conditions, idempotency,
+atomic batches, gap-free positions) is enforced inside one server-side function,
+`ledger_append` (migrations/versions/0001_ledger.py), so an append is one round trip
+and the lock that orders positions is held for as short a time as possible.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from domain.codec import decode_event
+from domain.errors import (
+    AppendConditionFailed,
+    DuplicateEventIds,
+    IdempotencyKeyReused,
+    WrongExpectedVersion,
+)
+from domain.events import Event
+
+NOTIFY_CHANNEL = "ledger_events"
+
+
+class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """An event on its way into the ledger: the payload already encoded, the envelope beside it."""
+
+    event_id: UUID
+    type: str
+    data: msgspec.Raw
+    stream: str
+    occurred_at: datetime
+    tags: tuple[str, ...] = ()
+    schema_version: int = 1
+    metadata: dict[str, Any] = {}
+
+
+class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):
+    position: int
+    event_id: UUID
+    type: str
+    schema_version: int
+    data: msgspec.Raw
+    metadata: dict[str, Any]
+    stream: str
+    stream_version: int
+    tags: tuple[str, ...]
+    occurred_at: datetime
+    recorded_at: datetime
+
+    def decode(self) -> Event:
+        return decode_event(self.type, self.schema_version, bytes(self.data))
+
+
+class Query(msgspec.Struct, frozen=True, kw_only=True):
+    """Events carrying all of `tags` and, when `types` is given, of one of those types."""
+
+    tags: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+
+
+class AppendCondition(msgspec.Struct, frozen=True, kw_only=True):
+    """Fail the append if any event matching one of `fail_if_events_match` came after `after`."""
+
+    fail_if_events_match: tuple[Query, ...]
+    after: int
+
+
+class Appended(msgspec.Struct, frozen=True, kw_only=True):
+    positions: tuple[int, ...]
+    event_ids: tuple[UUID, ...]
+    replayed: bool = False
+    """True when this answers a retry: nothing was written this time."""
+
+
+class StoredAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    fingerprint: str
+    answer: Appended
+
+
+_encoder = msgspec.json.Encoder()
+
+_COLUMNS = """
+    position, event_id, type, schema_version, data::text, metadata,
+    stream, stream_version, tags, occurred_at, recorded_at
+"""
+
+READ_STREAM = f"""
+    SELECT {_COLUMNS}
+    FROM events
+    WHERE stream = %(stream)s
+      AND stream_version >= %(from_version)s
+    ORDER BY stream_version
+    LIMIT %(limit)s
+"""
+
+READ_FEED = f"""
+    SELECT {_COLUMNS}
+    FROM events
+    WHERE position > %(after)s
+      AND (%(types)s::text[] IS NULL OR type = ANY (%(types)s::text[]))
+    ORDER BY position
+    LIMIT %(limit)s
+"""
+
+READ_TAGGED = f"""
+    SELECT {_COLUMNS}
+    FROM events
+    WHERE position IN (
+        SELECT t.position
+        FROM event_tags t
+        JOIN events e ON e.position = t.position
+        WHERE t.tag = %(tag)s
+          AND t.position < %(before)s
+          AND (%(types)s::text[] IS NULL OR e.type = ANY (%(types)s::text[]))
+          AND (%(since)s::timestamptz IS NULL OR e.occurred_at >= %(since)s)
+          AND (%(until)s::timestamptz IS NULL OR e.occurred_at < %(until)s)
+        ORDER BY t.position DESC
+        LIMIT %(limit)s
+    )
+    ORDER BY position DESC
+"""
+
+READ_EVENT = f"SELECT {_COLUMNS} FROM events WHERE event_id = %(event_id)s"
+
+
+def _recorded(row: tuple[Any, ...]) -> RecordedEvent:
+    (position, event_id, type_, version, data, metadata, stream, stream_version, tags,
+     occurred_at, recorded_at) = row  # fmt: skip
+    return RecordedEvent(
+        position=position,
+        event_id=event_id,
+        type=type_,
+        schema_version=version,
+        data=msgspec.Raw(data.encode()),
+        metadata=metadata,
+        stream=stream,
+        stream_version=stream_version,
+        tags=tuple(tags),
+        occurred_at=occurred_at,
+        recorded_at=recorded_at,
+    )
+
+
+class Ledger:
+    """The one way in and out of the events table; one instance per connection pool."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def append(
+        self,
+        events: Sequence[NewEvent],
+        *,
+        expected_versions: Mapping[str, int] | None = None,
+        condition: AppendCondition | None = None,
+        idempotency_key: str | None = None,
+        fingerprint: str | None = None,
+        conn: psycopg.AsyncConnection[Any] | None = None,
+    ) -> Appended:
+        """Append all of `events` or none; answer their positions.
+
+        `expected_versions` maps a stream to the version the caller saw (0: no events yet).
+        A retry (same idempotency key and fingerprint, or the same event ids) writes nothing
+        and answers the first append's positions with `replayed=True`.
+        """
+        params = (
+            _encoder.encode(events).decode(),
+            json.dumps(dict(expected_versions)) if expected_versions is not None else None,
+            _encoder.encode(_condition_json(condition)).decode() if condition else None,
+            idempotency_key,
+            fingerprint,
+        )
+        try:
+            if conn is not None:
+                rows = await _call_append(conn, params)
+            else:
+                async with self.pool.connection() as own:
+                    rows = await _call_append(own, params)
+        except psycopg.Error as error:
+            raise _translate(error, len(events)) from error
+        return Appended(
+            positions=tuple(row[0] for row in rows),
+            event_ids=tuple(row[1] for row in rows),
+            replayed=bool(rows) and rows[0][2],
+        )
+
+    async def recall(self, idempotency_key: str) -> StoredAnswer | None:
+        """The first answer given under `idempotency_key`, if any."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT fingerprint, response FROM idempotency_keys WHERE key = %s",
+                [idempotency_key],
+            )
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        fingerprint, response = row
+        answer = msgspec.convert({**response, "replayed": True}, Appended)
+        return StoredAnswer(fingerprint=fingerprint, answer=answer)
+
+    async def head(self) -> int:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT coalesce(max(position), 0) FROM events")
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def read_stream(
+        self, stream: str, *, from_version: int = 1, limit: int = 10_000
+    ) -> list[RecordedEvent]:
+        return await self._fetch(
+            READ_STREAM, {"stream": stream, "from_version": from_version, "limit": limit}
+        )
+
+    async def read_feed(
+        self, *, after: int = 0, limit: int = 1000, types: Sequence[str] | None = None
+    ) -> list[RecordedEvent]:
+        """Events after `after` in position order: resume from the last position you saw."""
+        return await self._fetch(
+            READ_FEED, {"after": after, "limit": limit, "types": list(types) if types else None}
+        )
+
+    async def read_tagged(
+        self,
+        tag: str,
+        *,
+        before: int | None = None,
+        limit: int = 50,
+        types: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[RecordedEvent]:
+        """Events carrying `tag`, newest first; pass the last position seen as `before`."""
+        return await self._fetch(
+            READ_TAGGED,
+            {
+                "tag": tag,
+                "before": before if before is not None else 2**63 - 1,
+                "limit": limit,
+                "types": list(types) if types else None,
+                "since": since,
+                "until": until,
+            },
+        )
+
+    async def get(self, event_id: UUID) -> RecordedEvent | None:
+        found = await self._fetch(READ_EVENT, {"event_id": event_id})
+        return found[0] if found else None
+
+    async def _fetch(self, query: str, params: Mapping[str, Any]) -> list[RecordedEvent]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(query, params, prepare=True)
+            return [_recorded(row) for row in await cur.fetchall()]
+
+
+async def listen(conninfo: str) -> AsyncIterator[int]:
+    """Yield the newest position each time an append commits (LISTEN/NOTIFY)."""
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        async for notice in conn.notifies():
+            yield int(notice.payload)
+
+
+async def _call_append(
+    conn: psycopg.AsyncConnection[Any], params: tuple[Any, ...]
+) -> list[tuple[Any, ...]]:
+    async with conn.transaction():
+        cur = await conn.execute(
+            "SELECT out_position, out_event_id, out_replayed "
+            "FROM ledger_append(%s::jsonb, %s::jsonb, %s::jsonb, %s, %s)",
+            params,
+            prepare=True,
+        )
+        return await cur.fetchall()
+
+
+def _condition_json(condition: AppendCondition) -> dict[str, Any]:
+    return {
+        "after": condition.after,
+        "items": [{"tags": q.tags, "types": q.types} for q in condition.fail_if_events_match],
+    }
+
+
+def _translate(error: psycopg.Error, total: int) -> Exception:
+    """Turn the append function's coded exceptions into the domain's named errors."""
+    coded = (error.sqlstate or "").startswith("LE")
+    detail = json.loads(error.diag.message_detail or "{}") if coded else {}
+    match error.sqlstate:
+        case "LE001":
+            return WrongExpectedVersion(detail["stream"], detail["expected"], detail["actual"])
+        case "LE002":
+            return AppendConditionFailed(detail["after"], detail["positions"])
+        case "LE003":
+            return DuplicateEventIds([UUID(i) for i in detail["event_ids"]], detail["total"])
+        case "LE004":
+            return IdempotencyKeyReused(detail["key"])
+        case "23505" if "event_id" in (error.diag.constraint_name or ""):
+            return DuplicateEventIds([], total)
+    return error

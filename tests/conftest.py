@@ -1,0 +1,90 @@
+"""A real PostgreSQL for the suite: the embedded one, or TEST_DATABASE_URL's server.
+
+The schema is migrated once into a template database; every test that asks for
+`database_url` gets its own fresh clone of it (CREATE DATABASE … TEMPLATE is fast).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from services import migrate
+from services.database import with_database
+from services.embedded_db import embedded_server_url
+from services.store.ledger import Ledger
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    """An administrative URL to the server the tests create their databases on."""
+    external = os.environ.get("TEST_DATABASE_URL")
+    if external:
+        return external
+    data_dir = Path(os.environ.get("LEDGER_TEST_DATA_DIR", ROOT / ".ledger" / "test"))
+    return embedded_server_url(data_dir)
+
+
+@pytest.fixture(scope="session")
+def template_database(server_url: str) -> Iterator[str]:
+    name = f"ledger_template_{os.getpid()}"
+    _drop(server_url, name)
+    _create(server_url, name)
+    migrate.upgrade(with_database(server_url, name))
+    yield name
+    _drop(server_url, name)
+
+
+@pytest.fixture
+def empty_database_url(server_url: str) -> Iterator[str]:
+    """A database with no schema at all, for the migration tests."""
+    name = f"ledger_test_{uuid.uuid4().hex[:16]}"
+    _create(server_url, name)
+    yield with_database(server_url, name)
+    _drop(server_url, name)
+
+
+@pytest.fixture
+def database_url(server_url: str, template_database: str) -> Iterator[str]:
+    name = f"ledger_test_{uuid.uuid4().hex[:16]}"
+    _create(server_url, name, template=template_database)
+    yield with_database(server_url, name)
+    _drop(server_url, name)
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool]:
+    async with AsyncConnectionPool(database_url, min_size=1, max_size=16, open=False) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def ledger(pool: AsyncConnectionPool) -> Ledger:
+    return Ledger(pool)
+
+
+def _create(server_url: str, name: str, template: str | None = None) -> None:
+    query = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template:
+        query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(query)
+
+
+def _drop(server_url: str, name: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
