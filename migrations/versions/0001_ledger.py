@@ -51,7 +51,9 @@ BEGIN
                           DETAIL = jsonb_build_object('key', idempotency_key)::text;
             END IF;
             RETURN QUERY
-                SELECT p.value::bigint, (stored.response->'event_ids'->>(p.ordinality::int - 1))::uuid, true
+                SELECT p.value::bigint,
+                       (stored.response->'event_ids'->>(p.ordinality::int - 1))::uuid,
+                       true
                 FROM jsonb_array_elements_text(stored.response->'positions') WITH ORDINALITY AS p;
             RETURN;
         END IF;
@@ -229,23 +231,17 @@ def upgrade() -> None:
         BEGIN
             RAISE EXCEPTION 'the ledger is append-only: % on % is refused', TG_OP, TG_TABLE_NAME
                 USING ERRCODE = 'insufficient_privilege',
-                      HINT = 'record a correcting event (a retraction, a withdrawal, a merge) instead';
+                      HINT = 'record a correcting event (a retraction, a withdrawal) instead';
         END
         $$
         """
     )
+    # Statement-level, so even an UPDATE or DELETE that matches no row is refused.
     for table in ("events", "event_tags"):
         op.execute(
             f"""
-            CREATE TRIGGER {table}_refuse_update_delete
-            BEFORE UPDATE OR DELETE ON {table}
-            FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()
-            """
-        )
-        op.execute(
-            f"""
-            CREATE TRIGGER {table}_refuse_truncate
-            BEFORE TRUNCATE ON {table}
+            CREATE TRIGGER {table}_append_only
+            BEFORE UPDATE OR DELETE OR TRUNCATE ON {table}
             FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()
             """
         )

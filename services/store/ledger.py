@@ -88,10 +88,11 @@ class StoredAnswer(msgspec.Struct, frozen=True, kw_only=True):
 
 _encoder = msgspec.json.Encoder()
 
-_COLUMNS = """
-    position, event_id, type, schema_version, data::text, metadata,
-    stream, stream_version, tags, occurred_at, recorded_at
-"""
+_FIELDS = (
+    "position", "event_id", "type", "schema_version", "data::text", "metadata",
+    "stream", "stream_version", "tags", "occurred_at", "recorded_at",
+)  # fmt: skip
+_COLUMNS = ", ".join(_FIELDS)
 
 READ_STREAM = f"""
     SELECT {_COLUMNS}
@@ -111,22 +112,19 @@ READ_FEED = f"""
     LIMIT %(limit)s
 """
 
+# Walks event_tags' primary key (tag, position) backwards: newest first, no sort,
+# and a deep page costs what the first one does (the cursor is a position, not an OFFSET).
 READ_TAGGED = f"""
-    SELECT {_COLUMNS}
-    FROM events
-    WHERE position IN (
-        SELECT t.position
-        FROM event_tags t
-        JOIN events e ON e.position = t.position
-        WHERE t.tag = %(tag)s
-          AND t.position < %(before)s
-          AND (%(types)s::text[] IS NULL OR e.type = ANY (%(types)s::text[]))
-          AND (%(since)s::timestamptz IS NULL OR e.occurred_at >= %(since)s)
-          AND (%(until)s::timestamptz IS NULL OR e.occurred_at < %(until)s)
-        ORDER BY t.position DESC
-        LIMIT %(limit)s
-    )
-    ORDER BY position DESC
+    SELECT {", ".join(f"e.{field}" for field in _FIELDS)}
+    FROM event_tags t
+    JOIN events e ON e.position = t.position
+    WHERE t.tag = %(tag)s
+      AND t.position < %(before)s
+      AND (%(types)s::text[] IS NULL OR e.type = ANY (%(types)s::text[]))
+      AND (%(since)s::timestamptz IS NULL OR e.occurred_at >= %(since)s)
+      AND (%(until)s::timestamptz IS NULL OR e.occurred_at < %(until)s)
+    ORDER BY t.position DESC
+    LIMIT %(limit)s
 """
 
 READ_EVENT = f"SELECT {_COLUMNS} FROM events WHERE event_id = %(event_id)s"

@@ -1,0 +1,91 @@
+"""The `community-ledger` command: one entry point for operators and jobs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+import psycopg
+
+from domain.errors import LedgerError
+from services import migrate
+from services.database import database_url
+from services.embedded_db import EmbeddedDatabaseError
+from services.settings import Settings, load_settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    url = database_url(settings)
+    migrate.upgrade(url, args.revision, app_role=settings.app_role)
+    print(f"database at revision {migrate.current_revision(url)}")
+    return 0
+
+
+def db_downgrade(args: argparse.Namespace, settings: Settings) -> int:
+    url = database_url(settings)
+    migrate.downgrade(url, args.revision)
+    print(f"database at revision {migrate.current_revision(url) or 'base (empty)'}")
+    return 0
+
+
+def db_current(args: argparse.Namespace, settings: Settings) -> int:
+    url = database_url(settings)
+    current = migrate.current_revision(url)
+    head = migrate.head_revision()
+    state = "at head" if current == head else f"behind head {head}"
+    print(f"{current or 'base (empty)'} ({state})")
+    return 0
+
+
+def db_url(args: argparse.Namespace, settings: Settings) -> int:
+    print(database_url(settings))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="community-ledger",
+        description="An event-sourced record of the work that holds a community together.",
+        epilog="DATABASE_URL selects an external PostgreSQL; without it an embedded one "
+        "runs under LEDGER_DATA_DIR (default ./.ledger).",
+    )
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    db = commands.add_parser("db", help="schema migrations").add_subparsers(
+        title="db commands", required=True, metavar="ACTION"
+    )
+    upgrade = db.add_parser("upgrade", help="migrate the schema up (to head by default)")
+    upgrade.add_argument("--revision", default="head")
+    upgrade.set_defaults(handler=db_upgrade)
+    downgrade = db.add_parser("downgrade", help="migrate the schema down (to empty by default)")
+    downgrade.add_argument("--revision", default="base")
+    downgrade.set_defaults(handler=db_downgrade)
+    db.add_parser("current", help="show the schema's revision").set_defaults(handler=db_current)
+    db.add_parser("url", help="print the database URL in use").set_defaults(handler=db_url)
+
+    from services import serve
+
+    serve.add_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args, load_settings())
+    except (LedgerError, EmbeddedDatabaseError, LookupError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except psycopg.OperationalError as error:
+        print(f"error: cannot reach the database: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

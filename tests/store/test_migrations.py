@@ -1,0 +1,49 @@
+"""The schema goes from empty to head and back to empty through Alembic."""
+
+from __future__ import annotations
+
+import psycopg
+
+from services import migrate
+
+
+def _objects(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        tables = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchall()
+        functions = conn.execute(
+            "SELECT proname FROM pg_proc WHERE pronamespace = 'public'::regnamespace"
+        ).fetchall()
+    return {name for (name,) in tables + functions}
+
+
+def test_upgrade_from_empty_to_head_creates_the_ledger(empty_database_url: str) -> None:
+    assert migrate.current_revision(empty_database_url) is None
+
+    migrate.upgrade(empty_database_url)
+
+    assert migrate.current_revision(empty_database_url) == migrate.head_revision()
+    assert {"events", "event_tags", "idempotency_keys", "ledger_append"} <= _objects(
+        empty_database_url
+    )
+
+
+def test_downgrade_to_base_leaves_nothing_but_alembic_bookkeeping(
+    empty_database_url: str,
+) -> None:
+    migrate.upgrade(empty_database_url)
+
+    migrate.downgrade(empty_database_url, "base")
+
+    assert _objects(empty_database_url) == {"alembic_version"}
+    assert migrate.current_revision(empty_database_url) is None
+
+
+def test_upgrade_after_downgrade_works_again(empty_database_url: str) -> None:
+    migrate.upgrade(empty_database_url)
+    migrate.downgrade(empty_database_url)
+
+    migrate.upgrade(empty_database_url)
+
+    assert migrate.is_at_head(empty_database_url)
