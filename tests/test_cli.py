@@ -1,0 +1,41 @@
+"""The operator's first steps: migrate an empty database, then find the ledger immutable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import psycopg
+import pytest
+
+
+def community_ledger(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": database_url}
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_db_upgrade_then_a_direct_update_fails_with_a_clear_message(
+    empty_database_url: str,
+) -> None:
+    upgraded = community_ledger("db", "upgrade", database_url=empty_database_url)
+
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "database at revision 0001_ledger" in upgraded.stdout
+    with psycopg.connect(empty_database_url) as conn, pytest.raises(psycopg.Error) as refused:
+        conn.execute("UPDATE events SET data = '{}'")
+    assert "the ledger is append-only: UPDATE on events is refused" in str(refused.value)
+
+
+def test_db_current_and_downgrade_report_the_revision(empty_database_url: str) -> None:
+    before = community_ledger("db", "current", database_url=empty_database_url)
+    community_ledger("db", "upgrade", database_url=empty_database_url)
+    at_head = community_ledger("db", "current", database_url=empty_database_url)
+    down = community_ledger("db", "downgrade", database_url=empty_database_url)
+
+    assert before.stdout.strip() == "base (empty) (behind head 0001_ledger)"
+    assert at_head.stdout.strip() == "0001_ledger (at head)"
+    assert down.stdout.strip() == "database at revision base (empty)"
