@@ -15,7 +15,7 @@ _decoders = {name: msgspec.json.Decoder(cls) for name, cls in EVENT_TYPES.items(
 
 
 def encode_payload(event: Event) -> bytes:
-    """The JSON stored in the `data` column (it keeps the `type` tag: harmless, and self-describing)."""
+    """The JSON stored in the `data` column; it keeps the `type` tag: harmless, self-describing."""
     return _encoder.encode(event)
 
 

@@ -249,9 +249,7 @@ class UnknownRecognitionKind(RuleViolation):
 
     def __init__(self, kind: str, allowed: Sequence[str]) -> None:
         self.kind, self.allowed = kind, tuple(allowed)
-        super().__init__(
-            f"recognition kind {kind!r} is not one of: {', '.join(self.allowed)}"
-        )
+        super().__init__(f"recognition kind {kind!r} is not one of: {', '.join(self.allowed)}")
 
 
 class RecognitionAlreadyGiven(Conflict):

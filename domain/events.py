@@ -14,6 +14,8 @@ from uuid import UUID
 
 import msgspec
 
+from domain.handles import normalize_handle
+
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     """Something that happened in the community; never changed once recorded."""
@@ -21,14 +23,14 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     SCHEMA_VERSION: ClassVar[int] = 1
 
 
-class MemberRegistered(Event, tag="MemberRegistered"):
+class MemberRegistered(Event, frozen=True, tag="MemberRegistered"):
     member_id: UUID
     display_name: str
     handles: tuple[str, ...] = ()
     joined_at: datetime | None = None
 
 
-class MemberProfileUpdated(Event, tag="MemberProfileUpdated"):
+class MemberProfileUpdated(Event, frozen=True, tag="MemberProfileUpdated"):
     """Only the fields given (not None) change."""
 
     member_id: UUID
@@ -37,29 +39,29 @@ class MemberProfileUpdated(Event, tag="MemberProfileUpdated"):
     links: tuple[str, ...] | None = None
 
 
-class HandleLinked(Event, tag="HandleLinked"):
+class HandleLinked(Event, frozen=True, tag="HandleLinked"):
     member_id: UUID
     handle: str
 
 
-class HandleUnlinked(Event, tag="HandleUnlinked"):
+class HandleUnlinked(Event, frozen=True, tag="HandleUnlinked"):
     member_id: UUID
     handle: str
 
 
-class MembersMerged(Event, tag="MembersMerged"):
+class MembersMerged(Event, frozen=True, tag="MembersMerged"):
     """`duplicate_id`'s history now counts for `survivor_id`."""
 
     survivor_id: UUID
     duplicate_id: UUID
 
 
-class MemberForgotten(Event, tag="MemberForgotten"):
+class MemberForgotten(Event, frozen=True, tag="MemberForgotten"):
     member_id: UUID
     reason: str = ""
 
 
-class ContributionRecorded(Event, tag="ContributionRecorded"):
+class ContributionRecorded(Event, frozen=True, tag="ContributionRecorded"):
     contribution_id: UUID
     member_id: UUID
     kind: str
@@ -71,13 +73,13 @@ class ContributionRecorded(Event, tag="ContributionRecorded"):
     reply_to: UUID | None = None
 
 
-class ContributionRetracted(Event, tag="ContributionRetracted"):
+class ContributionRetracted(Event, frozen=True, tag="ContributionRetracted"):
     contribution_id: UUID
     member_id: UUID
     reason: str = ""
 
 
-class IntroductionMade(Event, tag="IntroductionMade"):
+class IntroductionMade(Event, frozen=True, tag="IntroductionMade"):
     introduction_id: UUID
     introducer_id: UUID
     introduced_ids: tuple[UUID, ...]
@@ -85,7 +87,7 @@ class IntroductionMade(Event, tag="IntroductionMade"):
     space: str = ""
 
 
-class MentionRecorded(Event, tag="MentionRecorded"):
+class MentionRecorded(Event, frozen=True, tag="MentionRecorded"):
     mention_id: UUID
     member_id: UUID
     mentioned_id: UUID
@@ -93,7 +95,7 @@ class MentionRecorded(Event, tag="MentionRecorded"):
     space: str = ""
 
 
-class RecognitionGiven(Event, tag="RecognitionGiven"):
+class RecognitionGiven(Event, frozen=True, tag="RecognitionGiven"):
     recognition_id: UUID
     from_id: UUID
     to_id: UUID
@@ -103,7 +105,7 @@ class RecognitionGiven(Event, tag="RecognitionGiven"):
     space: str = ""
 
 
-class RecognitionWithdrawn(Event, tag="RecognitionWithdrawn"):
+class RecognitionWithdrawn(Event, frozen=True, tag="RecognitionWithdrawn"):
     recognition_id: UUID
     from_id: UUID
     to_id: UUID
@@ -125,10 +127,7 @@ AnyEvent = (
     | RecognitionWithdrawn
 )
 
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.__struct_config__.tag: cls  # type: ignore[misc]
-    for cls in AnyEvent.__args__  # type: ignore[attr-defined]
-}
+EVENT_TYPES: dict[str, type[Event]] = {cls.__struct_config__.tag: cls for cls in AnyEvent.__args__}
 
 RECOGNITION_KINDS = ("kudos", "thanks", "highlight", "award")
 
@@ -165,8 +164,9 @@ def member_ids_of(event: Event) -> tuple[UUID, ...]:
             ids = (introducer, *introduced)
         case MentionRecorded(member_id=member, mentioned_id=mentioned):
             ids = (member, mentioned)
-        case RecognitionGiven(from_id=giver, to_id=receiver) | RecognitionWithdrawn(
-            from_id=giver, to_id=receiver
+        case (
+            RecognitionGiven(from_id=giver, to_id=receiver)
+            | RecognitionWithdrawn(from_id=giver, to_id=receiver)
         ):
             ids = (giver, receiver)
         case _:
@@ -192,7 +192,10 @@ def stream_of(event: Event) -> str:
 
 
 def tags_of(event: Event) -> tuple[str, ...]:
-    """The ledger tags that make an event findable: members, contribution, space, handles."""
+    """The ledger tags that make an event findable: members, contribution, space, handles.
+
+    Handle tags use the normalised key, so `twitter:@CASUDI` and `x:casudi` find one history.
+    """
     tags = [f"member:{member_id}" for member_id in member_ids_of(event)]
     match event:
         case ContributionRecorded(contribution_id=cid, space=space):
@@ -202,9 +205,9 @@ def tags_of(event: Event) -> tuple[str, ...]:
         case MentionRecorded(contribution_id=cid) | RecognitionGiven(contribution_id=cid) if cid:
             tags.append(f"contribution:{cid}")
         case MemberRegistered(handles=handles):
-            tags += [f"handle:{handle}" for handle in handles]
+            tags += [f"handle:{normalize_handle(handle)}" for handle in handles]
         case HandleLinked(handle=handle) | HandleUnlinked(handle=handle):
-            tags.append(f"handle:{handle}")
+            tags.append(f"handle:{normalize_handle(handle)}")
     space = getattr(event, "space", "")
     if space and f"space:{space}" not in tags:
         tags.append(f"space:{space}")

@@ -53,7 +53,9 @@ def parse_handle(raw: str) -> Handle:
         )
     platform = PLATFORM_ALIASES.get(platform, platform)
     key_name = _NORMALISERS.get(platform, _other)(raw, platform, name)
-    return Handle(platform=platform, name=name, key=f"{platform}:{key_name}", display=f"{platform}:{name}")
+    return Handle(
+        platform=platform, name=name, key=f"{platform}:{key_name}", display=f"{platform}:{name}"
+    )
 
 
 def normalize_handle(raw: str) -> str:

@@ -28,9 +28,10 @@ def new_id() -> UUID:
         os.urandom(10), "big"
     ) >> (80 - _RANDOM_BITS)
     with _lock:
-        # A clock that stands still or steps back must not reorder ids (RFC 9562 §6.2).
+        # A clock that stands still or steps back must not reorder ids (RFC 9562 §6.2);
+        # a random step, not +1, keeps the next id unguessable from this one.
         if candidate <= _last:
-            candidate = _last + 1
+            candidate = _last + 1 + int.from_bytes(os.urandom(4), "big")
         _last = candidate
     timestamp = candidate >> _RANDOM_BITS
     rand_a = (candidate >> 62) & 0xFFF

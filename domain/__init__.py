@@ -1,0 +1,1 @@
+"""Community Ledger's pure core: events, commands, the rules that decide, folds; no I/O."""

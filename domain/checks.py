@@ -1,0 +1,116 @@
+"""Checks the deciders share: members that must be there and active, and field limits.
+
+Limits keep one careless import from filling the ledger, which never forgets.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from uuid import UUID
+
+from domain.errors import InvalidField, MemberIsForgotten, MemberWasMerged, UnknownMembers
+from domain.state import Known
+
+MAX_DISPLAY_NAME = 200
+MAX_BIO = 5_000
+MAX_LINKS = 20
+MAX_URL = 2_000
+MAX_TITLE = 500
+MAX_BODY = 20_000
+MAX_NOTE = 2_000  # reasons and notes
+MAX_ATTRIBUTES = 50
+MAX_ATTRIBUTE_KEY = 64
+MAX_ATTRIBUTE_VALUE = 2_000
+
+KIND = re.compile(r"[a-z][a-z0-9_]{0,63}")
+SPACE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
+
+
+def require_registered(known: Known, member_ids: Iterable[UUID]) -> None:
+    """Every id names a member the ledger has registered."""
+    if missing := [mid for mid in dict.fromkeys(member_ids) if mid not in known.members]:
+        raise UnknownMembers(missing)
+
+
+def require_active(known: Known, member_ids: Iterable[UUID]) -> None:
+    """Registered, not forgotten and not merged away: able to take new events."""
+    ids = tuple(dict.fromkeys(member_ids))
+    require_registered(known, ids)
+    for member_id in ids:
+        require_not_forgotten(known, member_id)
+        if known.members[member_id].merged_into is not None:
+            raise MemberWasMerged(member_id, known.survivor_of(member_id))
+
+
+def require_not_forgotten(known: Known, member_id: UUID) -> None:
+    require_registered(known, [member_id])
+    if known.members[member_id].forgotten:
+        raise MemberIsForgotten(member_id)
+
+
+def display_name(value: str, field: str = "display_name") -> str:
+    """Stripped, because ' Ana ' and 'Ana' must not look like two people."""
+    name = value.strip()
+    if not name:
+        raise InvalidField(field, "must not be blank")
+    return limit(field, name, MAX_DISPLAY_NAME)
+
+
+def limit(field: str, value: str, most: int) -> str:
+    if len(value) > most:
+        raise InvalidField(field, f"must be at most {most} characters, got {len(value)}")
+    return value
+
+
+def slug(field: str, value: str, pattern: re.Pattern[str], form: str) -> str:
+    """Slugs are compared as written, so they must already be lowercase: no silent rewriting."""
+    if pattern.fullmatch(value):
+        return value
+    hint = f" (did you mean {value.lower()!r}?)" if pattern.fullmatch(value.lower()) else ""
+    raise InvalidField(field, f"must be {form}; got {value!r}{hint}")
+
+
+def kind(value: str) -> str:
+    return slug(
+        "kind",
+        value,
+        KIND,
+        "a lowercase slug: a letter, then up to 63 lowercase letters, digits or '_', "
+        "e.g. 'chat_answer'",
+    )
+
+
+def space(value: str, required: bool = True) -> str:
+    if not value and not required:
+        return value
+    return slug(
+        "space",
+        value,
+        SPACE,
+        "a lowercase slug: a letter or digit, then up to 99 lowercase letters, digits, "
+        "'_', '.' or '-', e.g. 'kaizenblog'",
+    )
+
+
+def links(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Stripped, blank-free and without repeats."""
+    cleaned = tuple(dict.fromkeys(link.strip() for link in values))
+    if len(cleaned) > MAX_LINKS:
+        raise InvalidField("links", f"at most {MAX_LINKS} links, got {len(cleaned)}")
+    for link in cleaned:
+        if not link:
+            raise InvalidField("links", "must not contain a blank link")
+        limit("links", link, MAX_URL)
+    return cleaned
+
+
+def attributes(values: Mapping[str, str]) -> dict[str, str]:
+    if len(values) > MAX_ATTRIBUTES:
+        raise InvalidField("attributes", f"at most {MAX_ATTRIBUTES} attributes, got {len(values)}")
+    for key, value in values.items():
+        if not key.strip():
+            raise InvalidField("attributes", "names must not be blank")
+        limit("attributes", key, MAX_ATTRIBUTE_KEY)
+        limit(f"attributes.{key}", value, MAX_ATTRIBUTE_VALUE)
+    return dict(values)

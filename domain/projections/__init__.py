@@ -1,0 +1,1 @@
+"""Projection folds: pure functions from events to read models, applied by services."""

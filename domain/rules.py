@@ -1,0 +1,315 @@
+"""The rules: one pure decider per command, returning the events it produces or raising.
+
+Every path that writes (API, importers, CLI) loads `Known`, calls `decide`, and appends
+what it returns, so a rule holds the same wherever a command comes from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from uuid import UUID
+
+from domain import checks
+from domain.commands import (
+    Command,
+    ForgetMember,
+    GiveRecognition,
+    LinkHandle,
+    MakeIntroduction,
+    MergeMembers,
+    RecordContribution,
+    RecordMention,
+    RegisterMember,
+    RetractContribution,
+    UnlinkHandle,
+    UpdateProfile,
+    WithdrawRecognition,
+)
+from domain.errors import (
+    ContributionAlreadyRecorded,
+    ContributionAlreadyRetracted,
+    HandleAlreadyClaimed,
+    HandleNotLinked,
+    IntroductionAlreadyMade,
+    InvalidField,
+    MemberAlreadyRegistered,
+    MentionAlreadyRecorded,
+    RecognitionAlreadyGiven,
+    RecognitionAlreadyWithdrawn,
+    SelfIntroduction,
+    SelfMention,
+    SelfMerge,
+    SelfRecognition,
+    TooFewIntroduced,
+    UnknownContribution,
+    UnknownRecognition,
+    UnknownRecognitionKind,
+)
+from domain.events import (
+    RECOGNITION_KINDS,
+    ContributionRecorded,
+    ContributionRetracted,
+    Event,
+    HandleLinked,
+    HandleUnlinked,
+    IntroductionMade,
+    MemberForgotten,
+    MemberProfileUpdated,
+    MemberRegistered,
+    MembersMerged,
+    MentionRecorded,
+    RecognitionGiven,
+    RecognitionWithdrawn,
+)
+from domain.handles import Handle, parse_handle
+from domain.state import Known, fold
+
+
+def decide(command: Command, known: Known) -> list[Event]:
+    """The events `command` produces given what the ledger knows; raises if a rule breaks."""
+    match command:
+        case RegisterMember():
+            return register_member(command, known)
+        case UpdateProfile():
+            return update_profile(command, known)
+        case LinkHandle():
+            return link_handle(command, known)
+        case UnlinkHandle():
+            return unlink_handle(command, known)
+        case MergeMembers():
+            return merge_members(command, known)
+        case ForgetMember():
+            return forget_member(command, known)
+        case RecordContribution():
+            return record_contribution(command, known)
+        case RetractContribution():
+            return retract_contribution(command, known)
+        case MakeIntroduction():
+            return make_introduction(command, known)
+        case RecordMention():
+            return record_mention(command, known)
+        case GiveRecognition():
+            return give_recognition(command, known)
+        case WithdrawRecognition():
+            return withdraw_recognition(command, known)
+    raise TypeError(f"no rule decides {type(command).__name__}")
+
+
+def decide_all(commands: Iterable[Command], known: Known) -> list[Event]:
+    """Decide a batch in order, each command seeing the events of those before it."""
+    events: list[Event] = []
+    for index, command in enumerate(commands):
+        try:
+            decided = decide(command, known)
+        except Exception as error:
+            error.add_note(f"in command {index} of the batch ({type(command).__name__})")
+            raise
+        known = fold(decided, known)
+        events += decided
+    return events
+
+
+def register_member(cmd: RegisterMember, known: Known) -> list[Event]:
+    if cmd.member_id in known.members:
+        raise MemberAlreadyRegistered(cmd.member_id)
+    name = checks.display_name(cmd.display_name)
+    handles = _unique(parse_handle(raw) for raw in cmd.handles)
+    for handle in handles:
+        _require_unclaimed(known, handle, cmd.member_id)
+    displays = tuple(handle.display for handle in handles)
+    return [
+        MemberRegistered(
+            member_id=cmd.member_id, display_name=name, handles=displays, joined_at=cmd.joined_at
+        )
+    ]
+
+
+def update_profile(cmd: UpdateProfile, known: Known) -> list[Event]:
+    checks.require_active(known, [cmd.member_id])
+    if cmd.display_name is None and cmd.bio is None and cmd.links is None:
+        raise InvalidField("profile", "give at least one of display_name, bio, links")
+    name = None if cmd.display_name is None else checks.display_name(cmd.display_name)
+    return [
+        MemberProfileUpdated(
+            member_id=cmd.member_id,
+            display_name=name,
+            bio=None if cmd.bio is None else checks.limit("bio", cmd.bio, checks.MAX_BIO),
+            links=None if cmd.links is None else checks.links(cmd.links),
+        )
+    ]
+
+
+def link_handle(cmd: LinkHandle, known: Known) -> list[Event]:
+    """Linking a handle the member already holds is a no-op, so retries are harmless."""
+    checks.require_active(known, [cmd.member_id])
+    handle = parse_handle(cmd.handle)
+    if known.owner_of(handle.key) == cmd.member_id:
+        return []
+    _require_unclaimed(known, handle, cmd.member_id)
+    return [HandleLinked(member_id=cmd.member_id, handle=handle.display)]
+
+
+def unlink_handle(cmd: UnlinkHandle, known: Known) -> list[Event]:
+    checks.require_active(known, [cmd.member_id])
+    handle = parse_handle(cmd.handle)
+    if known.owner_of(handle.key) != cmd.member_id:
+        raise HandleNotLinked(handle.display, cmd.member_id)
+    return [HandleUnlinked(member_id=cmd.member_id, handle=handle.display)]
+
+
+def merge_members(cmd: MergeMembers, known: Known) -> list[Event]:
+    checks.require_registered(known, [cmd.survivor_id, cmd.duplicate_id])
+    if cmd.survivor_id == cmd.duplicate_id:
+        raise SelfMerge(cmd.survivor_id)
+    checks.require_active(known, [cmd.duplicate_id, cmd.survivor_id])
+    return [MembersMerged(survivor_id=cmd.survivor_id, duplicate_id=cmd.duplicate_id)]
+
+
+def forget_member(cmd: ForgetMember, known: Known) -> list[Event]:
+    """A merged duplicate is refused: erasure belongs on the survivor, who holds its history."""
+    checks.require_active(known, [cmd.member_id])
+    reason = checks.limit("reason", cmd.reason, checks.MAX_NOTE)
+    return [MemberForgotten(member_id=cmd.member_id, reason=reason)]
+
+
+def record_contribution(cmd: RecordContribution, known: Known) -> list[Event]:
+    if cmd.contribution_id in known.contributions:
+        raise ContributionAlreadyRecorded(cmd.contribution_id)
+    checks.require_active(known, [cmd.member_id])
+    if cmd.reply_to is not None and cmd.reply_to not in known.contributions:
+        raise UnknownContribution(cmd.reply_to)
+    return [
+        ContributionRecorded(
+            contribution_id=cmd.contribution_id,
+            member_id=cmd.member_id,
+            kind=checks.kind(cmd.kind),
+            space=checks.space(cmd.space),
+            title=checks.limit("title", cmd.title, checks.MAX_TITLE),
+            body=checks.limit("body", cmd.body, checks.MAX_BODY),
+            url=checks.limit("url", cmd.url, checks.MAX_URL),
+            attributes=checks.attributes(cmd.attributes),
+            reply_to=cmd.reply_to,
+        )
+    ]
+
+
+def retract_contribution(cmd: RetractContribution, known: Known) -> list[Event]:
+    """`Known` must hold the contribution's member too: a forgotten author's work stays put.
+
+    A merged author's contributions can still be retracted: they are corrections of
+    records that now count for the survivor, not new activity.
+    """
+    contribution = known.contributions.get(cmd.contribution_id)
+    if contribution is None:
+        raise UnknownContribution(cmd.contribution_id)
+    if contribution.retracted:
+        raise ContributionAlreadyRetracted(cmd.contribution_id)
+    checks.require_not_forgotten(known, contribution.member_id)
+    return [
+        ContributionRetracted(
+            contribution_id=cmd.contribution_id,
+            member_id=contribution.member_id,
+            reason=checks.limit("reason", cmd.reason, checks.MAX_NOTE),
+        )
+    ]
+
+
+def make_introduction(cmd: MakeIntroduction, known: Known) -> list[Event]:
+    if cmd.introduction_id in known.introductions:
+        raise IntroductionAlreadyMade(cmd.introduction_id)
+    introduced = tuple(dict.fromkeys(cmd.introduced_ids))
+    checks.require_registered(known, [cmd.introducer_id, *introduced])
+    if cmd.introducer_id in introduced:
+        raise SelfIntroduction(cmd.introducer_id)
+    if len(introduced) < 2:
+        raise TooFewIntroduced(len(introduced))
+    checks.require_active(known, [cmd.introducer_id, *introduced])
+    return [
+        IntroductionMade(
+            introduction_id=cmd.introduction_id,
+            introducer_id=cmd.introducer_id,
+            introduced_ids=introduced,
+            note=checks.limit("note", cmd.note, checks.MAX_NOTE),
+            space=checks.space(cmd.space, required=False),
+        )
+    ]
+
+
+def record_mention(cmd: RecordMention, known: Known) -> list[Event]:
+    if cmd.mention_id in known.mentions:
+        raise MentionAlreadyRecorded(cmd.mention_id)
+    checks.require_registered(known, [cmd.member_id, cmd.mentioned_id])
+    if cmd.member_id == cmd.mentioned_id:
+        raise SelfMention(cmd.member_id)
+    checks.require_active(known, [cmd.member_id, cmd.mentioned_id])
+    _require_contribution(known, cmd.contribution_id)
+    return [
+        MentionRecorded(
+            mention_id=cmd.mention_id,
+            member_id=cmd.member_id,
+            mentioned_id=cmd.mentioned_id,
+            contribution_id=cmd.contribution_id,
+            space=checks.space(cmd.space, required=False),
+        )
+    ]
+
+
+def give_recognition(cmd: GiveRecognition, known: Known) -> list[Event]:
+    if cmd.recognition_id in known.recognitions:
+        raise RecognitionAlreadyGiven(cmd.recognition_id)
+    checks.require_registered(known, [cmd.from_id, cmd.to_id])
+    if cmd.from_id == cmd.to_id:
+        raise SelfRecognition(cmd.from_id)
+    if cmd.kind not in RECOGNITION_KINDS:
+        raise UnknownRecognitionKind(cmd.kind, RECOGNITION_KINDS)
+    checks.require_active(known, [cmd.from_id, cmd.to_id])
+    _require_contribution(known, cmd.contribution_id)
+    return [
+        RecognitionGiven(
+            recognition_id=cmd.recognition_id,
+            from_id=cmd.from_id,
+            to_id=cmd.to_id,
+            kind=cmd.kind,
+            reason=checks.limit("reason", cmd.reason, checks.MAX_NOTE),
+            contribution_id=cmd.contribution_id,
+            space=checks.space(cmd.space, required=False),
+        )
+    ]
+
+
+def withdraw_recognition(cmd: WithdrawRecognition, known: Known) -> list[Event]:
+    """Like a retraction: `Known` must hold both members; merged ones may still withdraw."""
+    recognition = known.recognitions.get(cmd.recognition_id)
+    if recognition is None:
+        raise UnknownRecognition(cmd.recognition_id)
+    if recognition.withdrawn:
+        raise RecognitionAlreadyWithdrawn(cmd.recognition_id)
+    for member_id in (recognition.from_id, recognition.to_id):
+        checks.require_not_forgotten(known, member_id)
+    return [
+        RecognitionWithdrawn(
+            recognition_id=cmd.recognition_id,
+            from_id=recognition.from_id,
+            to_id=recognition.to_id,
+            reason=checks.limit("reason", cmd.reason, checks.MAX_NOTE),
+        )
+    ]
+
+
+def _unique(handles: Iterable[Handle]) -> list[Handle]:
+    """One handle per key; the first spelling wins."""
+    unique: dict[str, Handle] = {}
+    for handle in handles:
+        unique.setdefault(handle.key, handle)
+    return list(unique.values())
+
+
+def _require_unclaimed(known: Known, handle: Handle, member_id: UUID) -> None:
+    owner = known.owner_of(handle.key)
+    if owner is not None and owner != member_id:
+        raise HandleAlreadyClaimed(handle.display, owner)
+
+
+def _require_contribution(known: Known, contribution_id: UUID | None) -> None:
+    if contribution_id is not None and contribution_id not in known.contributions:
+        raise UnknownContribution(contribution_id)

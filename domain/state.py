@@ -1,0 +1,184 @@
+"""What the rules know about the ledger, folded from events.
+
+The services layer builds `Known` by folding the events a command touches (a
+member's stream, a handle's tagged events, a contribution's stream…); a batch
+folds each command's events in before deciding the next, so later commands see
+earlier ones. `Known` may be partial: the fold never assumes it saw everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from uuid import UUID
+
+import msgspec
+
+from domain.events import (
+    ContributionRecorded,
+    ContributionRetracted,
+    Event,
+    HandleLinked,
+    HandleUnlinked,
+    IntroductionMade,
+    MemberForgotten,
+    MemberProfileUpdated,
+    MemberRegistered,
+    MembersMerged,
+    MentionRecorded,
+    RecognitionGiven,
+    RecognitionWithdrawn,
+)
+from domain.handles import normalize_handle
+
+replace = msgspec.structs.replace
+
+
+class MemberState(msgspec.Struct, frozen=True, kw_only=True):
+    member_id: UUID
+    display_name: str
+    handles: frozenset[str] = frozenset()  # keys, not display forms
+    forgotten: bool = False
+    merged_into: UUID | None = None
+
+
+class ContributionState(msgspec.Struct, frozen=True, kw_only=True):
+    contribution_id: UUID
+    member_id: UUID
+    retracted: bool = False
+
+
+class RecognitionState(msgspec.Struct, frozen=True, kw_only=True):
+    recognition_id: UUID
+    from_id: UUID
+    to_id: UUID
+    withdrawn: bool = False
+
+
+class Known(msgspec.Struct, frozen=True, kw_only=True):
+    """A snapshot; `evolve` returns a new one and never changes this one's dicts."""
+
+    members: dict[UUID, MemberState] = {}
+    handle_owners: dict[str, UUID] = {}  # handle key -> the member who linked it
+    contributions: dict[UUID, ContributionState] = {}
+    recognitions: dict[UUID, RecognitionState] = {}
+    introductions: frozenset[UUID] = frozenset()
+    mentions: frozenset[UUID] = frozenset()
+
+    @classmethod
+    def empty(cls) -> Known:
+        return cls()
+
+    def survivor_of(self, member_id: UUID) -> UUID:
+        """The member whose history now holds `member_id`'s (itself unless merged)."""
+        seen = {member_id}
+        state = self.members.get(member_id)
+        while state is not None and state.merged_into is not None:
+            member_id = state.merged_into
+            if member_id in seen:  # a cycle cannot be recorded, but never loop on bad data
+                break
+            seen.add(member_id)
+            state = self.members.get(member_id)
+        return member_id
+
+    def owner_of(self, handle_key: str) -> UUID | None:
+        """Who holds a handle now, following merges."""
+        owner = self.handle_owners.get(handle_key)
+        return None if owner is None else self.survivor_of(owner)
+
+
+def evolve(known: Known, event: Event) -> Known:
+    """`known` with one more event applied."""
+    return fold([event], known)
+
+
+def fold(events: Iterable[Event], known: Known | None = None) -> Known:
+    """Apply events in ledger order; copies each dict once, however many events."""
+    start = known or Known.empty()
+    draft = _Draft(start)
+    for event in events:
+        draft.apply(event)
+    return draft.freeze()
+
+
+class _Draft:
+    """Mutable copies for the length of one fold, so folding n events costs O(n)."""
+
+    def __init__(self, known: Known) -> None:
+        self.members = dict(known.members)
+        self.handle_owners = dict(known.handle_owners)
+        self.contributions = dict(known.contributions)
+        self.recognitions = dict(known.recognitions)
+        self.introductions = set(known.introductions)
+        self.mentions = set(known.mentions)
+
+    def freeze(self) -> Known:
+        return Known(
+            members=self.members,
+            handle_owners=self.handle_owners,
+            contributions=self.contributions,
+            recognitions=self.recognitions,
+            introductions=frozenset(self.introductions),
+            mentions=frozenset(self.mentions),
+        )
+
+    def apply(self, event: Event) -> None:
+        match event:
+            case MemberRegistered(member_id=mid, display_name=name, handles=handles):
+                keys = frozenset(normalize_handle(h) for h in handles)
+                self.members[mid] = MemberState(member_id=mid, display_name=name, handles=keys)
+                self.handle_owners.update(dict.fromkeys(keys, mid))
+            case MemberProfileUpdated(member_id=mid, display_name=name) if name is not None:
+                self._change(mid, display_name=name)
+            case HandleLinked(member_id=mid, handle=handle):
+                key = normalize_handle(handle)
+                self.handle_owners[key] = mid
+                self._change_handles(mid, add=key)
+            case HandleUnlinked(member_id=mid, handle=handle):
+                key = normalize_handle(handle)
+                previous = self.handle_owners.pop(key, None)
+                for owner in {mid, previous}:
+                    if owner is not None:
+                        self._change_handles(owner, remove=key)
+            case MembersMerged(survivor_id=survivor, duplicate_id=duplicate):
+                self._merge(survivor, duplicate)
+            case MemberForgotten(member_id=mid):
+                # Handles stay claimed: an importer meeting them again must hit
+                # MemberIsForgotten, not quietly re-create the person.
+                self._change(mid, forgotten=True, display_name="")
+            case ContributionRecorded(contribution_id=cid, member_id=mid):
+                self.contributions[cid] = ContributionState(contribution_id=cid, member_id=mid)
+            case ContributionRetracted(contribution_id=cid, member_id=mid):
+                self.contributions[cid] = ContributionState(
+                    contribution_id=cid, member_id=mid, retracted=True
+                )
+            case IntroductionMade(introduction_id=iid):
+                self.introductions.add(iid)
+            case MentionRecorded(mention_id=mid):
+                self.mentions.add(mid)
+            case RecognitionGiven(recognition_id=rid, from_id=giver, to_id=receiver):
+                self.recognitions[rid] = RecognitionState(
+                    recognition_id=rid, from_id=giver, to_id=receiver
+                )
+            case RecognitionWithdrawn(recognition_id=rid, from_id=giver, to_id=receiver):
+                self.recognitions[rid] = RecognitionState(
+                    recognition_id=rid, from_id=giver, to_id=receiver, withdrawn=True
+                )
+
+    def _change(self, member_id: UUID, **changes: object) -> None:
+        if (state := self.members.get(member_id)) is not None:
+            self.members[member_id] = replace(state, **changes)
+
+    def _change_handles(self, member_id: UUID, add: str = "", remove: str = "") -> None:
+        if (state := self.members.get(member_id)) is not None:
+            handles = (state.handles | {add} if add else state.handles) - {remove}
+            self.members[member_id] = replace(state, handles=handles)
+
+    def _merge(self, survivor: UUID, duplicate: UUID) -> None:
+        """The duplicate's handles now find the survivor."""
+        moved = {key for key, owner in self.handle_owners.items() if owner == duplicate}
+        if (state := self.members.get(duplicate)) is not None:
+            moved |= state.handles
+            self.members[duplicate] = replace(state, merged_into=survivor, handles=frozenset())
+        self.handle_owners.update(dict.fromkeys(moved, survivor))
+        if (target := self.members.get(survivor)) is not None:
+            self.members[survivor] = replace(target, handles=target.handles | moved)
