@@ -119,6 +119,17 @@ class UnknownMembers(NotFound):
         super().__init__(f"no member is registered with id {_ids(self.member_ids)}")
 
 
+class UnknownHandles(NotFound):
+    title = "Unknown handles"
+
+    def __init__(self, handles: Sequence[str]) -> None:
+        self.handles = tuple(handles)
+        super().__init__(
+            f"no member holds the handle {', '.join(self.handles)}; "
+            'register the member first, or send "register_unknown": true'
+        )
+
+
 class MemberIsForgotten(RuleViolation):
     title = "Member is forgotten"
 

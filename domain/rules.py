@@ -97,7 +97,12 @@ def decide(command: Command, known: Known) -> list[Event]:
 
 def decide_all(commands: Iterable[Command], known: Known) -> list[Event]:
     """Decide a batch in order, each command seeing the events of those before it."""
-    events: list[Event] = []
+    return [event for decided in decide_each(commands, known) for event in decided]
+
+
+def decide_each(commands: Iterable[Command], known: Known) -> list[list[Event]]:
+    """Like `decide_all`, keeping which events each command produced."""
+    produced: list[list[Event]] = []
     for index, command in enumerate(commands):
         try:
             decided = decide(command, known)
@@ -105,8 +110,8 @@ def decide_all(commands: Iterable[Command], known: Known) -> list[Event]:
             error.add_note(f"in command {index} of the batch ({type(command).__name__})")
             raise
         known = fold(decided, known)
-        events += decided
-    return events
+        produced.append(decided)
+    return produced
 
 
 def register_member(cmd: RegisterMember, known: Known) -> list[Event]:

@@ -67,8 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_parser("url", help="print the database URL in use").set_defaults(handler=db_url)
 
     from services import serve
+    from services.projector import cli as projector_cli
 
     serve.add_commands(commands)
+    projector_cli.add_commands(commands)
     return parser
 
 

@@ -9,6 +9,8 @@ import sys
 import psycopg
 import pytest
 
+from services import migrate
+
 
 def community_ledger(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": database_url}
@@ -24,7 +26,7 @@ def test_db_upgrade_then_a_direct_update_fails_with_a_clear_message(
     upgraded = community_ledger("db", "upgrade", database_url=empty_database_url)
 
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "database at revision 0001_ledger" in upgraded.stdout
+    assert f"database at revision {migrate.head_revision()}" in upgraded.stdout
     with psycopg.connect(empty_database_url) as conn, pytest.raises(psycopg.Error) as refused:
         conn.execute("UPDATE events SET data = '{}'")
     assert "the ledger is append-only: UPDATE on events is refused" in str(refused.value)
@@ -36,6 +38,6 @@ def test_db_current_and_downgrade_report_the_revision(empty_database_url: str) -
     at_head = community_ledger("db", "current", database_url=empty_database_url)
     down = community_ledger("db", "downgrade", database_url=empty_database_url)
 
-    assert before.stdout.strip() == "base (empty) (behind head 0001_ledger)"
-    assert at_head.stdout.strip() == "0001_ledger (at head)"
+    assert before.stdout.strip() == f"base (empty) (behind head {migrate.head_revision()})"
+    assert at_head.stdout.strip() == f"{migrate.head_revision()} (at head)"
     assert down.stdout.strip() == "database at revision base (empty)"

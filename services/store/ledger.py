@@ -255,8 +255,15 @@ class Ledger:
 
     async def _fetch(self, query: str, params: Mapping[str, Any]) -> list[RecordedEvent]:
         async with self.pool.connection() as conn:
-            cur = await conn.execute(query, params, prepare=True)
-            return [_recorded(row) for row in await cur.fetchall()]
+            return await fetch(conn, query, params)
+
+
+async def fetch(
+    conn: psycopg.AsyncConnection[Any], query: str, params: Mapping[str, Any]
+) -> list[RecordedEvent]:
+    """Run one of the read queries above on a connection the caller holds."""
+    cur = await conn.execute(query, params, prepare=True)
+    return [_recorded(row) for row in await cur.fetchall()]
 
 
 async def listen(conninfo: str) -> AsyncIterator[int]:
