@@ -66,11 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_parser("current", help="show the schema's revision").set_defaults(handler=db_current)
     db.add_parser("url", help="print the database URL in use").set_defaults(handler=db_url)
 
-    from services import serve
-    from services.projector import cli as projector_cli
+    from services import keys_cli, serve
 
     serve.add_commands(commands)
-    projector_cli.add_commands(commands)
+    keys_cli.add_commands(commands)
     return parser
 
 

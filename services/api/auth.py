@@ -1,0 +1,111 @@
+"""Bearer API keys on the HTTP API: `guards=[require("write")]` on a controller or handler.
+
+Successful authentications are cached in each process for CACHE_SECONDS, so a hot
+endpoint does not query the database on every request. The price: a revoked key keeps
+working for at most that long in a server that saw it just before the revocation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers import BaseRouteHandler
+from litestar.openapi.spec import SecurityRequirement, SecurityScheme
+from psycopg_pool import AsyncConnectionPool
+
+from services import keys
+from services.keys import ApiKey
+
+CACHE_SECONDS = 5.0
+CHALLENGE = 'Bearer realm="community-ledger"'
+
+SECURITY_SCHEME_NAME = "bearerAuth"
+BEARER_SECURITY = SecurityScheme(
+    type="http",
+    scheme="bearer",
+    bearer_format="cl_<43 url-safe characters>",
+    description="An API key from `community-ledger keys create`, sent as "
+    "`Authorization: Bearer cl_…`. Scopes nest: admin includes write, write includes read.",
+)
+SECURITY: list[SecurityRequirement] = [{SECURITY_SCHEME_NAME: []}]
+"""For `security=` on controllers and handlers that carry a `require(…)` guard."""
+
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Coroutine[Any, Any, None]]
+
+
+class KeyCache:
+    """Recently authenticated keys by token hash; failures are never cached."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._keys: dict[str, tuple[ApiKey, float]] = {}
+
+    def get(self, token_hash: str) -> ApiKey | None:
+        key, expires = self._keys.get(token_hash, (None, 0.0))
+        if key is not None and self.clock() >= expires:
+            del self._keys[token_hash]
+            return None
+        return key
+
+    def put(self, token_hash: str, key: ApiKey) -> None:
+        self._keys[token_hash] = (key, self.clock() + self.ttl)
+
+    def clear(self) -> None:
+        self._keys.clear()
+
+
+CACHE = KeyCache(CACHE_SECONDS)
+
+
+def require(scope: keys.Scope) -> Guard:
+    """A guard admitting requests whose bearer key is active and holds `scope` or a wider one."""
+    wide_enough = " or ".join(held for held in keys.SCOPES if keys.allows(held, scope))
+
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        key = await authenticated_key(connection)
+        if not keys.allows(key.scope, scope):
+            raise PermissionDeniedException(
+                detail=f"this operation needs an API key with scope {wide_enough}; the key "
+                f"{keys.MARKER}{key.prefix} ({key.name}) has scope {key.scope}",
+                headers={
+                    "WWW-Authenticate": f'{CHALLENGE}, error="insufficient_scope", scope="{scope}"'
+                },
+            )
+        connection.state["api_key"] = key
+
+    guard.__name__ = f"require_{scope}"
+    return guard
+
+
+async def authenticated_key(connection: ASGIConnection[Any, Any, Any, Any]) -> ApiKey:
+    """The active key the request bears; 401 when there is none."""
+    header = connection.headers.get("authorization")
+    if not header:
+        raise _unauthorized("this operation needs an API key: send `Authorization: Bearer "
+                            "<token>` (`community-ledger keys create` makes one)")  # fmt: skip
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise _unauthorized("the Authorization header must read `Bearer <token>`, with a token "
+                            "from `community-ledger keys create`")  # fmt: skip
+    token_hash = keys.token_hash(token)
+    key = CACHE.get(token_hash)
+    if key is None:
+        pool: AsyncConnectionPool = connection.app.state.pool
+        async with pool.connection() as conn:
+            key = await keys.authenticate(conn, token)
+        if key is None:
+            raise _unauthorized("the API key is not valid: it is unknown or has been revoked",
+                                error="invalid_token")  # fmt: skip
+        CACHE.put(token_hash, key)
+    return key
+
+
+def _unauthorized(detail: str, error: str | None = None) -> NotAuthorizedException:
+    challenge = f'{CHALLENGE}, error="{error}"' if error else CHALLENGE
+    return NotAuthorizedException(detail=detail, headers={"WWW-Authenticate": challenge})
