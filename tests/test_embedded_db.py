@@ -1,4 +1,4 @@
-"""The embedded PostgreSQL: shared by concurrent starters, stopped by the last, clear when it fails."""
+"""The embedded PostgreSQL: shared by concurrent starters, stopped by the last, clear on failure."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_two_processes_starting_it_at_once_share_one_server_that_stops_after_the
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for _ in range(2)
     ]
     results = [starter.communicate(timeout=120) for starter in starters]

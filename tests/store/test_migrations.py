@@ -24,9 +24,8 @@ def test_upgrade_from_empty_to_head_creates_the_ledger(empty_database_url: str) 
     migrate.upgrade(empty_database_url)
 
     assert migrate.current_revision(empty_database_url) == migrate.head_revision()
-    assert {"events", "event_tags", "idempotency_keys", "ledger_append", "projection_builds"} <= _objects(
-        empty_database_url
-    )
+    expected = {"events", "event_tags", "idempotency_keys", "ledger_append", "projection_builds"}
+    assert expected <= _objects(empty_database_url)
 
 
 def test_downgrade_to_base_leaves_nothing_but_alembic_bookkeeping(
