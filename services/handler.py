@@ -56,9 +56,12 @@ class Resolver:
     def __init__(self, known: Known) -> None:
         self.known = known
         self.registrations: list[c.RegisterMember] = []
+        self.planned: list[c.RegisterMember] = []
+        """Registrations the plan itself makes, so later commands can name their handles."""
 
-    def member(self, reference: str, *, register_unknown: bool = False,
-               display_name: str | None = None) -> UUID:  # fmt: skip
+    def member(
+        self, reference: str, *, register_unknown: bool = False, display_name: str | None = None
+    ) -> UUID:
         try:
             return UUID(reference)
         except ValueError:
@@ -67,7 +70,7 @@ class Resolver:
         owner = self.known.owner_of(handle.key)
         if owner is not None:
             return owner
-        for registration in self.registrations:
+        for registration in (*self.registrations, *self.planned):
             if any(normalize_handle(h) == handle.key for h in registration.handles):
                 return registration.member_id
         if not register_unknown:
@@ -97,11 +100,13 @@ class CommandHandler:
         idempotency_key: str | None = None,
         fingerprint: str | None = None,
         metadata: dict[str, Any] | None = None,
+        expected_versions: dict[str, int] | None = None,
     ) -> Appended:
         """Run `plan` against fresh state and append what the rules decide, atomically.
 
         `handles` names the handles `plan` will resolve, so their owners are loaded first.
-        A conflict with a concurrent writer re-runs the plan on the new state, a few times.
+        A conflict with a concurrent writer re-runs the plan on the new state, a few times;
+        a conflict with the caller's own `expected_versions` does not (it is theirs to resolve).
         """
         if idempotency_key is not None:
             stored = await self.ledger.recall(idempotency_key)
@@ -112,10 +117,19 @@ class CommandHandler:
         handle_keys = {normalize_handle(handle) for handle in handles}
         for attempt in range(RETRIES_ON_CONFLICT + 1):
             try:
-                return await self._attempt(plan, handle_keys, idempotency_key, fingerprint,
-                                           metadata or {})  # fmt: skip
-            except (WrongExpectedVersion, AppendConditionFailed):
-                if attempt == RETRIES_ON_CONFLICT:
+                return await self._attempt(
+                    plan,
+                    handle_keys,
+                    idempotency_key,
+                    fingerprint,
+                    metadata or {},
+                    expected_versions or {},
+                )
+            except (WrongExpectedVersion, AppendConditionFailed) as conflict:
+                theirs = isinstance(conflict, WrongExpectedVersion) and conflict.stream in (
+                    expected_versions or {}
+                )
+                if theirs or attempt == RETRIES_ON_CONFLICT:
                     raise
         raise AssertionError("unreachable")
 
@@ -126,6 +140,7 @@ class CommandHandler:
         idempotency_key: str | None,
         fingerprint: str | None,
         metadata: dict[str, Any],
+        expected_versions: dict[str, int],
     ) -> Appended:
         head = await self.ledger.head()
         loader = _Loader(self.ledger)
@@ -134,6 +149,10 @@ class CommandHandler:
         submissions = list(plan(resolver))
         commands = [*resolver.registrations, *(s.command for s in submissions)]
         await loader.load_for(commands)
+        for stream, expected in expected_versions.items():
+            actual = loader.versions.get(stream)
+            if actual is not None and actual != expected:
+                raise WrongExpectedVersion(stream, expected, actual)
         decided = decide_each(commands, loader.known())
         now = self.clock()
         dates = [None] * len(resolver.registrations) + [s.occurred_at for s in submissions]
@@ -145,7 +164,7 @@ class CommandHandler:
         ]
         return await self.ledger.append(
             new_events,
-            expected_versions=loader.versions,
+            expected_versions={**loader.versions, **expected_versions},
             condition=loader.condition(head),
             idempotency_key=idempotency_key,
             fingerprint=fingerprint,
@@ -225,8 +244,15 @@ class _Loader:
 
 def _members_of(cmd: c.Command) -> list[UUID]:
     found: list[UUID] = []
-    for field in ("member_id", "survivor_id", "duplicate_id", "introducer_id", "mentioned_id",
-                  "from_id", "to_id"):  # fmt: skip
+    for field in (
+        "member_id",
+        "survivor_id",
+        "duplicate_id",
+        "introducer_id",
+        "mentioned_id",
+        "from_id",
+        "to_id",
+    ):
         value = getattr(cmd, field, None)
         if isinstance(value, UUID):
             found.append(value)
@@ -245,9 +271,13 @@ def _handles_of(cmd: c.Command) -> list[str]:
 def _streams_of(cmd: c.Command) -> list[str]:
     """Every stream the command's decision depends on or writes to."""
     streams = [f"member-{m}" for m in _members_of(cmd)]
-    for field, prefix in (("contribution_id", "contribution"), ("reply_to", "contribution"),
-                          ("introduction_id", "introduction"), ("mention_id", "mention"),
-                          ("recognition_id", "recognition")):  # fmt: skip
+    for field, prefix in (
+        ("contribution_id", "contribution"),
+        ("reply_to", "contribution"),
+        ("introduction_id", "introduction"),
+        ("mention_id", "mention"),
+        ("recognition_id", "recognition"),
+    ):
         value = getattr(cmd, field, None)
         if isinstance(value, UUID):
             streams.append(f"{prefix}-{value}")

@@ -29,8 +29,11 @@ def create(args: argparse.Namespace, settings: Settings) -> int:
     # Only the token goes to stdout, so `TOKEN=$(community-ledger keys create …)` works.
     print(f"created API key {key.key_id} ({key.name}, scope {key.scope}):", file=sys.stderr)
     print(token)
-    print("this token cannot be shown again: store it now, and send it as "
-          "`Authorization: Bearer <token>`", file=sys.stderr)  # fmt: skip
+    print(
+        "this token cannot be shown again: store it now, and send it as "
+        "`Authorization: Bearer <token>`",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -40,16 +43,22 @@ def list_(args: argparse.Namespace, settings: Settings) -> int:
         print(msgspec.json.format(msgspec.json.encode(found)).decode())
         return 0
     if not found:
-        print("no API keys yet; create one with `community-ledger keys create --name NAME "
-              "--scope read`")  # fmt: skip
+        print(
+            "no API keys yet; create one with `community-ledger keys create --name NAME "
+            "--scope read`"
+        )
         return 0
-    print(f"{'key id':<38}{'prefix':<13}{'scope':<7}{'created (UTC)':<18}"
-          f"{'last used (UTC)':<18}{'state':<9}name")  # fmt: skip
+    print(
+        f"{'key id':<38}{'prefix':<13}{'scope':<7}{'created (UTC)':<18}"
+        f"{'last used (UTC)':<18}{'state':<9}name"
+    )
     for key in found:
         state = "active" if key.revoked_at is None else "revoked"
         created, used = _when(key.created_at), _when(key.last_used_at)
-        print(f"{key.key_id!s:<38}{keys.MARKER + key.prefix:<13}{key.scope:<7}"
-              f"{created:<18}{used:<18}{state:<9}{key.name}")  # fmt: skip
+        print(
+            f"{key.key_id!s:<38}{keys.MARKER + key.prefix:<13}{key.scope:<7}"
+            f"{created:<18}{used:<18}{state:<9}{key.name}"
+        )
     return 0
 
 
@@ -58,9 +67,11 @@ def revoke(args: argparse.Namespace, settings: Settings) -> int:
 
     key = _run(settings, lambda conn: keys.revoke_key(conn, args.key))
     assert key.revoked_at is not None
-    print(f"revoked API key {key.key_id} ({keys.MARKER}{key.prefix}, {key.name}) at "
-          f"{_when(key.revoked_at)} UTC; running servers refuse it within "
-          f"{CACHE_SECONDS:g} s")  # fmt: skip
+    print(
+        f"revoked API key {key.key_id} ({keys.MARKER}{key.prefix}, {key.name}) at "
+        f"{_when(key.revoked_at)} UTC; running servers refuse it within "
+        f"{CACHE_SECONDS:g} s"
+    )
     return 0
 
 
@@ -93,8 +104,12 @@ def add_commands(commands: Any) -> None:
 
     creator = actions.add_parser("create", help="create a key; its token is shown only once")
     creator.add_argument("--name", required=True, type=_name, help="who or what uses the key")
-    creator.add_argument("--scope", required=True, choices=keys.SCOPES,
-                         help="read < write < admin; each includes the ones before it")  # fmt: skip
+    creator.add_argument(
+        "--scope",
+        required=True,
+        choices=keys.SCOPES,
+        help="read < write < admin; each includes the ones before it",
+    )
     creator.add_argument("--json", action="store_true", help="as JSON, token included")
     creator.set_defaults(handler=create)
 
@@ -103,6 +118,7 @@ def add_commands(commands: Any) -> None:
     lister.set_defaults(handler=list_)
 
     revoker = actions.add_parser("revoke", help="revoke a key; servers refuse it within seconds")
-    revoker.add_argument("key", metavar="KEY_ID_OR_PREFIX",
-                         help="the key id, or the prefix `keys list` shows")  # fmt: skip
+    revoker.add_argument(
+        "key", metavar="KEY_ID_OR_PREFIX", help="the key id, or the prefix `keys list` shows"
+    )
     revoker.set_defaults(handler=revoke)

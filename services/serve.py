@@ -1,4 +1,4 @@
-"""`community-ledger serve`: the API under uvicorn, migrated first."""
+"""`community-ledger serve`: the API under uvicorn, migrated first, projector optional."""
 
 from __future__ import annotations
 
@@ -16,9 +16,15 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
     url = database_url(settings)
     migrate.upgrade(url, app_role=settings.app_role)
-    # Worker processes rebuild the app from this variable; the embedded server is shared.
+    projector = settings.uses_embedded_database if args.projector is None else args.projector
+    # Worker processes build the app from these variables; the embedded server is shared.
     os.environ["LEDGER_RESOLVED_DATABASE_URL"] = url
-    print(f"Community Ledger API on http://{args.host}:{args.port}", flush=True)
+    os.environ["LEDGER_RUN_PROJECTOR"] = "1" if projector else "0"
+    print(
+        f"Community Ledger API on http://{args.host}:{args.port} "
+        f"(projector {'in this process' if projector else 'not running here'})",
+        flush=True,
+    )
     uvicorn.run(
         "services.serve:app_from_environment",
         factory=True,
@@ -26,6 +32,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
+        access_log=args.access_log,
     )
     return 0
 
@@ -34,13 +41,20 @@ def app_from_environment() -> Any:
     from services.api.app import create_app
 
     url = os.environ.get("LEDGER_RESOLVED_DATABASE_URL") or database_url(load_settings())
-    return create_app(url)
+    return create_app(url, run_projector=os.environ.get("LEDGER_RUN_PROJECTOR") == "1")
 
 
 def add_commands(commands: Any) -> None:
-    parser = commands.add_parser("serve", help="serve the HTTP API")
+    parser = commands.add_parser("serve", help="serve the HTTP API (migrates first)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--projector",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also run the projections in this process (default: on with the embedded database)",
+    )
     parser.set_defaults(handler=serve)

@@ -16,8 +16,11 @@ def community_ledger(*args: str, database_url: str) -> subprocess.CompletedProce
     env = {**os.environ, "DATABASE_URL": database_url}
     return subprocess.run(
         [sys.executable, "-m", "services.cli", *args],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_db_upgrade_then_a_direct_update_fails_with_a_clear_message(

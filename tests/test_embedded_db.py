@@ -50,15 +50,18 @@ def test_a_server_started_by_one_process_is_reused_by_the_next(tmp_path: Path) -
     data_dir = tmp_path / "data"
     holder = subprocess.Popen(
         [sys.executable, "-c", START + "sys.stdout.flush(); sys.stdin.read()", str(data_dir)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout is not None
     url = holder.stdout.readline().strip()
     pid_file = data_dir / "postgres" / "postmaster.pid"
     server_pid = pid_file.read_text().splitlines()[0]
 
-    joined = subprocess.run([sys.executable, "-c", START, str(data_dir)], capture_output=True,
-                            text=True, timeout=120)  # fmt: skip
+    joined = subprocess.run(
+        [sys.executable, "-c", START, str(data_dir)], capture_output=True, text=True, timeout=120
+    )
 
     assert joined.stdout.strip() == url
     assert pid_file.read_text().splitlines()[0] == server_pid, "a second server was started"

@@ -33,8 +33,9 @@ async def test_a_contribution_then_its_retraction_are_recorded_once(
 ) -> None:
     handler = CommandHandler(ledger)
     ana = register("Ana", "twitter:@ana")
-    contribution = c.RecordContribution(contribution_id=new_id(), member_id=ana.member_id,
-                                        kind="chat_answer", space="kaizenblog")  # fmt: skip
+    contribution = c.RecordContribution(
+        contribution_id=new_id(), member_id=ana.member_id, kind="chat_answer", space="kaizenblog"
+    )
     await execute_commands(handler, [ana, contribution])
     retraction = c.RetractContribution(contribution_id=contribution.contribution_id)
 
@@ -48,8 +49,9 @@ async def test_a_contribution_then_its_retraction_are_recorded_once(
 async def test_a_broken_rule_in_a_batch_writes_nothing(ledger: Ledger, database_url: str) -> None:
     handler = CommandHandler(ledger)
     ana = register("Ana")
-    self_kudos = c.GiveRecognition(recognition_id=new_id(), from_id=ana.member_id,
-                                   to_id=ana.member_id, kind="kudos")  # fmt: skip
+    self_kudos = c.GiveRecognition(
+        recognition_id=new_id(), from_id=ana.member_id, to_id=ana.member_id, kind="kudos"
+    )
 
     with pytest.raises(SelfRecognition) as broken:
         await execute_commands(handler, [ana, self_kudos])
@@ -78,11 +80,17 @@ async def test_handles_resolve_whatever_their_case_and_unknown_ones_can_be_regis
     def kudos_from_newcomer(resolver: Resolver) -> list[Submission]:
         giver = resolver.member("twitter:@newbie", register_unknown=True)
         receiver = resolver.member("Twitter:casudi")
-        return [Submission(command=c.GiveRecognition(
-            recognition_id=new_id(), from_id=giver, to_id=receiver, kind="thanks"))]  # fmt: skip
+        return [
+            Submission(
+                command=c.GiveRecognition(
+                    recognition_id=new_id(), from_id=giver, to_id=receiver, kind="thanks"
+                )
+            )
+        ]
 
-    appended = await handler.execute(kudos_from_newcomer, handles=["twitter:@newbie",
-                                                                  "Twitter:casudi"])  # fmt: skip
+    appended = await handler.execute(
+        kudos_from_newcomer, handles=["twitter:@newbie", "Twitter:casudi"]
+    )
 
     assert len(appended.positions) == 2  # the newcomer's registration, then the thanks
     recognition = (await ledger.read_feed(after=appended.positions[0]))[0].decode()

@@ -153,10 +153,16 @@ async def test_revoke_names_what_it_could_not_find_or_could_not_choose(conn: Con
 
 def test_scopes_nest_admin_over_write_over_read() -> None:
     held_needed_allowed = [
-        ("read", "read", True), ("read", "write", False), ("read", "admin", False),
-        ("write", "read", True), ("write", "write", True), ("write", "admin", False),
-        ("admin", "read", True), ("admin", "write", True), ("admin", "admin", True),
-    ]  # fmt: skip
+        ("read", "read", True),
+        ("read", "write", False),
+        ("read", "admin", False),
+        ("write", "read", True),
+        ("write", "write", True),
+        ("write", "admin", False),
+        ("admin", "read", True),
+        ("admin", "write", True),
+        ("admin", "admin", True),
+    ]
     assert [allows(held, needed) for held, needed, _ in held_needed_allowed] == [
         allowed for _, _, allowed in held_needed_allowed
     ]
@@ -179,18 +185,23 @@ def community_ledger(*args: str, database_url: str) -> subprocess.CompletedProce
     env = {**os.environ, "DATABASE_URL": database_url}
     return subprocess.run(
         [sys.executable, "-m", "services.cli", "keys", *args],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_cli_create_prints_the_token_once_then_list_and_revoke_never_show_it(
     database_url: str,
 ) -> None:
-    created = community_ledger("create", "--name", "chat bot", "--scope", "write",
-                               database_url=database_url)  # fmt: skip
+    created = community_ledger(
+        "create", "--name", "chat bot", "--scope", "write", database_url=database_url
+    )
     token = created.stdout.strip()
-    as_json = community_ledger("create", "--name", "crm", "--scope", "read", "--json",
-                               database_url=database_url)  # fmt: skip
+    as_json = community_ledger(
+        "create", "--name", "crm", "--scope", "read", "--json", database_url=database_url
+    )
     listed = community_ledger("list", database_url=database_url)
     listed_json = community_ledger("list", "--json", database_url=database_url)
     revoked = community_ledger("revoke", token[:11], database_url=database_url)
@@ -257,10 +268,11 @@ def tiny_app(database_url: str) -> Litestar:
         [read_something, write_something, administer_something],
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
-            title="tiny", version="1",
+            title="tiny",
+            version="1",
             components=Components(security_schemes={"bearerAuth": auth.BEARER_SECURITY}),
         ),
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture
@@ -341,10 +353,16 @@ async def test_each_scope_reaches_exactly_the_routes_it_includes(
     }
 
     assert statuses == {
-        ("read", "read"): 200, ("read", "write"): 403, ("read", "admin"): 403,
-        ("write", "read"): 200, ("write", "write"): 200, ("write", "admin"): 403,
-        ("admin", "read"): 200, ("admin", "write"): 200, ("admin", "admin"): 200,
-    }  # fmt: skip
+        ("read", "read"): 200,
+        ("read", "write"): 403,
+        ("read", "admin"): 403,
+        ("write", "read"): 200,
+        ("write", "write"): 200,
+        ("write", "admin"): 403,
+        ("admin", "read"): 200,
+        ("admin", "write"): 200,
+        ("admin", "admin"): 200,
+    }
 
 
 async def test_the_guard_leaves_the_key_on_the_request_state(

@@ -2,45 +2,101 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar, get
-from litestar.datastructures import State
-from litestar.exceptions import ServiceUnavailableException
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, Server
 from psycopg_pool import AsyncConnectionPool
 
-from services import migrate
+from services.api.auth import BEARER_SECURITY
+from services.api.controllers.events import EventController
+from services.api.controllers.operations import OperationsController, ProjectionController
+from services.api.controllers.writes import WriteController
+from services.api.metrics import Metrics, metrics_middleware
+from services.api.problems import EXCEPTION_HANDLERS
+from services.handler import CommandHandler
 from services.store.ledger import Ledger
 
+log = logging.getLogger("community_ledger.api")
 
-@get("/health", operation_id="Health", summary="The process is up", tags=["operations"])
-async def health() -> dict[str, str]:
-    return {"status": "ok"}
-
-
-@get("/ready", operation_id="Ready", summary="The database answers and the schema is at head",
-     tags=["operations"])  # fmt: skip
-async def ready(state: State) -> dict[str, str]:
-    pool: AsyncConnectionPool = state.pool
-    try:
-        async with pool.connection(timeout=2) as conn:
-            cur = await conn.execute("SELECT version_num FROM alembic_version")
-            row = await cur.fetchone()
-    except Exception as error:
-        raise ServiceUnavailableException(f"database not reachable: {error}") from error
-    head = migrate.head_revision()
-    if row is None or row[0] != head:
-        raise ServiceUnavailableException(f"schema at {row[0] if row else 'base'}, head is {head}")
-    return {"status": "ready", "schema": head}
+MAX_BODY = 1024 * 1024
+VERSION = "1.0.0"
 
 
-def create_app(database_url: str) -> Litestar:
+def create_app(database_url: str, *, run_projector: bool = False, pool_size: int = 10) -> Litestar:
+    """The API over the database at `database_url`; with `run_projector`, projections too."""
+    metrics = Metrics()
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with AsyncConnectionPool(database_url, min_size=1, max_size=10, open=False) as pool:
+        async with AsyncConnectionPool(
+            database_url, min_size=1, max_size=pool_size, open=False
+        ) as pool:
             app.state.pool = pool
             app.state.ledger = Ledger(pool)
-            yield
+            app.state.handler = CommandHandler(app.state.ledger)
+            app.state.metrics = metrics
+            projector = asyncio.create_task(_project(database_url)) if run_projector else None
+            try:
+                yield
+            finally:
+                if projector is not None:
+                    projector.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await projector
 
-    return Litestar(route_handlers=[health, ready], lifespan=[lifespan])
+    from services.api.controllers.reads import READ_CONTROLLERS
+
+    return Litestar(
+        route_handlers=[
+            OperationsController,
+            WriteController,
+            EventController,
+            ProjectionController,
+            *READ_CONTROLLERS,
+        ],
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[metrics_middleware(metrics)],
+        request_max_body_size=MAX_BODY,
+        openapi_config=openapi_config(),
+    )
+
+
+def openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Community Ledger API",
+        version=VERSION,
+        description=(
+            "An event-sourced record of the work that holds a community together. "
+            "Writes append events through the domain rules and answer their positions; "
+            "reads come from projections (pass `min_position` to read your own writes) or "
+            "straight from the ledger. Errors are RFC 9457 problem details."
+        ),
+        servers=[Server(url="http://127.0.0.1:8000")],
+        components=Components(security_schemes={"bearerAuth": BEARER_SECURITY}),
+        path="/schema",
+    )
+
+
+async def _project(database_url: str) -> None:
+    """The projection runner inside the server process, so one command gives a live system."""
+    from services.projector.progress import Progress
+    from services.projector.runner import Runner
+
+    while True:
+        try:
+            failures = await Runner(database_url, progress=Progress()).run(follow=True)
+            for failure in failures:
+                log.error("projection stopped: %s", failure)
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("the in-process projector failed; restarting it in 5 s")
+            await asyncio.sleep(5)

@@ -86,13 +86,17 @@ async def authenticated_key(connection: ASGIConnection[Any, Any, Any, Any]) -> A
     """The active key the request bears; 401 when there is none."""
     header = connection.headers.get("authorization")
     if not header:
-        raise _unauthorized("this operation needs an API key: send `Authorization: Bearer "
-                            "<token>` (`community-ledger keys create` makes one)")  # fmt: skip
+        raise _unauthorized(
+            "this operation needs an API key: send `Authorization: Bearer "
+            "<token>` (`community-ledger keys create` makes one)"
+        )
     scheme, _, token = header.strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise _unauthorized("the Authorization header must read `Bearer <token>`, with a token "
-                            "from `community-ledger keys create`")  # fmt: skip
+        raise _unauthorized(
+            "the Authorization header must read `Bearer <token>`, with a token "
+            "from `community-ledger keys create`"
+        )
     token_hash = keys.token_hash(token)
     key = CACHE.get(token_hash)
     if key is None:
@@ -100,8 +104,9 @@ async def authenticated_key(connection: ASGIConnection[Any, Any, Any, Any]) -> A
         async with pool.connection() as conn:
             key = await keys.authenticate(conn, token)
         if key is None:
-            raise _unauthorized("the API key is not valid: it is unknown or has been revoked",
-                                error="invalid_token")  # fmt: skip
+            raise _unauthorized(
+                "the API key is not valid: it is unknown or has been revoked", error="invalid_token"
+            )
         CACHE.put(token_hash, key)
     return key
 

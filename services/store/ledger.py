@@ -89,9 +89,18 @@ class StoredAnswer(msgspec.Struct, frozen=True, kw_only=True):
 _encoder = msgspec.json.Encoder()
 
 _FIELDS = (
-    "position", "event_id", "type", "schema_version", "data::text", "metadata",
-    "stream", "stream_version", "tags", "occurred_at", "recorded_at",
-)  # fmt: skip
+    "position",
+    "event_id",
+    "type",
+    "schema_version",
+    "data::text",
+    "metadata",
+    "stream",
+    "stream_version",
+    "tags",
+    "occurred_at",
+    "recorded_at",
+)
 _COLUMNS = ", ".join(_FIELDS)
 
 READ_STREAM = f"""
@@ -131,8 +140,19 @@ READ_EVENT = f"SELECT {_COLUMNS} FROM events WHERE event_id = %(event_id)s"
 
 
 def _recorded(row: tuple[Any, ...]) -> RecordedEvent:
-    (position, event_id, type_, version, data, metadata, stream, stream_version, tags,
-     occurred_at, recorded_at) = row  # fmt: skip
+    (
+        position,
+        event_id,
+        type_,
+        version,
+        data,
+        metadata,
+        stream,
+        stream_version,
+        tags,
+        occurred_at,
+        recorded_at,
+    ) = row
     return RecordedEvent(
         position=position,
         event_id=event_id,

@@ -33,12 +33,15 @@ async def test_wrong_expected_version_names_both_versions_and_writes_nothing(
     await ledger.append([new_event("member-1"), new_event("member-1")])
 
     with pytest.raises(WrongExpectedVersion) as conflict:
-        await ledger.append([new_event("member-1"), new_event("other")],
-                            expected_versions={"member-1": 1})  # fmt: skip
+        await ledger.append(
+            [new_event("member-1"), new_event("other")], expected_versions={"member-1": 1}
+        )
 
     assert (conflict.value.stream, conflict.value.expected, conflict.value.actual) == (
-        "member-1", 1, 2,
-    )  # fmt: skip
+        "member-1",
+        1,
+        2,
+    )
     assert "at version 2" in str(conflict.value) and "expected version 1" in str(conflict.value)
     assert count_rows(database_url) == 2
 
@@ -71,13 +74,15 @@ async def test_a_handle_can_be_claimed_by_one_member_only(
 ) -> None:
     """Cross-stream condition: two members race for one handle; the loser sees where it lost."""
     seen = await ledger.head()
-    claim = AppendCondition(fail_if_events_match=(Query(tags=("handle:twitter:yannr",)),),
-                            after=seen)  # fmt: skip
+    claim = AppendCondition(
+        fail_if_events_match=(Query(tags=("handle:twitter:yannr",)),), after=seen
+    )
 
     async def claim_for(member: str) -> str:
         try:
-            await ledger.append([new_event(f"member-{member}", tags=("handle:twitter:yannr",))],
-                                condition=claim)  # fmt: skip
+            await ledger.append(
+                [new_event(f"member-{member}", tags=("handle:twitter:yannr",))], condition=claim
+            )
         except AppendConditionFailed as failed:
             assert failed.after == seen and failed.conflicting_positions == (seen + 1,)
             return "refused"

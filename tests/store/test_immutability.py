@@ -54,8 +54,13 @@ async def test_the_app_role_may_read_and_append_but_not_update(
         await ledger.append([new_event()])
         with psycopg.connect(database_url) as conn:
             conn.execute(f"SET ROLE {role}")
-            appended = {"event_id": str(uuid.uuid4()), "type": "Noted", "data": {},
-                        "stream": "s", "occurred_at": "2026-01-01T00:00:00Z"}  # fmt: skip
+            appended = {
+                "event_id": str(uuid.uuid4()),
+                "type": "Noted",
+                "data": {},
+                "stream": "s",
+                "occurred_at": "2026-01-01T00:00:00Z",
+            }
             conn.execute("SELECT * FROM ledger_append(%s::jsonb)", [json.dumps([appended])])
             conn.execute("SAVEPOINT before_update")
             with pytest.raises(psycopg.errors.InsufficientPrivilege) as denied:

@@ -35,10 +35,19 @@ async def test_read_tagged_pages_newest_first_with_a_cursor(ledger: Ledger) -> N
 
 async def test_read_tagged_filters_by_type_and_time(ledger: Ledger) -> None:
     old = new_event(tags=("member:ana",), type="ContributionRecorded")
-    old = old.__class__(**{**{f: getattr(old, f) for f in old.__struct_fields__},
-                           "occurred_at": datetime(2020, 1, 1, tzinfo=UTC)})  # fmt: skip
-    await ledger.append([old, new_event(tags=("member:ana",), type="ContributionRecorded"),
-                         new_event(tags=("member:ana",), type="MentionRecorded")])  # fmt: skip
+    old = old.__class__(
+        **{
+            **{f: getattr(old, f) for f in old.__struct_fields__},
+            "occurred_at": datetime(2020, 1, 1, tzinfo=UTC),
+        }
+    )
+    await ledger.append(
+        [
+            old,
+            new_event(tags=("member:ana",), type="ContributionRecorded"),
+            new_event(tags=("member:ana",), type="MentionRecorded"),
+        ]
+    )
 
     contributions = await ledger.read_tagged("member:ana", types=["ContributionRecorded"])
     recent = await ledger.read_tagged("member:ana", since=datetime.now(UTC) - timedelta(days=1))
@@ -55,8 +64,14 @@ async def test_the_tag_query_walks_an_index_backwards_without_sorting(
     await ledger.append([new_event(tags=(f"member:{i % 50}",)) for i in range(20_000)])
     with psycopg.connect(database_url) as conn:
         conn.execute("ANALYZE")
-        params = {"tag": "member:7", "before": 15_000, "limit": 20, "types": None,
-                  "since": None, "until": None}  # fmt: skip
+        params = {
+            "tag": "member:7",
+            "before": 15_000,
+            "limit": 20,
+            "types": None,
+            "since": None,
+            "until": None,
+        }
         plan = "\n".join(row[0] for row in conn.execute("EXPLAIN " + READ_TAGGED, params))
 
     assert "Index Only Scan Backward using event_tags_pkey" in plan, plan

@@ -1,0 +1,14 @@
+# The image compose.yaml builds: the project installed, run as an unprivileged user.
+FROM python:3.11-slim
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY domain ./domain
+COPY services ./services
+COPY migrations ./migrations
+RUN pip install --no-cache-dir . && useradd --create-home ledger
+
+USER ledger
+ENV LEDGER_DATA_DIR=/home/ledger/.ledger
+EXPOSE 8000
+CMD ["community-ledger", "serve", "--host", "0.0.0.0", "--port", "8000"]

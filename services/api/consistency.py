@@ -1,0 +1,69 @@
+"""Read-your-writes: a read given `min_position` waits, bounded, for the projections it reads."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any
+
+from litestar import Request
+from litestar.exceptions import ServiceUnavailableException, ValidationException
+from litestar.params import Parameter
+from psycopg_pool import AsyncConnectionPool
+
+WAIT_SECONDS = 5.0
+POLL_SECONDS = 0.025
+
+MinPosition = Annotated[
+    int | None,
+    Parameter(
+        query="min_position",
+        ge=0,
+        required=False,
+        description="Wait (up to 5 s) until the projections read here reached this "
+        "position: pass the last position a write answered to read your write",
+    ),
+]
+
+LIVE_POSITION = """
+    SELECT coalesce(min(position), -1), count(*)
+    FROM projection_builds
+    WHERE state = 'live' AND name = ANY (%(names)s)
+"""
+
+
+def requested_position(request: Request[Any, Any, Any], query_value: int | None) -> int | None:
+    header = request.headers.get("ledger-min-position")
+    if header is None:
+        return query_value
+    if not header.strip().isdigit():
+        raise ValidationException(
+            f"Ledger-Min-Position must be a position (a whole number), got {header!r}"
+        )
+    return max(int(header), query_value or 0)
+
+
+async def wait_for(
+    pool: AsyncConnectionPool,
+    names: tuple[str, ...],
+    position: int | None,
+    timeout: float = WAIT_SECONDS,
+) -> None:
+    """Return once every named projection reached `position`; 503 with Retry-After otherwise."""
+    if not position:
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        async with pool.connection() as conn:
+            cur = await conn.execute(LIVE_POSITION, {"names": list(names)}, prepare=True)
+            row = await cur.fetchone()
+        reached, live = row or (-1, 0)
+        if live == len(names) and reached >= position:
+            return
+        if time.monotonic() >= deadline:
+            raise ServiceUnavailableException(
+                detail=f"the projections {', '.join(names)} have not reached position {position} "
+                f"within {timeout:g} s (they are at {max(reached, 0)}); retry shortly",
+                headers={"Retry-After": "1"},
+            )
+        await asyncio.sleep(POLL_SECONDS)

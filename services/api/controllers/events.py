@@ -1,0 +1,91 @@
+"""The global feed, for integrators: resume from the last position you saw."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, Request, get
+from litestar.exceptions import NotFoundException
+from litestar.params import Parameter
+
+from services.api.auth import require
+from services.store.ledger import Ledger, RecordedEvent
+
+
+class EventOut(msgspec.Struct, kw_only=True):
+    position: int
+    event_id: UUID
+    type: str
+    schema_version: int
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    stream: str
+    stream_version: int
+    tags: list[str]
+    occurred_at: datetime
+    recorded_at: datetime
+
+
+class EventPage(msgspec.Struct, kw_only=True):
+    events: list[EventOut]
+    next_after: int
+    """Pass as `after` to get the next page; equal to `after` when there was nothing new."""
+
+
+def event_out(record: RecordedEvent) -> EventOut:
+    data = msgspec.json.decode(record.data)
+    data.pop("type", None)
+    return EventOut(
+        position=record.position,
+        event_id=record.event_id,
+        type=record.type,
+        schema_version=record.schema_version,
+        data=data,
+        metadata=record.metadata,
+        stream=record.stream,
+        stream_version=record.stream_version,
+        tags=list(record.tags),
+        occurred_at=record.occurred_at,
+        recorded_at=record.recorded_at,
+    )
+
+
+def split_types(types: list[str] | None) -> list[str] | None:
+    """`types=A,B` and `types=A&types=B` both work."""
+    if not types:
+        return None
+    return [t for value in types for t in value.split(",") if t] or None
+
+
+class EventController(Controller):
+    path = "/v1/events"
+    guards = [require("read")]
+    security = [{"bearerAuth": []}]
+    tags = ["feed"]
+
+    @get(operation_id="ReadFeed", summary="The global feed after a position")
+    async def read_feed(
+        self,
+        request: Request[Any, Any, Any],
+        after: Annotated[int, Parameter(ge=0, description="The last position you processed")] = 0,
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+        types: Annotated[list[str] | None, Parameter(description="Only these event types")] = None,
+    ) -> EventPage:
+        """Events in position order. A reader that saw position P never later finds one below P."""
+        ledger: Ledger = request.app.state.ledger
+        records = await ledger.read_feed(after=after, limit=limit, types=split_types(types))
+        return EventPage(
+            events=[event_out(r) for r in records],
+            next_after=records[-1].position if records else after,
+        )
+
+    @get("/{event_id:uuid}", operation_id="GetEvent", summary="One event by id")
+    async def get_event(self, request: Request[Any, Any, Any], event_id: UUID) -> EventOut:
+        ledger: Ledger = request.app.state.ledger
+        record = await ledger.get(event_id)
+        if record is None:
+            raise NotFoundException(f"no event with id {event_id}")
+        return event_out(record)

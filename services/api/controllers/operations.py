@@ -1,0 +1,86 @@
+"""Health, readiness, metrics and the projections' status and rebuilds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.exceptions import NotFoundException, ServiceUnavailableException
+from psycopg_pool import AsyncConnectionPool
+
+from services import migrate
+from services.api.auth import require
+from services.api.metrics import Metrics
+from services.projector import builds
+from services.projector.appliers import APPLIERS
+from services.projector.status import ProjectionStatus, projection_statuses
+
+
+class OperationsController(Controller):
+    tags = ["operations"]
+
+    @get("/health", operation_id="Health", summary="The process is up")
+    async def health(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @get("/ready", operation_id="Ready", summary="The database answers and the schema is at head")
+    async def ready(self, request: Request[Any, Any, Any]) -> dict[str, str]:
+        pool: AsyncConnectionPool = request.app.state.pool
+        try:
+            async with pool.connection(timeout=2) as conn:
+                cur = await conn.execute("SELECT version_num FROM alembic_version")
+                row = await cur.fetchone()
+        except Exception as error:
+            raise ServiceUnavailableException(f"the database does not answer: {error}") from error
+        head = migrate.head_revision()
+        if row is None or row[0] != head:
+            raise ServiceUnavailableException(
+                f"the schema is at {row[0] if row else 'base'} but the code needs {head}: "
+                "run `community-ledger db upgrade`"
+            )
+        return {"status": "ready", "schema": head}
+
+    @get("/metrics", operation_id="Metrics", summary="Prometheus metrics", media_type="text/plain")
+    async def metrics(self, request: Request[Any, Any, Any]) -> Response[str]:
+        pool: AsyncConnectionPool = request.app.state.pool
+        async with pool.connection() as conn:
+            statuses = await projection_statuses(conn)
+        registry: Metrics = request.app.state.metrics
+        body = registry.render({s.name: s.lag_events for s in statuses})
+        return Response(body, media_type="text/plain; version=0.0.4")
+
+
+class ProjectionController(Controller):
+    path = "/v1/projections"
+    tags = ["operations"]
+
+    @get(
+        operation_id="ListProjections",
+        summary="Each projection's checkpoint, lag and state",
+        guards=[require("read")],
+        security=[{"bearerAuth": []}],
+    )
+    async def list_projections(self, request: Request[Any, Any, Any]) -> list[ProjectionStatus]:
+        pool: AsyncConnectionPool = request.app.state.pool
+        async with pool.connection() as conn:
+            return await projection_statuses(conn)
+
+    @post(
+        "/{name:str}/rebuild",
+        operation_id="RebuildProjection",
+        status_code=202,
+        summary="Rebuild a projection into fresh tables, then swap",
+        guards=[require("admin")],
+        security=[{"bearerAuth": []}],
+    )
+    async def rebuild(self, request: Request[Any, Any, Any], name: str) -> ProjectionStatus:
+        """The running projector builds it beside the live tables, which serve until the swap."""
+        applier = next((a for a in APPLIERS if a.name == name), None)
+        if applier is None:
+            known = ", ".join(a.name for a in APPLIERS)
+            raise NotFoundException(f"no projection named {name!r}; known: {known}")
+        pool: AsyncConnectionPool = request.app.state.pool
+        async with pool.connection() as conn:
+            await builds.start_build(conn, applier.name, applier.version, applier.create_tables)
+            statuses = await projection_statuses(conn)
+        return next(s for s in statuses if s.name == name)

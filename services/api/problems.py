@@ -1,0 +1,111 @@
+"""Every error as RFC 9457 problem details, mapped from exceptions in one place."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from domain.errors import Conflict, LedgerError, NotFound, RuleViolation, WrongExpectedVersion
+from services.api.schemas import Problem
+
+log = logging.getLogger("community_ledger.api")
+
+MEDIA_TYPE = "application/problem+json"
+TYPE_BASE = "https://community-ledger.dev/problems/"
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
+def problem_response(problem: Problem, headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(
+        content=problem, status_code=problem.status, media_type=MEDIA_TYPE, headers=headers
+    )
+
+
+def ledger_error(request: Request[Any, Any, Any], error: LedgerError) -> Response[Any]:
+    status = 409 if isinstance(error, Conflict) else 404 if isinstance(error, NotFound) else 422
+    if not isinstance(error, RuleViolation | NotFound | Conflict):
+        status = 422
+    detail = " ".join([str(error), *(f"({note})" for note in getattr(error, "__notes__", []))])
+    headers = {}
+    if isinstance(error, WrongExpectedVersion) and error.stream.startswith("member-"):
+        headers["ETag"] = f'"{error.actual}"'
+    problem = Problem(
+        type=TYPE_BASE + _slug(type(error).__name__),
+        title=error.title,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+    )
+    return problem_response(problem, headers)
+
+
+def http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
+    errors = None
+    if isinstance(error, ValidationException) and isinstance(error.extra, list):
+        errors = [
+            {
+                "field": item.get("key", ""),
+                "source": item.get("source", "body"),
+                "message": item.get("message", ""),
+            }
+            for item in error.extra
+            if isinstance(item, dict)
+        ]
+    status = error.status_code
+    problem = Problem(
+        type=TYPE_BASE + ("validation" if errors else str(status)),
+        title=_titles.get(status, "Error"),
+        status=status,
+        detail=_detail(error, errors),
+        instance=request.url.path,
+        errors=errors,
+    )
+    return problem_response(problem, dict(error.headers or {}))
+
+
+def unexpected_error(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=error)
+    problem = Problem(
+        type=TYPE_BASE + "internal",
+        title="Internal server error",
+        status=HTTP_500_INTERNAL_SERVER_ERROR,
+        detail="the server failed; nothing was written. The log has the details",
+        instance=request.url.path,
+    )
+    return problem_response(problem)
+
+
+def _detail(error: HTTPException, errors: list[dict[str, Any]] | None) -> str:
+    if errors:
+        listed = "; ".join(f"{e['field'] or e['source']}: {e['message']}" for e in errors)
+        return f"the request is not valid: {listed}"
+    return str(error.detail)
+
+
+_titles = {
+    400: "Bad request",
+    401: "Not authenticated",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    422: "Unprocessable request",
+    429: "Too many requests",
+    503: "Service unavailable",
+}
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    LedgerError: ledger_error,
+    HTTPException: http_error,
+    Exception: unexpected_error,
+}

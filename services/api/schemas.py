@@ -1,0 +1,222 @@
+"""Request and response bodies of the API: snake_case JSON, separate from the events.
+
+Request bodies forbid unknown fields, so a typo is a 400 naming the field instead of
+being dropped. Members are referenced by id or by handle (`"twitter:@yannr"`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+
+MemberRef = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=200,
+        description="A member id (UUID) or a handle `platform:handle`, e.g. `twitter:@yannr`",
+        examples=["twitter:@yannr"],
+    ),
+]
+Text = Annotated[str, msgspec.Meta(max_length=20_000)]
+Short = Annotated[str, msgspec.Meta(max_length=2_000)]
+
+
+class Request(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Base of request bodies."""
+
+
+class MemberCreate(Request, kw_only=True):
+    display_name: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=200, examples=["Yann Ropars"])
+    ]
+    handles: list[Annotated[str, msgspec.Meta(max_length=200)]] = []
+    joined_at: datetime | None = None
+    id: UUID | None = None
+    """Choose the member's id yourself (importers); a new UUIDv7 otherwise."""
+
+
+class MemberPatch(Request, kw_only=True):
+    display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    bio: Annotated[str, msgspec.Meta(max_length=5_000)] | None = None
+    links: list[Short] | None = None
+    add_handles: list[Annotated[str, msgspec.Meta(max_length=200)]] = []
+    remove_handles: list[Annotated[str, msgspec.Meta(max_length=200)]] = []
+    expected_version: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    """The member's version you last saw (or send it as `If-Match`); 409 if it moved on."""
+
+
+class MemberMerge(Request, kw_only=True):
+    duplicate: MemberRef
+    """The member folded into this one; its history counts for this one from now on."""
+
+
+class MemberErasure(Request, kw_only=True):
+    reason: Short = ""
+
+
+class Attribution(Request, kw_only=True):
+    occurred_at: datetime | None = None
+    """When it happened in the community (imports carry history); now if not given."""
+    register_unknown: bool = False
+    """Register a new member for any handle nobody holds yet, in the same transaction."""
+
+
+class ContributionCreate(Attribution, kw_only=True):
+    member: MemberRef
+    kind: Annotated[str, msgspec.Meta(min_length=1, max_length=64, examples=["chat_answer"])]
+    space: Annotated[str, msgspec.Meta(min_length=1, max_length=100, examples=["kaizenblog"])]
+    title: Short = ""
+    body: Text = ""
+    url: Short = ""
+    attributes: dict[str, Short] = {}
+    reply_to: UUID | None = None
+    display_name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    """The name to register an unknown member under (with `register_unknown`)."""
+    id: UUID | None = None
+
+
+class Retraction(Request, kw_only=True):
+    reason: Short = ""
+
+
+class IntroductionCreate(Attribution, kw_only=True):
+    introducer: MemberRef
+    introduced: Annotated[list[MemberRef], msgspec.Meta(min_length=2, max_length=50)]
+    note: Short = ""
+    space: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    id: UUID | None = None
+
+
+class MentionCreate(Attribution, kw_only=True):
+    member: MemberRef
+    mentioned: MemberRef
+    contribution_id: UUID | None = None
+    space: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    id: UUID | None = None
+
+
+class RecognitionCreate(Attribution, kw_only=True):
+    from_: MemberRef = msgspec.field(name="from")
+    to: MemberRef
+    kind: Annotated[
+        str, msgspec.Meta(examples=["kudos"], description="kudos, thanks, highlight or award")
+    ]
+    reason: Short = ""
+    contribution_id: UUID | None = None
+    space: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    id: UUID | None = None
+
+
+class Withdrawal(Request, kw_only=True):
+    reason: Short = ""
+
+
+# Batch items: the same shapes, told apart by a `command` field.
+class RegisterMemberItem(MemberCreate, tag_field="command", tag="register_member", kw_only=True):
+    occurred_at: datetime | None = None
+    """When the registration happened, if not `joined_at` (exports carry it for round trips)."""
+
+
+class RecordContributionItem(
+    ContributionCreate, tag_field="command", tag="record_contribution", kw_only=True
+):
+    pass
+
+
+class RetractContributionItem(
+    Retraction, tag_field="command", tag="retract_contribution", kw_only=True
+):
+    contribution_id: UUID
+    occurred_at: datetime | None = None
+
+
+class MakeIntroductionItem(
+    IntroductionCreate, tag_field="command", tag="make_introduction", kw_only=True
+):
+    pass
+
+
+class RecordMentionItem(MentionCreate, tag_field="command", tag="record_mention", kw_only=True):
+    pass
+
+
+class GiveRecognitionItem(
+    RecognitionCreate, tag_field="command", tag="give_recognition", kw_only=True
+):
+    pass
+
+
+class WithdrawRecognitionItem(
+    Withdrawal, tag_field="command", tag="withdraw_recognition", kw_only=True
+):
+    recognition_id: UUID
+    occurred_at: datetime | None = None
+
+
+class UpdateMemberItem(MemberPatch, tag_field="command", tag="update_member", kw_only=True):
+    member: MemberRef
+    occurred_at: datetime | None = None
+
+
+class MergeMembersItem(Request, tag_field="command", tag="merge_members", kw_only=True):
+    survivor: MemberRef
+    duplicate: MemberRef
+    occurred_at: datetime | None = None
+
+
+class ForgetMemberItem(MemberErasure, tag_field="command", tag="forget_member", kw_only=True):
+    member: MemberRef
+    occurred_at: datetime | None = None
+
+
+BatchItem = (
+    RegisterMemberItem
+    | UpdateMemberItem
+    | MergeMembersItem
+    | ForgetMemberItem
+    | RecordContributionItem
+    | RetractContributionItem
+    | MakeIntroductionItem
+    | RecordMentionItem
+    | GiveRecognitionItem
+    | WithdrawRecognitionItem
+)
+
+
+class Batch(Request, kw_only=True):
+    items: Annotated[list[BatchItem], msgspec.Meta(min_length=1, max_length=10_000)]
+
+
+class Written(msgspec.Struct, kw_only=True):
+    """What a write appended: pass the last position as `min_position` to read your write."""
+
+    id: UUID | None
+    """The id of what the write created or changed (member, contribution, …)."""
+    event_ids: list[UUID]
+    positions: list[int]
+    replayed: bool = False
+    """True when an Idempotency-Key retry got the first answer and nothing was written."""
+
+
+class BatchWritten(msgspec.Struct, kw_only=True):
+    ids: list[UUID | None]
+    """Per item, the id of what it created or changed."""
+    event_ids: list[UUID]
+    positions: list[int]
+    replayed: bool = False
+
+
+class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An RFC 9457 problem detail."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = None
+    """Validation errors, one per bad field: where (`field`) and what is wrong (`message`)."""

@@ -1,0 +1,1 @@
+"""The projection runner and the appliers that write each read model."""

@@ -1,0 +1,97 @@
+"""`community-ledger projections run|rebuild|status`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from typing import Any
+
+import msgspec
+from psycopg import AsyncConnection
+
+from services.database import database_url
+from services.projector.runner import BATCH_SIZE, Runner
+from services.projector.status import projection_statuses
+from services.settings import Settings
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    _log_to_stderr()
+    runner = Runner(
+        database_url(settings),
+        args.names,
+        batch_size=args.batch_size,
+        rebuild=getattr(args, "rebuild", ()),
+    )
+    failures = asyncio.run(runner.run(follow=args.follow, wait_seconds=args.wait))
+    for failure in failures:
+        print(f"error: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    args.names, args.rebuild = [args.name], [args.name]
+    return run(args, settings)
+
+
+def status(args: argparse.Namespace, settings: Settings) -> int:
+    async def fetch() -> list[Any]:
+        async with await AsyncConnection.connect(database_url(settings)) as conn:
+            return await projection_statuses(conn)
+
+    statuses = asyncio.run(fetch())
+    if args.json:
+        print(msgspec.json.format(msgspec.json.encode(statuses)).decode())
+        return 0
+    header = f"{'projection':<22}{'version':>8}{'checkpoint':>12}{'head':>10}{'lag':>8}"
+    print(f"{header}{'lag s':>9}  {'state':<11}owner")
+    for s in statuses:
+        print(
+            f"{s.name:<22}{s.version:>8}{s.checkpoint:>12}{s.head:>10}{s.lag_events:>8}"
+            f"{s.lag_seconds:>9.1f}  {s.state:<11}{s.owner or '-'}"
+        )
+        if s.rebuild_position is not None:
+            print(f"{'':<22}rebuilding: at position {s.rebuild_position}")
+        if s.error:
+            print(f"{'':<22}error: {s.error}")
+    return 0
+
+
+def _log_to_stderr() -> None:
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
+    )
+
+
+def add_commands(commands: Any) -> None:
+    group = commands.add_parser("projections", help="run, rebuild and inspect projections")
+    actions = group.add_subparsers(title="projections commands", required=True, metavar="ACTION")
+
+    runner = actions.add_parser("run", help="catch projections up to the head of the ledger")
+    runner.add_argument("names", nargs="*", metavar="NAME", help="projections (default: all)")
+    runner.add_argument("--follow", action="store_true", help="keep running; wake on appends")
+    _tuning(runner)
+    runner.set_defaults(handler=run)
+
+    rebuilder = actions.add_parser("rebuild", help="rebuild into fresh tables, then swap")
+    rebuilder.add_argument("name", metavar="NAME")
+    rebuilder.add_argument("--follow", action="store_true", help="keep running afterwards")
+    _tuning(rebuilder)
+    rebuilder.set_defaults(handler=rebuild)
+
+    shower = actions.add_parser("status", help="checkpoint, lag and state of each projection")
+    shower.add_argument("--json", action="store_true", help="as JSON")
+    shower.set_defaults(handler=status)
+
+
+def _tuning(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="how long to wait for a projection another runner holds",
+    )

@@ -1,0 +1,300 @@
+"""Runs projections as jobs: catch up, follow, rebuild and swap, one runner per projection.
+
+Each batch is read from the feed once, decoded once, and applied to every build that
+needs it, each build in its own transaction together with its checkpoint, so killing
+the process at any moment never double-counts or skips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection
+
+from domain.projections import Entry
+from services.projector import builds
+from services.projector.appliers import APPLIERS, Applier
+from services.projector.builds import Build, LostLease
+from services.projector.progress import Progress
+from services.store.ledger import READ_FEED, RecordedEvent, fetch, listen
+
+log = logging.getLogger("community_ledger.projector")
+
+BATCH_SIZE = 2000
+POLL_SECONDS = 5.0
+
+
+class ProjectionFailed(Exception):
+    """A projection stopped on an event it cannot apply; the others go on."""
+
+
+class Runner:
+    """Works on the projections it holds a lease for; waits for the others."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        names: Sequence[str] = (),
+        *,
+        rebuild: Sequence[str] = (),
+        owner: str | None = None,
+        batch_size: int = BATCH_SIZE,
+        progress: Progress | None = None,
+    ) -> None:
+        known = {applier.name: applier for applier in APPLIERS}
+        if unknown := [name for name in (*names, *rebuild) if name not in known]:
+            raise LookupError(f"unknown projection {', '.join(unknown)}; known: {', '.join(known)}")
+        self.conninfo = conninfo
+        self.appliers = [known[name] for name in (names or known)]
+        self.rebuild_requested = set(rebuild)
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self.batch_size = batch_size
+        self.progress = progress or Progress.for_terminal()
+        self.tokens: dict[str, int] = {}
+        self.builds: dict[str, list[Build]] = {}
+        self.failures: list[str] = []
+        self._renewed_at = 0.0
+
+    async def run(self, *, follow: bool = False, wait_seconds: float = 15.0) -> list[str]:
+        """Catch up (and with `follow`, keep up); answer the failures, if any."""
+        async with await AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
+            ledger = _FeedReader(conn)
+            wakeups = _Wakeups(self.conninfo) if follow else None
+            started = time.monotonic()
+            try:
+                while True:
+                    await self._hold_leases(conn)
+                    head = await ledger.head()
+                    moved = await self._step(conn, ledger, head)
+                    waiting = [a.name for a in self._active() if a.name not in self.tokens]
+                    if not moved and not follow:
+                        if not waiting:
+                            break
+                        if time.monotonic() - started > wait_seconds:
+                            self._report_busy(conn, waiting)
+                            break
+                    if not moved:
+                        await _sleep_until(wakeups, 1.0 if waiting else POLL_SECONDS)
+            finally:
+                self.progress.close()
+                for name in list(self.tokens):
+                    await builds.release_lease(conn, name, self.owner)
+                if wakeups:
+                    await wakeups.close()
+        return self.failures
+
+    def _active(self) -> list[Applier]:
+        failed = {failure.split(":", 1)[0] for failure in self.failures}
+        return [applier for applier in self.appliers if applier.name not in failed]
+
+    async def _hold_leases(self, conn: AsyncConnection[Any]) -> None:
+        if self.tokens and time.monotonic() - self._renewed_at < builds.LEASE_SECONDS / 3:
+            return
+        for applier in self._active():
+            token = await builds.take_lease(conn, applier.name, self.owner)
+            if token is None:
+                self.tokens.pop(applier.name, None)
+                self.builds.pop(applier.name, None)
+                continue
+            if self.tokens.get(applier.name) != token:
+                self.tokens[applier.name] = token
+                self.builds[applier.name] = await self._prepare(conn, applier)
+        self._renewed_at = time.monotonic()
+
+    async def _prepare(self, conn: AsyncConnection[Any], applier: Applier) -> list[Build]:
+        """The builds to feed: the live one, plus a fresh one when a rebuild is due."""
+        current = await builds.builds_of(conn, applier.name)
+        live, building = current.get("live"), current.get("building")
+        due = applier.name in self.rebuild_requested or live is None
+        due = due or (live is not None and live.version != applier.version)
+        if due and (
+            building is None
+            or building.version != applier.version
+            or applier.name in self.rebuild_requested
+        ):
+            building = await builds.start_build(
+                conn, applier.name, applier.version, applier.create_tables
+            )
+            log.info(
+                "%s: rebuilding v%s into %s", applier.name, applier.version, building.schema_name
+            )
+        self.rebuild_requested.discard(applier.name)
+        feeding = [b for b in (live, building) if b is not None and b.version == applier.version]
+        for build in feeding:
+            if build.error:
+                self.failures.append(f"{applier.name}: {build.error}")
+                return []
+        return feeding
+
+    async def _step(self, conn: AsyncConnection[Any], ledger: _FeedReader, head: int) -> bool:
+        """Apply one batch to every build behind the head; answer whether anything moved."""
+        feeding = [
+            (applier, build)
+            for applier in self._active()
+            for build in self.builds.get(applier.name, [])
+            if applier.name in self.tokens
+        ]
+        for applier, build in feeding:
+            if build.state == "building" and build.position >= head:
+                await builds.swap_in(conn, build, applier.tables)
+                log.info("%s: %s is live at position %s", applier.name, build.schema_name, head)
+        behind = [(a, b) for a, b in feeding if b.position < head]
+        self.progress.update({f"{a.name} ({b.state})": (b.position, head) for a, b in feeding})
+        if not behind:
+            return False
+        low = min(build.position for _, build in behind)
+        records = await ledger.read(after=low, limit=self.batch_size)
+        entries = _decode_until_poison(records)
+        poison = records[len(entries)] if len(entries) < len(records) else None
+        for applier, build in behind:
+            batch = [entry for entry in entries if entry.position > build.position]
+            if batch:
+                await self._apply(conn, applier, build, batch, records)
+            elif poison is not None and poison.position > build.position:
+                await self._stop(conn, applier, build, poison, _decode_error(poison))
+        return True
+
+    async def _apply(
+        self,
+        conn: AsyncConnection[Any],
+        applier: Applier,
+        build: Build,
+        batch: list[Entry],
+        records: list[RecordedEvent],
+    ) -> None:
+        try:
+            await self._apply_in_transaction(conn, applier, build, batch)
+        except LostLease:
+            log.warning("%s: lease lost to another runner; stepping back", applier.name)
+            self.tokens.pop(applier.name, None)
+            self.builds.pop(applier.name, None)
+        except (psycopg.OperationalError, asyncio.CancelledError):
+            raise
+        except Exception:
+            await self._find_poison(conn, applier, build, batch, records)
+
+    async def _apply_in_transaction(
+        self, conn: AsyncConnection[Any], applier: Applier, build: Build, batch: list[Entry]
+    ) -> None:
+        async with conn.transaction():
+            # The checkpoint moves in the same transaction as the read-model writes:
+            # a crash loses both or neither, so a restart neither re-applies nor skips.
+            await builds.advance(
+                conn, build, batch[-1].position, self.owner, self.tokens[applier.name]
+            )
+            await applier.apply(conn, build.schema_name, batch)
+        build.position = batch[-1].position
+
+    async def _find_poison(
+        self,
+        conn: AsyncConnection[Any],
+        applier: Applier,
+        build: Build,
+        batch: list[Entry],
+        records: list[RecordedEvent],
+    ) -> None:
+        """Apply one event at a time up to the one that fails, and stop there, naming it."""
+        by_position = {record.position: record for record in records}
+        for entry in batch:
+            try:
+                await self._apply_in_transaction(conn, applier, build, [entry])
+            except LostLease:
+                self.tokens.pop(applier.name, None)
+                return
+            except Exception as error:
+                await self._stop(conn, applier, build, by_position[entry.position], error)
+                return
+
+    async def _stop(
+        self,
+        conn: AsyncConnection[Any],
+        applier: Applier,
+        build: Build,
+        record: RecordedEvent,
+        error: BaseException,
+    ) -> None:
+        reason = (
+            f"stopped at position {record.position} ({record.type}, event {record.event_id}): "
+            f"{type(error).__name__}: {error}"
+        )
+        log.error("%s: %s\n%s", applier.name, reason, "".join(traceback.format_exception(error)))
+        await builds.fail(conn, build, reason)
+        self.failures.append(f"{applier.name}: {reason}")
+
+    def _report_busy(self, conn: AsyncConnection[Any], waiting: list[str]) -> None:
+        for name in waiting:
+            log.warning("%s: another runner holds it; left to that runner", name)
+
+
+class _FeedReader:
+    """Reads the feed on the runner's own connection (one connection per runner)."""
+
+    def __init__(self, conn: AsyncConnection[Any]) -> None:
+        self.conn = conn
+
+    async def head(self) -> int:
+        cur = await self.conn.execute("SELECT coalesce(max(position), 0) FROM events")
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def read(self, *, after: int, limit: int) -> list[RecordedEvent]:
+        params = {"after": after, "limit": limit, "types": None}
+        return await fetch(self.conn, READ_FEED, params)
+
+
+class _Wakeups:
+    """NOTIFY from appends, with polling as the fallback when notifications are lost."""
+
+    def __init__(self, conninfo: str) -> None:
+        self.event = asyncio.Event()
+        self.task = asyncio.create_task(self._listen(conninfo))
+
+    async def _listen(self, conninfo: str) -> None:
+        while True:
+            try:
+                async for _ in listen(conninfo):
+                    self.event.set()
+            except psycopg.OperationalError:
+                await asyncio.sleep(1.0)
+
+    async def close(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self.task
+
+
+async def _sleep_until(wakeups: _Wakeups | None, seconds: float) -> None:
+    if wakeups is None:
+        await asyncio.sleep(seconds)
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(wakeups.event.wait(), timeout=seconds)
+    wakeups.event.clear()
+
+
+def _decode_until_poison(records: list[RecordedEvent]) -> list[Entry]:
+    entries = []
+    for record in records:
+        try:
+            event = record.decode()
+        except Exception:
+            break
+        entries.append(Entry(position=record.position, occurred_at=record.occurred_at, event=event))
+    return entries
+
+
+def _decode_error(record: RecordedEvent) -> BaseException:
+    try:
+        record.decode()
+    except Exception as error:
+        return error
+    return RuntimeError("decoded on the second try")

@@ -1,0 +1,78 @@
+"""Where each projection stands: version, checkpoint, lag, state, and who runs it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from psycopg import AsyncConnection
+
+from services.projector.appliers import APPLIERS
+
+STATUS = """
+    SELECT b.name, b.version, b.state, b.position, b.error, b.schema_name,
+           l.owner, l.expires_at > now() AS leased,
+           (SELECT extract(epoch FROM now() - e.recorded_at)
+              FROM events e WHERE e.position = b.position + 1) AS waiting_seconds
+    FROM projection_builds b
+    LEFT JOIN projection_leases l ON l.name = b.name
+    WHERE b.state IN ('live', 'building')
+"""
+
+
+class ProjectionStatus(msgspec.Struct, kw_only=True):
+    name: str
+    version: int
+    """The version the code has; a live build of another version is rebuilt on the next run."""
+    live_version: int | None
+    checkpoint: int
+    head: int
+    lag_events: int
+    lag_seconds: float
+    state: str
+    """never run, caught up, behind, rebuilding, or failed"""
+    owner: str | None
+    rebuild_position: int | None = None
+    error: str | None = None
+
+
+async def projection_statuses(conn: AsyncConnection[Any]) -> list[ProjectionStatus]:
+    cur = await conn.execute("SELECT coalesce(max(position), 0) FROM events")
+    head_row = await cur.fetchone()
+    head = int(head_row[0]) if head_row else 0
+    cur = await conn.execute(STATUS)
+    rows: dict[tuple[str, str], tuple[Any, ...]] = {
+        (row[0], row[2]): row for row in await cur.fetchall()
+    }
+    return [_status(applier.name, applier.version, head, rows) for applier in APPLIERS]
+
+
+def _status(
+    name: str, version: int, head: int, rows: dict[tuple[str, str], tuple[Any, ...]]
+) -> ProjectionStatus:
+    live, building = rows.get((name, "live")), rows.get((name, "building"))
+    current = live or building
+    checkpoint = int(live[3]) if live else 0
+    error = next((row[4] for row in (live, building) if row and row[4]), None)
+    if current is None:
+        state = "never run"
+    elif error:
+        state = "failed"
+    elif building is not None or live is None or live[1] != version:
+        state = "rebuilding"
+    else:
+        state = "caught up" if checkpoint >= head else "behind"
+    owner = current[6] if current is not None and current[7] else None
+    return ProjectionStatus(
+        name=name,
+        version=version,
+        live_version=int(live[1]) if live else None,
+        checkpoint=checkpoint,
+        head=head,
+        lag_events=head - checkpoint,
+        lag_seconds=round(float(live[8] or 0.0), 3) if live else 0.0,
+        state=state,
+        owner=owner,
+        rebuild_position=int(building[3]) if building else None,
+        error=error,
+    )
