@@ -1,3 +1,305 @@
-"""Read endpoints (filled in with the read models)."""
+"""Read endpoints: members, their history and connections, statistics and leaderboards.
 
-READ_CONTROLLERS: list[type] = []
+Reads of projections accept `min_position` (or the `Ledger-Min-Position` header) and
+wait, bounded, until the projections they read have caught up to it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, Request, Response, get, patch, post
+from litestar.exceptions import NotFoundException, ValidationException
+from litestar.params import Parameter
+
+from domain.errors import LedgerError
+from domain.handles import parse_handle
+from domain.state import fold
+from services.api import schemas as s
+from services.api.auth import SECURITY, require
+from services.api.consistency import MinPosition, requested_position, wait_for
+from services.api.controllers import writes
+from services.api.controllers.events import EventOut, event_out, split_types
+from services.api.controllers.writes import IdempotencyKey, IfMatch
+from services.queries import members as q
+from services.queries import stats
+from services.store.ledger import Ledger
+
+PROFILES = ("member_profiles", "connections", "contribution_counts")
+
+
+class MemberPage(msgspec.Struct, kw_only=True):
+    members: list[q.MemberOut]
+    next_cursor: str | None
+    """Pass as `cursor` for the next page; null on the last page."""
+
+
+class HistoryPage(msgspec.Struct, kw_only=True):
+    events: list[EventOut]
+    next_cursor: int | None
+    """Pass as `cursor` for older events; null when there are none."""
+
+
+class ConnectionPage(msgspec.Struct, kw_only=True):
+    connections: list[q.ConnectionOut]
+    next_cursor: str | None
+
+
+class Stats(msgspec.Struct, kw_only=True):
+    group_by: list[str]
+    period: str | None
+    rows: list[stats.StatRow]
+
+
+class Leaderboard(msgspec.Struct, kw_only=True):
+    metric: str
+    window: str
+    entries: list[stats.LeaderboardEntry]
+
+
+async def _consistent(
+    request: Request[Any, Any, Any], min_position: int | None, names: tuple[str, ...] = PROFILES
+) -> None:
+    await wait_for(request.app.state.pool, names, requested_position(request, min_position))
+
+
+async def _member(request: Request[Any, Any, Any], member_id: UUID) -> Response[q.MemberOut]:
+    async with request.app.state.pool.connection() as conn:
+        found = await q.profile(conn, member_id)
+        cur = await conn.execute(
+            "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream = %s",
+            [f"member-{member_id}"],
+        )
+        row = await cur.fetchone()
+    if found is None:
+        raise NotFoundException(
+            f"no member with id {member_id} (or not projected yet: "
+            "pass min_position to wait for your write)"
+        )
+    return Response(found, headers={"ETag": f'"{row[0] if row else 0}"'})
+
+
+class MemberController(Controller):
+    """Member reads and the two member writes that share their paths."""
+
+    path = "/v1/members"
+    guards = [require("read")]
+    security = SECURITY
+    tags = ["members"]
+
+    @post(operation_id="RegisterMember", summary="Register a member", guards=[require("write")])
+    async def register_member(
+        self,
+        request: Request[Any, Any, Any],
+        data: s.MemberCreate,
+        idempotency_key: IdempotencyKey = None,
+    ) -> s.Written:
+        """Register a member with a display name and any handles (`twitter:@yannr`)."""
+        return await writes.register_member(request, data, idempotency_key)
+
+    @patch(
+        "/{member_id:uuid}",
+        operation_id="UpdateMember",
+        status_code=200,
+        summary="Update a member's profile and handles",
+        guards=[require("write")],
+    )
+    async def update_member(
+        self,
+        request: Request[Any, Any, Any],
+        member_id: UUID,
+        data: s.MemberPatch,
+        idempotency_key: IdempotencyKey = None,
+        if_match: IfMatch = None,
+    ) -> s.Written:
+        """Change name, bio or links; link (`add_handles`) or unlink (`remove_handles`) handles."""
+        return await writes.update_member(request, member_id, data, idempotency_key, if_match)
+
+    @get(operation_id="ListMembers", summary="Search and list members")
+    async def list_members(
+        self,
+        request: Request[Any, Any, Any],
+        q_: Annotated[
+            str | None, Parameter(query="q", max_length=200, description="Part of a name or handle")
+        ] = None,
+        status: Literal["newcomer", "regular", "occasional", "inactive"] | None = None,
+        sort: Literal["activity", "contributions", "recognitions", "introductions"] = "activity",
+        cursor: Annotated[str | None, Parameter(max_length=500)] = None,
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        min_position: MinPosition = None,
+    ) -> MemberPage:
+        """Members not merged into another, most active (or most contributing…) first."""
+        await _consistent(request, min_position)
+        try:
+            async with request.app.state.pool.connection() as conn:
+                found, next_cursor = await q.list_members(
+                    conn, q=q_, status=status, sort=sort, cursor=cursor, limit=limit
+                )
+        except ValueError as error:
+            raise ValidationException(str(error)) from error
+        return MemberPage(members=found, next_cursor=next_cursor)
+
+    @get("/{member_id:uuid}", operation_id="GetMember", summary="A member's profile")
+    async def get_member(
+        self, request: Request[Any, Any, Any], member_id: UUID, min_position: MinPosition = None
+    ) -> Response[q.MemberOut]:
+        """The profile with its counts; the ETag is the member's version, for If-Match."""
+        await _consistent(request, min_position)
+        return await _member(request, member_id)
+
+    @get(
+        "/by-handle/{platform:str}/{handle:str}",
+        operation_id="GetMemberByHandle",
+        summary="A member's profile by a handle",
+    )
+    async def by_handle(
+        self,
+        request: Request[Any, Any, Any],
+        platform: str,
+        handle: str,
+        min_position: MinPosition = None,
+    ) -> Response[q.MemberOut]:
+        """`/v1/members/by-handle/twitter/yannr`: any case, with or without `@`."""
+        await _consistent(request, min_position)
+        try:
+            key = parse_handle(f"{platform}:{handle}").key
+        except LedgerError as error:
+            raise ValidationException(str(error)) from error
+        ledger: Ledger = request.app.state.ledger
+        owner = fold(
+            r.decode() for r in reversed(await ledger.read_tagged(f"handle:{key}", limit=1000))
+        ).owner_of(key)
+        if owner is None:
+            raise NotFoundException(f"no member holds the handle {platform}:{handle}")
+        return await _member(request, owner)
+
+    @get(
+        "/{member_id:uuid}/history",
+        operation_id="GetMemberHistory",
+        summary="A member's events, newest first",
+    )
+    async def history(
+        self,
+        request: Request[Any, Any, Any],
+        member_id: UUID,
+        types: Annotated[list[str] | None, Parameter(description="Only these event types")] = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cursor: Annotated[
+            int | None, Parameter(ge=1, description="next_cursor of the previous page")
+        ] = None,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+    ) -> HistoryPage:
+        """Straight from the ledger (no projection lag): every event that names the member."""
+        ledger: Ledger = request.app.state.ledger
+        if not await ledger.read_stream(f"member-{member_id}", limit=1):
+            raise NotFoundException(f"no member with id {member_id}")
+        records = await ledger.read_tagged(
+            f"member:{member_id}",
+            before=cursor,
+            limit=limit,
+            types=split_types(types),
+            since=since,
+            until=until,
+        )
+        next_cursor = records[-1].position if len(records) == limit else None
+        return HistoryPage(events=[event_out(r) for r in records], next_cursor=next_cursor)
+
+    @get(
+        "/{member_id:uuid}/connections",
+        operation_id="GetMemberConnections",
+        summary="Who a member is connected to, strongest first",
+    )
+    async def connections(
+        self,
+        request: Request[Any, Any, Any],
+        member_id: UUID,
+        cursor: Annotated[str | None, Parameter(max_length=500)] = None,
+        limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        min_position: MinPosition = None,
+    ) -> ConnectionPage:
+        """Through introductions, mentions and recognitions, with counts and last times."""
+        await _consistent(request, min_position)
+        try:
+            async with request.app.state.pool.connection() as conn:
+                if await q.profile(conn, member_id) is None:
+                    raise NotFoundException(f"no member with id {member_id}")
+                found, next_cursor = await q.connections(conn, member_id, limit, cursor)
+        except ValueError as error:
+            raise ValidationException(str(error)) from error
+        return ConnectionPage(connections=found, next_cursor=next_cursor)
+
+
+class StatsController(Controller):
+    guards = [require("read")]
+    security = SECURITY
+    tags = ["statistics"]
+
+    @get(
+        "/v1/stats/contributions",
+        operation_id="ContributionStats",
+        summary="Contribution counts by member, kind, space and period",
+    )
+    async def contributions(
+        self,
+        request: Request[Any, Any, Any],
+        group_by: Annotated[
+            list[Literal["member", "kind", "space"]] | None,
+            Parameter(description="Any of member, kind, space"),
+        ] = None,
+        period: Literal["day", "week", "month"] | None = None,
+        since: Annotated[date | None, Parameter(description="First day counted (UTC)")] = None,
+        until: Annotated[date | None, Parameter(description="Day after the last counted")] = None,
+        member: UUID | None = None,
+        kind: Annotated[str | None, Parameter(max_length=64)] = None,
+        space: Annotated[str | None, Parameter(max_length=100)] = None,
+        limit: Annotated[int, Parameter(ge=1, le=10_000)] = 1_000,
+        min_position: MinPosition = None,
+    ) -> Stats:
+        """Sums of contributions (retractions excluded) by the dimensions you group by."""
+        await _consistent(request, min_position, ("contribution_counts", "member_profiles"))
+        groups: list[str] = list(dict.fromkeys(group_by or []))
+        filters: dict[str, str | UUID] = {
+            k: v for k, v in (("member", member), ("kind", kind), ("space", space)) if v is not None
+        }
+        async with request.app.state.pool.connection() as conn:
+            rows = await stats.contribution_stats(
+                conn,
+                group_by=groups,
+                period=period,
+                since=since,
+                until=until,
+                filters=filters,
+                limit=limit,
+            )
+        return Stats(group_by=groups, period=period, rows=rows)
+
+    @get(
+        "/v1/leaderboards/{metric:str}",
+        operation_id="Leaderboard",
+        summary="Top members by a metric over a window",
+    )
+    async def leaderboard(
+        self,
+        request: Request[Any, Any, Any],
+        metric: str,
+        window: Literal["7d", "30d", "365d", "all"] = "30d",
+        limit: Annotated[int, Parameter(ge=1, le=100)] = 10,
+        min_position: MinPosition = None,
+    ) -> Leaderboard:
+        """Metrics: contributions, recognitions_received, recognitions_given,
+        introductions_made, connections."""
+        if metric not in stats.METRICS:
+            raise NotFoundException(
+                f"no leaderboard {metric!r}; there are: " + ", ".join(stats.METRICS)
+            )
+        await _consistent(request, min_position)
+        async with request.app.state.pool.connection() as conn:
+            entries = await stats.leaderboard(conn, metric, window, limit)
+        return Leaderboard(metric=metric, window=window, entries=entries)
+
+
+READ_CONTROLLERS: list[type[Controller]] = [MemberController, StatsController]

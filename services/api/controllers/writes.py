@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Request, patch, post
+from litestar import Controller, Request, post
 from litestar.params import Parameter
 
 from domain import commands as c
@@ -90,43 +90,6 @@ class WriteController(Controller):
     guards = [require("write")]
     security = [{"bearerAuth": []}]
     tags = ["writes"]
-
-    @post("/members", operation_id="RegisterMember", summary="Register a member")
-    async def register_member(
-        self,
-        request: Request[Any, Any, Any],
-        data: s.MemberCreate,
-        idempotency_key: IdempotencyKey = None,
-    ) -> s.Written:
-        """Register a member with a display name and any handles (`twitter:@yannr`)."""
-        return _single(*await _write(request, [data], idempotency_key))
-
-    @patch(
-        "/members/{member_id:uuid}",
-        operation_id="UpdateMember",
-        status_code=200,
-        summary="Update a member's profile and handles",
-    )
-    async def update_member(
-        self,
-        request: Request[Any, Any, Any],
-        member_id: UUID,
-        data: s.MemberPatch,
-        idempotency_key: IdempotencyKey = None,
-        if_match: IfMatch = None,
-    ) -> s.Written:
-        """Change name, bio or links; link (`add_handles`) or unlink (`remove_handles`) handles."""
-        expected = data.expected_version
-        if if_match is not None:
-            expected = _version_from_etag(if_match)
-        commands = member_patch_commands(member_id, data)
-        return await _run(
-            request,
-            member_id,
-            commands,
-            idempotency_key,
-            {f"member-{member_id}": expected} if expected is not None else None,
-        )
 
     @post(
         "/members/{member_id:uuid}/merges",
@@ -249,6 +212,27 @@ class WriteController(Controller):
     ) -> s.BatchWritten:
         """All items are applied, in order, or none: each item sees the ones before it."""
         return (await _write(request, data.items, idempotency_key))[1]
+
+
+async def register_member(
+    request: Request[Any, Any, Any], data: s.MemberCreate, idempotency_key: str | None
+) -> s.Written:
+    return _single(*await _write(request, [data], idempotency_key))
+
+
+async def update_member(
+    request: Request[Any, Any, Any],
+    member_id: UUID,
+    data: s.MemberPatch,
+    idempotency_key: str | None,
+    if_match: str | None,
+) -> s.Written:
+    expected = data.expected_version
+    if if_match is not None:
+        expected = _version_from_etag(if_match)
+    commands = member_patch_commands(member_id, data)
+    versions = {f"member-{member_id}": expected} if expected is not None else None
+    return await _run(request, member_id, commands, idempotency_key, versions)
 
 
 async def _run(

@@ -1,0 +1,1 @@
+"""Read models, one query module per model; the API and the CLI read through these."""
