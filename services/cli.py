@@ -68,14 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     from services import keys_cli, serve
     from services.api import spec
-    from services.importers import cli as importers_cli
     from services.projector import cli as projector_cli
 
     serve.add_commands(commands)
     projector_cli.add_commands(commands)
     spec.add_commands(commands)
     keys_cli.add_commands(commands)
-    importers_cli.add_commands(commands)
     return parser
 
 

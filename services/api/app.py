@@ -18,6 +18,7 @@ from services.api.controllers.events import EventController
 from services.api.controllers.operations import OperationsController, ProjectionController
 from services.api.controllers.writes import WriteController
 from services.api.metrics import Metrics, metrics_middleware
+from services.api.openapi import finish as finish_openapi
 from services.api.problems import EXCEPTION_HANDLERS
 from services.handler import CommandHandler
 from services.store.ledger import Ledger
@@ -52,7 +53,7 @@ def create_app(database_url: str, *, run_projector: bool = False, pool_size: int
 
     from services.api.controllers.reads import READ_CONTROLLERS
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             OperationsController,
             WriteController,
@@ -66,6 +67,8 @@ def create_app(database_url: str, *, run_projector: bool = False, pool_size: int
         request_max_body_size=MAX_BODY,
         openapi_config=openapi_config(),
     )
+    finish_openapi(app)
+    return app
 
 
 def openapi_config() -> OpenAPIConfig:

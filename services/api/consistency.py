@@ -47,11 +47,12 @@ async def wait_for(
     pool: AsyncConnectionPool,
     names: tuple[str, ...],
     position: int | None,
-    timeout: float = WAIT_SECONDS,
+    timeout: float | None = None,
 ) -> None:
     """Return once every named projection reached `position`; 503 with Retry-After otherwise."""
     if not position:
         return
+    timeout = WAIT_SECONDS if timeout is None else timeout
     deadline = time.monotonic() + timeout
     while True:
         async with pool.connection() as conn:

@@ -6,6 +6,7 @@ import logging
 import re
 from typing import Any
 
+import psycopg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
@@ -71,6 +72,18 @@ def http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respons
     return problem_response(problem, dict(error.headers or {}))
 
 
+def unstorable_value(request: Request[Any, Any, Any], error: psycopg.DataError) -> Response[Any]:
+    """PostgreSQL refuses some text JSON allows (a NUL character): the caller's to fix."""
+    problem = Problem(
+        type=TYPE_BASE + "unstorable-value",
+        title="Bad request",
+        status=400,
+        detail=f"the request holds a value the ledger cannot store: {error.diag.message_primary}",
+        instance=request.url.path,
+    )
+    return problem_response(problem)
+
+
 def unexpected_error(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=error)
     problem = Problem(
@@ -107,5 +120,6 @@ _titles = {
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     LedgerError: ledger_error,
     HTTPException: http_error,
+    psycopg.DataError: unstorable_value,
     Exception: unexpected_error,
 }

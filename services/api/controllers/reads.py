@@ -23,7 +23,7 @@ from services.api.auth import SECURITY, require
 from services.api.consistency import MinPosition, requested_position, wait_for
 from services.api.controllers import writes
 from services.api.controllers.events import EventOut, event_out, split_types
-from services.api.controllers.writes import IdempotencyKey, IfMatch
+from services.api.controllers.writes import IdempotencyKey, IfMatch, strict_body
 from services.queries import members as q
 from services.queries import stats
 from services.store.ledger import Ledger
@@ -98,6 +98,7 @@ class MemberController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> s.Written:
         """Register a member with a display name and any handles (`twitter:@yannr`)."""
+        await strict_body(request, s.MemberCreate)
         return await writes.register_member(request, data, idempotency_key)
 
     @patch(
@@ -116,6 +117,7 @@ class MemberController(Controller):
         if_match: IfMatch = None,
     ) -> s.Written:
         """Change name, bio or links; link (`add_handles`) or unlink (`remove_handles`) handles."""
+        await strict_body(request, s.MemberPatch)
         return await writes.update_member(request, member_id, data, idempotency_key, if_match)
 
     @get(operation_id="ListMembers", summary="Search and list members")

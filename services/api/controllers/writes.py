@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 from uuid import UUID
 
+import msgspec
 from litestar import Controller, Request, post
+from litestar.exceptions import ValidationException
 from litestar.params import Parameter
 
 from domain import commands as c
@@ -25,7 +27,9 @@ IdempotencyKey = Annotated[
     Parameter(
         header="Idempotency-Key",
         required=False,
+        min_length=1,
         max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
         description="Send the same key when retrying a write: it is applied at most once",
     ),
 ]
@@ -40,6 +44,23 @@ IfMatch = Annotated[
 ]
 
 BATCH_MAX_BODY = 32 * 1024 * 1024
+
+
+_strict_decoders: dict[type, msgspec.json.Decoder[Any]] = {}
+
+
+async def strict_body(request: Request[Any, Any, Any], body_type: type) -> None:
+    """Refuse what Litestar's lenient decoding would coerce (a number where a date belongs)."""
+    decoder = _strict_decoders.get(body_type)
+    if decoder is None:
+        decoder = _strict_decoders[body_type] = msgspec.json.Decoder(body_type)
+    try:
+        decoder.decode(await request.body())
+    except msgspec.ValidationError as error:
+        raise ValidationException(
+            f"Validation failed for {request.method} {request.url.path}",
+            extra=[{"message": str(error), "key": "data", "source": "body"}],
+        ) from error
 
 
 async def _fingerprint(request: Request[Any, Any, Any]) -> str:
@@ -104,6 +125,7 @@ class WriteController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> s.Written:
         """The duplicate's history counts for this member from now on; its handles move here."""
+        await strict_body(request, s.MemberMerge)
 
         def plan(resolver: Resolver) -> list[Submission]:
             duplicate = resolver.member(data.duplicate)
@@ -126,6 +148,7 @@ class WriteController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> s.Written:
         """Profiles stop showing the member's name, handles, bio and links; counts stay."""
+        await strict_body(request, s.MemberErasure)
         command = c.ForgetMember(member_id=member_id, reason=data.reason)
         return await _run(request, member_id, [command], idempotency_key)
 
@@ -137,6 +160,7 @@ class WriteController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> s.Written:
         """Something a member did for the community: an answer, an article, a recap, mentoring…"""
+        await strict_body(request, s.ContributionCreate)
         return _single(*await _write(request, [data], idempotency_key))
 
     @post(
@@ -152,6 +176,7 @@ class WriteController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> s.Written:
         """Withdraws it from every count; the ledger keeps both events."""
+        await strict_body(request, s.Retraction)
         item = s.RetractContributionItem(contribution_id=contribution_id, reason=data.reason)
         return _single(*await _write(request, [item], idempotency_key))
 
@@ -163,6 +188,7 @@ class WriteController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> s.Written:
         """A connector introduces two or more other members to each other."""
+        await strict_body(request, s.IntroductionCreate)
         return _single(*await _write(request, [data], idempotency_key))
 
     @post("/mentions", operation_id="RecordMention", summary="Record a mention")
@@ -173,6 +199,7 @@ class WriteController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> s.Written:
         """A member names another, usually in a contribution."""
+        await strict_body(request, s.MentionCreate)
         return _single(*await _write(request, [data], idempotency_key))
 
     @post("/recognitions", operation_id="GiveRecognition", summary="Give a recognition")
@@ -183,6 +210,7 @@ class WriteController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> s.Written:
         """Kudos, thanks, a highlight or an award, from one member to another."""
+        await strict_body(request, s.RecognitionCreate)
         return _single(*await _write(request, [data], idempotency_key))
 
     @post(
@@ -198,6 +226,7 @@ class WriteController(Controller):
         idempotency_key: IdempotencyKey = None,
     ) -> s.Written:
         """Takes a recognition back; the ledger keeps both events."""
+        await strict_body(request, s.Withdrawal)
         item = s.WithdrawRecognitionItem(recognition_id=recognition_id, reason=data.reason)
         return _single(*await _write(request, [item], idempotency_key))
 
@@ -211,6 +240,7 @@ class WriteController(Controller):
         self, request: Request[Any, Any, Any], data: s.Batch, idempotency_key: IdempotencyKey = None
     ) -> s.BatchWritten:
         """All items are applied, in order, or none: each item sees the ones before it."""
+        await strict_body(request, s.Batch)
         return (await _write(request, data.items, idempotency_key))[1]
 
 
@@ -273,8 +303,6 @@ async def _run_plan(
 
 
 def _version_from_etag(value: str) -> int:
-    from litestar.exceptions import ValidationException
-
     stripped = value.strip().removeprefix("W/").strip('"')
     if not stripped.isdigit():
         raise ValidationException(f'If-Match must be a member version such as "3", got {value!r}')
