@@ -1,5 +1,5 @@
 # Two commands for a fresh machine with only Python 3.11+ and make:
-#   make demo   the main job: embedded PostgreSQL, migrations, the API on 127.0.0.1
+#   make demo   the main job: embedded PostgreSQL, the #kaizenblog example, the API on 127.0.0.1
 #   make test   the whole suite against a real PostgreSQL (embedded unless TEST_DATABASE_URL)
 
 PYTHON ?= python3
@@ -20,8 +20,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/community-ledger db upgrade
-	$(BIN)/community-ledger serve --host 127.0.0.1 --port 8000
+	$(BIN)/community-ledger demo --host 127.0.0.1 --port 8000
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

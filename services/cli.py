@@ -66,14 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_parser("current", help="show the schema's revision").set_defaults(handler=db_current)
     db.add_parser("url", help="print the database URL in use").set_defaults(handler=db_url)
 
-    from services import keys_cli, serve
+    from services import demo, keys_cli, serve
     from services.api import spec
+    from services.importers import cli as importers_cli
     from services.projector import cli as projector_cli
 
+    demo.add_commands(commands)
     serve.add_commands(commands)
     projector_cli.add_commands(commands)
     spec.add_commands(commands)
     keys_cli.add_commands(commands)
+    importers_cli.add_commands(commands)
     return parser
 
 

@@ -60,6 +60,7 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _log_to_stderr() -> None:
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s"
     )

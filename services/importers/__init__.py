@@ -1,0 +1,1 @@
+"""Importers (JSONL, CSV, Git history) and the JSONL export, all through the one write path."""

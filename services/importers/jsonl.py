@@ -1,0 +1,54 @@
+"""`import jsonl FILE`: one batch item per line, the same shapes as `POST /v1/batch` items.
+
+Blank lines are skipped (JSON has no comments). A line that does not decode, or breaks
+a shape's rules (a wrong type, an unknown field), is rejected with msgspec's message.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import msgspec
+
+from services.api import schemas as s
+from services.importers.common import Line, Source, UnreadableSource
+
+_decoder = msgspec.json.Decoder(s.BatchItem)
+
+
+def jsonl_source(path: str) -> Source:
+    """`path` is a file, or `-` for standard input."""
+    if path == "-":
+        return Source(kind="jsonl", label="import jsonl (stdin)", unit="lines",
+                      lines=read_lines(sys.stdin.buffer))  # fmt: skip
+    file = Path(path)
+    if not file.is_file():
+        raise UnreadableSource(f"no such file: {path}")
+    return Source(kind="jsonl", label=f"import jsonl {path}", unit="lines",
+                  lines=_lines_of(file), total=_count(file))  # fmt: skip
+
+
+def read_lines(stream: BinaryIO) -> Iterator[Line]:
+    for number, raw in enumerate(stream, 1):
+        if not raw.strip():
+            continue
+        where = f"line {number}"
+        try:
+            item = _decoder.decode(raw)
+        except msgspec.DecodeError as error:
+            yield Line(where=where, problems=(str(error),))
+        else:
+            yield Line(where=where, items=(item,))
+
+
+def _lines_of(file: Path) -> Iterator[Line]:
+    with file.open("rb") as stream:
+        yield from read_lines(stream)
+
+
+def _count(file: Path) -> int:
+    with file.open("rb") as stream:
+        return sum(1 for raw in stream if raw.strip())
