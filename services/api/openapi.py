@@ -82,6 +82,130 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     },
 }
 
+MEMBER_EXAMPLE = {
+    "id": "c1328b0c-0e7b-50c1-9d32-cf9fa38d417d",
+    "display_name": "Yann Ropars",
+    "handles": ["twitter:@yannr"],
+    "joined_at": "2009-08-23T23:00:00Z",
+    "bio": "",
+    "links": [],
+    "status": "occasional",
+    "first_active_at": "2009-08-23T23:18:00Z",
+    "last_active_at": "2009-08-23T23:25:00Z",
+    "contributions_total": 2,
+    "contributions_by_kind": {"chat_answer": 1, "chat_question": 1},
+    "introductions_made": 0,
+    "introductions_received": 0,
+    "mentions_given": 0,
+    "mentions_received": 1,
+    "recognitions_given": 0,
+    "recognitions_received": 1,
+    "connections": 1,
+    "merged_into": None,
+    "forgotten": False,
+}
+EVENT_EXAMPLE = {
+    "position": 42,
+    "event_id": "0194b3c2-8a1f-7d11-8e2a-3c4b5d6e7f80",
+    "type": "ContributionRecorded",
+    "schema_version": 1,
+    "data": {
+        "contribution_id": "0194b3c2-8a1e-7c3d-9f00-5b2a1c9d4e6f",
+        "member_id": "c1328b0c-0e7b-50c1-9d32-cf9fa38d417d",
+        "kind": "chat_answer",
+        "space": "kaizenblog",
+        "title": "",
+        "body": "What makes a good community leader?",
+        "url": "",
+        "attributes": {"question": "Q4"},
+        "reply_to": None,
+    },
+    "metadata": {"source": "api", "actor": "bot"},
+    "stream": "contribution-0194b3c2-8a1e-7c3d-9f00-5b2a1c9d4e6f",
+    "stream_version": 1,
+    "tags": ["member:c1328b0c-0e7b-50c1-9d32-cf9fa38d417d", "space:kaizenblog"],
+    "occurred_at": "2009-08-23T23:25:00Z",
+    "recorded_at": "2026-11-28T16:00:00Z",
+}
+RESPONSE_EXAMPLES: dict[str, Any] = {
+    "Health": {"status": "ok"},
+    "Ready": {"status": "ready", "schema": "0003_api_keys"},
+    "Metrics": 'ledger_http_requests_total{method="GET",route="/health",status="200"} 3\n',
+    "ReadFeed": {"events": [EVENT_EXAMPLE], "next_after": 42},
+    "GetEvent": EVENT_EXAMPLE,
+    "GetMember": MEMBER_EXAMPLE,
+    "GetMemberByHandle": MEMBER_EXAMPLE,
+    "ListMembers": {"members": [MEMBER_EXAMPLE], "next_cursor": "WzIsICJjMTMyOGIwYyJd"},
+    "GetMemberHistory": {"events": [EVENT_EXAMPLE], "next_cursor": None},
+    "GetMemberConnections": {
+        "connections": [
+            {
+                "member_id": "0e9564d7-0e14-5499-9f2a-bbb844c995ec",
+                "display_name": "Valeria Maltoni",
+                "weight": 2,
+                "introduced_together": 0,
+                "introduced": 0,
+                "mentioned": 1,
+                "recognised": 1,
+                "last_at": "2009-08-24T10:00:00Z",
+            }
+        ],
+        "next_cursor": None,
+    },
+    "ContributionStats": {
+        "group_by": ["member"],
+        "period": "month",
+        "rows": [
+            {
+                "period_start": "2009-08-01",
+                "member_id": "c1328b0c-0e7b-50c1-9d32-cf9fa38d417d",
+                "display_name": "Yann Ropars",
+                "count": 2,
+            }
+        ],
+    },
+    "Leaderboard": {
+        "metric": "contributions",
+        "window": "30d",
+        "entries": [
+            {
+                "rank": 1,
+                "member_id": "c1328b0c-0e7b-50c1-9d32-cf9fa38d417d",
+                "display_name": "Yann Ropars",
+                "value": 2,
+            }
+        ],
+    },
+    "ListProjections": [
+        {
+            "name": "member_profiles",
+            "version": 1,
+            "live_version": 1,
+            "checkpoint": 42,
+            "head": 42,
+            "lag_events": 0,
+            "lag_seconds": 0.0,
+            "state": "caught up",
+            "owner": "host:4093",
+            "rebuild_position": None,
+            "error": None,
+        }
+    ],
+    "RebuildProjection": {
+        "name": "member_profiles",
+        "version": 1,
+        "live_version": 1,
+        "checkpoint": 42,
+        "head": 42,
+        "lag_events": 0,
+        "lag_seconds": 0.0,
+        "state": "rebuilding",
+        "owner": "host:4093",
+        "rebuild_position": 0,
+        "error": None,
+    },
+}
+
 WRITTEN_EXAMPLE = {
     "id": "0194b3c2-8a1e-7c3d-9f00-5b2a1c9d4e6f",
     "event_ids": ["0194b3c2-8a1f-7d11-8e2a-3c4b5d6e7f80"],
@@ -121,8 +245,9 @@ def _example(operation: Any, path: str) -> None:
     if body is not None and operation.request_body is not None:
         for media in (operation.request_body.content or {}).values():
             media.examples = {"example": Example(summary=operation.summary, value=body)}
+    answer = RESPONSE_EXAMPLES.get(operation.operation_id or "", WRITTEN_EXAMPLE)
     for status, response in (operation.responses or {}).items():
         if status.startswith("2") and isinstance(response, OpenAPIResponse):
             for media in (response.content or {}).values():
-                if media.examples is None and operation.operation_id in EXAMPLES:
-                    media.examples = {"written": Example(value=WRITTEN_EXAMPLE)}
+                if media.examples is None:
+                    media.examples = {"example": Example(value=answer)}

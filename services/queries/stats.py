@@ -11,6 +11,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 GROUPS = {"member": "c.member_id", "kind": "c.kind", "space": "c.space"}
+COLUMNS = {"member": "member_id", "kind": "kind", "space": "space"}
 PERIODS = ("day", "week", "month")
 WINDOWS = {"7d": 7, "30d": 30, "365d": 365, "all": None}
 METRICS = (
@@ -50,7 +51,7 @@ async def contribution_stats(
 ) -> list[StatRow]:
     """Counts by any of member, kind and space, per day, week or month (ISO weeks, UTC)."""
     keys: list[sql.Composable] = [sql.SQL(GROUPS[g]) for g in group_by]
-    names = list(group_by)
+    names = [COLUMNS[g] for g in group_by]
     if period:
         keys.insert(0, sql.SQL("date_trunc({}, c.day)::date").format(sql.Literal(period)))
         names.insert(0, "period_start")

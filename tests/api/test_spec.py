@@ -45,3 +45,7 @@ def test_every_operation_has_an_id_a_summary_and_documents_its_problems() -> Non
         if "requestBody" in operation:
             examples = operation["requestBody"]["content"]["application/json"].get("examples")
             assert examples, f"{where} has no request example"
+        answers = [r for status, r in operation["responses"].items() if status.startswith("2")]
+        assert all(media.get("examples") for r in answers for media in r["content"].values()), (
+            f"{where} has no response example"
+        )
