@@ -1,30 +1,32 @@
-"""Contribution counts by member, kind, space and UTC day; the API sums them by week or month.
+"""Contribution counts by member, kind, space and UTC day; queries sum them by week or month.
 
-The fold turns a batch into additive changes (deltas) plus, in order, the merges it
-met: deltas commute, so the applier writes them in one statement, and moves a merged
-member's rows after the deltas that came before the merge.
+A retraction takes one back from the row its contribution was counted in (as that row
+is keyed now: a merge moves a duplicate's rows onto its survivor). A count that
+reaches zero leaves no row.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from uuid import UUID
 
+import msgspec
+
 from domain import events as e
-from domain.projections import Entry, survivor
+from domain.projections import Aliases, Entry, utc_day
 
 NAME = "contribution_counts"
-VERSION = 1
+VERSION = 2
 
 Key = tuple[UUID, str, str, date]
 """member, kind, space, day"""
 
 
-@dataclass
-class ContributionRef:
+class ContributionRef(msgspec.Struct, gc=False):
+    """Where a contribution was counted, kept so that its retraction can find the row."""
+
     contribution_id: UUID
     member_id: UUID
     kind: str
@@ -34,65 +36,89 @@ class ContributionRef:
 
 
 @dataclass
-class Changes:
-    """What a batch does to the tables: `steps` alternate delta groups and merges, in order."""
+class State:
+    """The rows a batch touches; the fold changes them in place and notes what to write."""
 
+    counts: dict[Key, int] = field(default_factory=dict)
     contributions: dict[UUID, ContributionRef] = field(default_factory=dict)
-    aliases: dict[UUID, UUID] = field(default_factory=dict)
-    dirty_contributions: set[UUID] = field(default_factory=set)
-    new_aliases: dict[UUID, UUID] = field(default_factory=dict)
-    steps: list[dict[Key, int] | tuple[UUID, UUID]] = field(default_factory=list)
+    aliases: Aliases = field(default_factory=Aliases)
+    changed: set[Key] = field(default_factory=set)
+    removed: set[Key] = field(default_factory=set)
+    changed_contributions: set[UUID] = field(default_factory=set)
 
-    def delta(self, key: Key, change: int) -> None:
-        if not self.steps or not isinstance(self.steps[-1], dict):
-            self.steps.append(defaultdict(int))
-        step = self.steps[-1]
-        assert isinstance(step, dict)
-        step[key] += change
+    def count(self, key: Key, change: int) -> None:
+        left = self.counts.get(key, 0) + change
+        if left:
+            self.counts[key] = left
+            self.changed.add(key)
+            self.removed.discard(key)
+        else:
+            self.counts.pop(key, None)
+            self.changed.discard(key)
+            self.removed.add(key)
 
 
-def contribution_ids_needed(entries: Iterable[Entry]) -> set[UUID]:
+def contributions_needed(entries: Iterable[Entry]) -> set[UUID]:
     return {
-        entry.event.contribution_id
-        for entry in entries
-        if isinstance(entry.event, e.ContributionRetracted)
+        x.event.contribution_id for x in entries if isinstance(x.event, e.ContributionRetracted)
     }
 
 
-def member_ids_needed(entries: Iterable[Entry]) -> set[UUID]:
-    return {m for entry in entries for m in e.member_ids_of(entry.event)}
+def members_needed(entries: Iterable[Entry], refs: Iterable[ContributionRef]) -> set[UUID]:
+    named = {m for entry in entries for m in e.member_ids_of(entry.event)}
+    return named | {ref.member_id for ref in refs}
 
 
-def fold(changes: Changes, entries: Iterable[Entry]) -> Changes:
+def rows_needed(state: State, entries: Iterable[Entry]) -> tuple[set[Key], set[UUID]]:
+    """The count rows the fold will read: by key, and all rows of members a merge moves."""
+    aliases, refs = state.aliases.copy(), dict(state.contributions)
+    keys: set[Key] = set()
+    members: set[UUID] = set()
     for entry in entries:
-        event = entry.event
-        match event:
-            case e.ContributionRecorded(
-                contribution_id=cid, member_id=member_id, kind=kind, space=space
-            ):
-                ref = ContributionRef(
-                    contribution_id=cid,
-                    member_id=member_id,
-                    kind=kind,
-                    space=space,
-                    day=entry.occurred_at.date(),
-                )
-                changes.contributions[cid] = ref
-                changes.dirty_contributions.add(cid)
-                changes.delta(_key(changes, ref), +1)
+        match entry.event:
+            case e.ContributionRecorded(contribution_id=cid):
+                refs[cid] = ref = _ref(entry, entry.event)
+                keys.add(_key(aliases, ref))
+            case e.ContributionRetracted(contribution_id=cid) if cid in refs:
+                keys.add(_key(aliases, refs[cid]))
+            case e.MembersMerged() as merged:
+                members.update(aliases.merge(merged) or ())
+    return keys, members
+
+
+def fold(state: State, entries: Iterable[Entry]) -> State:
+    for entry in entries:
+        match entry.event:
+            case e.ContributionRecorded(contribution_id=cid) as recorded:
+                state.contributions[cid] = ref = _ref(entry, recorded)
+                state.changed_contributions.add(cid)
+                state.count(_key(state.aliases, ref), +1)
             case e.ContributionRetracted(contribution_id=cid):
-                found = changes.contributions.get(cid)
+                found = state.contributions.get(cid)
                 if found is None or found.retracted:
                     continue
                 found.retracted = True
-                changes.dirty_contributions.add(cid)
-                changes.delta(_key(changes, found), -1)
-            case e.MembersMerged(survivor_id=survivor_id, duplicate_id=duplicate_id):
-                target = survivor(changes.aliases, survivor_id)
-                changes.aliases[duplicate_id] = changes.new_aliases[duplicate_id] = target
-                changes.steps.append((duplicate_id, target))
-    return changes
+                state.changed_contributions.add(cid)
+                state.count(_key(state.aliases, found), -1)
+            case e.MembersMerged() as merged:
+                if moved := state.aliases.merge(merged):
+                    _move(state, *moved)
+    return state
 
 
-def _key(changes: Changes, ref: ContributionRef) -> Key:
-    return (survivor(changes.aliases, ref.member_id), ref.kind, ref.space, ref.day)
+def _ref(entry: Entry, event: e.ContributionRecorded) -> ContributionRef:
+    return ContributionRef(
+        event.contribution_id, event.member_id, event.kind, event.space, utc_day(entry.occurred_at)
+    )
+
+
+def _key(aliases: Aliases, ref: ContributionRef) -> Key:
+    return (aliases.resolve(ref.member_id), ref.kind, ref.space, ref.day)
+
+
+def _move(state: State, duplicate: UUID, survivor: UUID) -> None:
+    """The duplicate's rows join the survivor's, summed where the keys meet."""
+    for key in [key for key in state.counts if key[0] == duplicate]:
+        count = state.counts[key]
+        state.count(key, -count)
+        state.count((survivor, key[1], key[2], key[3]), count)

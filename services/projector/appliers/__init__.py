@@ -1,13 +1,16 @@
-"""Appliers: load the rows a batch touches, let the domain fold it, write back the changes.
+"""Appliers: load the rows a batch touches, let the domain fold it, write back what changed.
 
 Each build of a projection lives in a schema of its own; the runner creates it, calls
-`create_tables`, then `apply` inside transactions it owns (with its checkpoint).
+`create_tables`, then `apply` inside transactions it owns (with its checkpoint), so an
+applier never commits. Rows travel as one JSON value per statement, both ways
+(`json_to_recordset` in, `json_agg` out): msgspec encodes and decodes a whole batch at
+C speed, where adapting each cell in Python would cost more than the database's work.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -15,11 +18,24 @@ from psycopg import AsyncConnection, sql
 
 from domain.projections import Entry
 
+Columns = tuple[tuple[str, str], ...]
+"""(name, SQL type) in table order"""
+
+Row = TypeVar("Row")
+
+# Reads and deletes that join a batch's keys run unprepared (prepare=False): once
+# psycopg prepares a statement, PostgreSQL may settle on a generic plan that, guessing
+# 100 rows from the function, scans the whole table instead of probing its index.
+
 
 class Applier(Protocol):
+    """Builds one read model; the runner owns schemas, transactions and checkpoints."""
+
     name: str
     version: int
+    """Bumped when the tables or the fold change: the runner then rebuilds from zero."""
     tables: tuple[str, ...]
+    """Every table `create_tables` makes (unqualified); the runner swaps them in together."""
 
     async def create_tables(self, conn: AsyncConnection[Any], schema: str) -> None: ...
 
@@ -32,23 +48,148 @@ _encoder = msgspec.json.Encoder()
 
 
 def as_json(rows: Any) -> str:
-    """One parameter for a whole batch of rows (read back with jsonb_to_recordset)."""
     return _encoder.encode(rows).decode()
 
 
+def uuids(ids: Iterable[UUID]) -> str:
+    """A `uuid[]` literal: one text parameter rather than thousands of adapted values."""
+    return "{" + _encoder.encode(list(ids))[1:-1].decode() + "}"  # ["a","b"] -> {"a","b"}
+
+
+async def fetch(
+    conn: AsyncConnection[Any], query: sql.Composable, params: Sequence[Any], row: type[Row]
+) -> list[Row]:
+    """The query's rows decoded into `row` (a Struct whose fields are the columns)."""
+    wrapped = sql.SQL("SELECT coalesce(json_agg(r), '[]')::text FROM ({}) AS r").format(query)
+    cur = await conn.execute(wrapped, params, prepare=False)
+    found = await cur.fetchone()
+    return msgspec.json.decode(found[0] if found else "[]", type=list[row])  # type: ignore[valid-type]
+
+
+def names(columns: Columns, prefix: str | None = None) -> sql.Composed:
+    return sql.SQL(", ").join(
+        sql.Identifier(prefix, name) if prefix else sql.Identifier(name) for name, _ in columns
+    )
+
+
+def record(columns: Columns) -> sql.Composed:
+    """The column definitions `json_to_recordset` needs to read rows back."""
+    return sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind)) for name, kind in columns
+    )
+
+
+async def upsert(
+    conn: AsyncConnection[Any],
+    table: sql.Identifier,
+    columns: Columns,
+    key: Columns,
+    rows: Sequence[object],
+) -> None:
+    """Write whole rows (objects whose fields are the columns) in one statement."""
+    if not rows:
+        return
+    updates = sql.SQL(", ").join(
+        sql.SQL("{0} = excluded.{0}").format(sql.Identifier(name))
+        for name, _ in columns
+        if name not in {k for k, _ in key}
+    )
+    query = sql.SQL("""
+        INSERT INTO {table} ({names})
+        SELECT {names}
+        FROM json_to_recordset(%s::json) AS r({record})
+        ON CONFLICT ({key}) DO UPDATE SET {updates}
+    """).format(
+        table=table, names=names(columns), record=record(columns), key=names(key), updates=updates
+    )
+    await conn.execute(query, [as_json(rows)])
+
+
+async def delete(
+    conn: AsyncConnection[Any], table: sql.Identifier, key: Columns, keys: Iterable[tuple[Any, ...]]
+) -> None:
+    """Delete the rows with the given keys (absent ones are no matter) in one statement."""
+    rows = [dict(zip((name for name, _ in key), values, strict=True)) for values in keys]
+    if not rows:
+        return
+    matches = sql.SQL(" AND ").join(
+        sql.SQL("t.{0} = k.{0}").format(sql.Identifier(name)) for name, _ in key
+    )
+    query = sql.SQL("""
+        DELETE FROM {table} AS t
+        USING json_to_recordset(%s::json) AS k({record})
+        WHERE {matches}
+    """).format(table=table, record=record(key), matches=matches)
+    await conn.execute(query, [as_json(rows)], prepare=False)
+
+
+async def select_by_key(
+    conn: AsyncConnection[Any],
+    table: sql.Identifier,
+    columns: Columns,
+    key: Columns,
+    keys: Iterable[tuple[Any, ...]],
+    row: type[Row],
+    members: Iterable[UUID] = (),
+) -> list[Row]:
+    """The rows with the given keys, plus every row naming one of `members` in a uuid key column.
+
+    A row can come twice (found both ways); callers key them by their primary key.
+    """
+    rows = [dict(zip((name for name, _ in key), values, strict=True)) for values in keys]
+    query = sql.SQL("""
+        SELECT {columns}
+        FROM {table} AS t
+        JOIN json_to_recordset(%s::json) AS k({record}) USING ({key})
+    """).format(columns=names(columns, "t"), table=table, record=record(key), key=names(key))
+    params: list[Any] = [as_json(rows)]
+    if members := list(members):
+        for name, kind in key:
+            if kind == "uuid":
+                query += sql.SQL(
+                    " UNION ALL SELECT {} FROM {} AS t WHERE {} = ANY(%s::uuid[])"
+                ).format(names(columns, "t"), table, sql.Identifier("t", name))
+                params.append(uuids(members))
+    return await fetch(conn, query, params, row)
+
+
+async def select_by_ids(
+    conn: AsyncConnection[Any],
+    table: sql.Identifier,
+    columns: Columns,
+    ids: Iterable[UUID],
+    row: type[Row],
+) -> list[Row]:
+    """The rows whose first column, a uuid primary key, is one of `ids`."""
+    query = sql.SQL("SELECT {} FROM {} WHERE {} = ANY(%s::uuid[])").format(
+        names(columns), table, sql.Identifier(columns[0][0])
+    )
+    return await fetch(conn, query, [uuids(ids)], row)
+
+
+ALIAS_COLUMNS: Columns = (("duplicate_id", "uuid"), ("survivor_id", "uuid"))
+
+
+async def create_aliases_table(conn: AsyncConnection[Any], table: sql.Identifier) -> None:
+    await conn.execute(
+        sql.SQL("""
+        CREATE TABLE {} (
+            duplicate_id uuid PRIMARY KEY,
+            survivor_id  uuid NOT NULL
+        )""").format(table)
+    )
+    await conn.execute(sql.SQL("CREATE INDEX ON {} (survivor_id)").format(table))
+
+
 async def load_aliases(
-    conn: AsyncConnection[Any], table: sql.Composable, member_ids: Iterable[UUID]
+    conn: AsyncConnection[Any], table: sql.Identifier, member_ids: Iterable[UUID]
 ) -> dict[UUID, UUID]:
-    """duplicate -> survivor for the given members, following chains of merges."""
+    """duplicate -> survivor for the given members and, following chains, their survivors."""
     aliases: dict[UUID, UUID] = {}
     wanted = set(member_ids)
+    query = sql.SQL("SELECT duplicate_id, survivor_id FROM {} WHERE duplicate_id = ANY(%s::uuid[])")
     while wanted:
-        cur = await conn.execute(
-            sql.SQL("SELECT duplicate_id, survivor_id FROM {} WHERE duplicate_id = ANY(%s)").format(
-                table
-            ),
-            [list(wanted)],
-        )
+        cur = await conn.execute(query.format(table), [uuids(wanted)])
         found = dict(await cur.fetchall())
         aliases.update(found)
         wanted = set(found.values()) - aliases.keys()
@@ -56,27 +197,14 @@ async def load_aliases(
 
 
 async def save_aliases(
-    conn: AsyncConnection[Any], table: sql.Composable, new: dict[UUID, UUID]
+    conn: AsyncConnection[Any], table: sql.Identifier, added: dict[UUID, UUID]
 ) -> None:
-    if not new:
-        return
-    await conn.execute(
-        sql.SQL(
-            "INSERT INTO {} (duplicate_id, survivor_id) "
-            "SELECT * FROM unnest(%s::uuid[], %s::uuid[]) "
-            "ON CONFLICT (duplicate_id) DO UPDATE SET survivor_id = excluded.survivor_id"
-        ).format(table),
-        [list(new), list(new.values())],
-    )
-
-
-def aliases_table_sql(table: sql.Composable) -> sql.Composed:
-    return sql.SQL(
-        "CREATE TABLE {} (duplicate_id uuid PRIMARY KEY, survivor_id uuid NOT NULL)"
-    ).format(table)
+    rows = [{"duplicate_id": d, "survivor_id": s} for d, s in added.items()]
+    await upsert(conn, table, ALIAS_COLUMNS, ALIAS_COLUMNS[:1], rows)
 
 
 def _appliers() -> tuple[Applier, ...]:
+    # Imported here: each applier module imports the helpers above.
     from services.projector.appliers.connections import ConnectionsApplier
     from services.projector.appliers.contribution_counts import ContributionCountsApplier
     from services.projector.appliers.member_profiles import MemberProfilesApplier

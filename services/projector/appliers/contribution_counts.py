@@ -1,16 +1,46 @@
-"""Writes contribution counts: commuting deltas in one upsert, merges as row moves."""
+"""Writes contribution counts: load the rows a batch touches, fold it, write what changed."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 from uuid import UUID
 
+import msgspec
 from psycopg import AsyncConnection, sql
 
-from domain.projections import Entry, contribution_counts
-from domain.projections.contribution_counts import Changes, ContributionRef, Key
-from services.projector.appliers import aliases_table_sql, load_aliases, save_aliases
+from domain.projections import Aliases, Entry, contribution_counts
+from domain.projections.contribution_counts import ContributionRef, Key
+from services.projector.appliers import (
+    Columns,
+    create_aliases_table,
+    delete,
+    load_aliases,
+    save_aliases,
+    select_by_ids,
+    select_by_key,
+    upsert,
+)
+
+COUNT_KEY: Columns = (("member_id", "uuid"), ("kind", "text"), ("space", "text"), ("day", "date"))
+COUNT_COLUMNS: Columns = (*COUNT_KEY, ("count", "integer"))
+REF_COLUMNS: Columns = (
+    ("contribution_id", "uuid"),
+    ("member_id", "uuid"),
+    ("kind", "text"),
+    ("space", "text"),
+    ("day", "date"),
+    ("retracted", "boolean"),
+)
+
+
+class CountRow(msgspec.Struct):
+    member_id: UUID
+    kind: str
+    space: str
+    day: date
+    count: int
 
 
 class ContributionCountsApplier:
@@ -23,123 +53,58 @@ class ContributionCountsApplier:
     )
 
     async def create_tables(self, conn: AsyncConnection[Any], schema: str) -> None:
-        counts, contributions, aliases = (sql.Identifier(schema, t) for t in self.tables)
+        counts, refs, aliases = (sql.Identifier(schema, t) for t in self.tables)
         await conn.execute(
             sql.SQL("""
             CREATE TABLE {} (
-                member_id uuid NOT NULL, kind text NOT NULL, space text NOT NULL,
-                day date NOT NULL, count integer NOT NULL,
+                member_id uuid NOT NULL,
+                kind      text NOT NULL,
+                space     text NOT NULL,
+                day       date NOT NULL,
+                count     integer NOT NULL,
                 PRIMARY KEY (member_id, kind, space, day)
             )""").format(counts)
         )
+        # Statistics over a period, for everyone or one kind or space, start from the day.
         await conn.execute(sql.SQL("CREATE INDEX ON {} (day)").format(counts))
         await conn.execute(
             sql.SQL("""
             CREATE TABLE {} (
-                contribution_id uuid PRIMARY KEY, member_id uuid NOT NULL, kind text NOT NULL,
-                space text NOT NULL, day date NOT NULL, retracted boolean NOT NULL
-            )""").format(contributions)
+                contribution_id uuid PRIMARY KEY,
+                member_id       uuid NOT NULL,
+                kind            text NOT NULL,
+                space           text NOT NULL,
+                day             date NOT NULL,
+                retracted       boolean NOT NULL
+            )""").format(refs)
         )
-        await conn.execute(aliases_table_sql(aliases))
+        await create_aliases_table(conn, aliases)
 
     async def apply(
         self, conn: AsyncConnection[Any], schema: str, entries: Sequence[Entry]
     ) -> None:
-        counts, contributions, aliases = (sql.Identifier(schema, t) for t in self.tables)
-        changes = Changes()
-        changes.contributions = await _load(
-            conn, contributions, contribution_counts.contribution_ids_needed(entries)
-        )
-        wanted = contribution_counts.member_ids_needed(entries)
-        wanted |= {ref.member_id for ref in changes.contributions.values()}
-        changes.aliases = await load_aliases(conn, aliases, wanted)
-        contribution_counts.fold(changes, entries)
-        for step in changes.steps:
-            if isinstance(step, dict):
-                await _add(conn, counts, step)
-            else:
-                await _move(conn, counts, *step)
-        await _save(
-            conn, contributions, [changes.contributions[c] for c in changes.dirty_contributions]
-        )
-        await save_aliases(conn, aliases, changes.new_aliases)
+        counts, refs, aliases = (sql.Identifier(schema, t) for t in self.tables)
+        state = contribution_counts.State()
+        needed = contribution_counts.contributions_needed(entries)
+        found = await select_by_ids(conn, refs, REF_COLUMNS, needed, ContributionRef)
+        state.contributions = {ref.contribution_id: ref for ref in found}
+        wanted = contribution_counts.members_needed(entries, state.contributions.values())
+        state.aliases = Aliases(await load_aliases(conn, aliases, wanted))
+        keys, members = contribution_counts.rows_needed(state, entries)
+        state.counts = await _load_counts(conn, counts, keys, members)
+        contribution_counts.fold(state, entries)
+        await delete(conn, counts, COUNT_KEY, state.removed)
+        rows = [CountRow(*key, count=state.counts[key]) for key in state.changed]
+        await upsert(conn, counts, COUNT_COLUMNS, COUNT_KEY, rows)
+        changed_refs = [state.contributions[c] for c in state.changed_contributions]
+        await upsert(conn, refs, REF_COLUMNS, REF_COLUMNS[:1], changed_refs)
+        await save_aliases(conn, aliases, state.aliases.added)
 
 
-async def _add(conn: AsyncConnection[Any], table: sql.Composable, deltas: dict[Key, int]) -> None:
-    changed = {key: delta for key, delta in deltas.items() if delta}
-    if not changed:
-        return
-    keys = list(changed)
-    await conn.execute(
-        sql.SQL(
-            "INSERT INTO {t} (member_id, kind, space, day, count) "
-            "SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::date[], %s::int[]) "
-            "ON CONFLICT (member_id, kind, space, day) "
-            "DO UPDATE SET count = {t}.count + excluded.count"
-        ).format(t=table),
-        [
-            [k[0] for k in keys],
-            [k[1] for k in keys],
-            [k[2] for k in keys],
-            [k[3] for k in keys],
-            list(changed.values()),
-        ],
-    )
-    # A count that went back to zero leaves no row, so rebuilds and catch-ups agree.
-    await conn.execute(
-        sql.SQL("DELETE FROM {} WHERE count = 0 AND member_id = ANY(%s)").format(table),
-        [list({k[0] for k in keys})],
-    )
-
-
-async def _move(
-    conn: AsyncConnection[Any], table: sql.Composable, duplicate: UUID, survivor: UUID
-) -> None:
-    await conn.execute(
-        sql.SQL(
-            "INSERT INTO {t} (member_id, kind, space, day, count) "
-            "SELECT %(survivor)s, kind, space, day, count FROM {t} WHERE member_id = %(duplicate)s "
-            "ON CONFLICT (member_id, kind, space, day) "
-            "DO UPDATE SET count = {t}.count + excluded.count"
-        ).format(t=table),
-        {"survivor": survivor, "duplicate": duplicate},
-    )
-    await conn.execute(sql.SQL("DELETE FROM {} WHERE member_id = %s").format(table), [duplicate])
-
-
-async def _load(
-    conn: AsyncConnection[Any], table: sql.Composable, ids: set[UUID]
-) -> dict[UUID, ContributionRef]:
-    if not ids:
+async def _load_counts(
+    conn: AsyncConnection[Any], table: sql.Identifier, keys: set[Key], members: set[UUID]
+) -> dict[Key, int]:
+    if not keys and not members:
         return {}
-    cur = await conn.execute(
-        sql.SQL(
-            "SELECT contribution_id, member_id, kind, space, day, retracted FROM {} "
-            "WHERE contribution_id = ANY(%s)"
-        ).format(table),
-        [list(ids)],
-    )
-    return {row[0]: ContributionRef(*row) for row in await cur.fetchall()}
-
-
-async def _save(
-    conn: AsyncConnection[Any], table: sql.Composable, rows: list[ContributionRef]
-) -> None:
-    if not rows:
-        return
-    await conn.execute(
-        sql.SQL(
-            "INSERT INTO {} (contribution_id, member_id, kind, space, day, retracted) "
-            "SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::text[], %s::date[], "
-            "%s::boolean[]) "
-            "ON CONFLICT (contribution_id) DO UPDATE SET retracted = excluded.retracted"
-        ).format(table),
-        [
-            [r.contribution_id for r in rows],
-            [r.member_id for r in rows],
-            [r.kind for r in rows],
-            [r.space for r in rows],
-            [r.day for r in rows],
-            [r.retracted for r in rows],
-        ],
-    )
+    rows = await select_by_key(conn, table, COUNT_COLUMNS, COUNT_KEY, keys, CountRow, members)
+    return {(r.member_id, r.kind, r.space, r.day): r.count for r in rows}

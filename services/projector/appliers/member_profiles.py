@@ -1,4 +1,4 @@
-"""Writes member profiles: load the touched rows, fold the batch, upsert them in one statement."""
+"""Writes member profiles: load the rows a batch touches, fold it, upsert what changed."""
 
 from __future__ import annotations
 
@@ -8,11 +8,19 @@ from uuid import UUID
 
 from psycopg import AsyncConnection, sql
 
-from domain.projections import Entry, member_profiles
-from domain.projections.member_profiles import ContributionRef, Profile, State
-from services.projector.appliers import aliases_table_sql, as_json, load_aliases, save_aliases
+from domain.projections import Aliases, Entry, member_profiles
+from domain.projections.member_profiles import ContributionRef, Profile
+from services.projector.appliers import (
+    Columns,
+    create_aliases_table,
+    load_aliases,
+    save_aliases,
+    select_by_ids,
+    upsert,
+    uuids,
+)
 
-PROFILE_COLUMNS = (
+PROFILE_COLUMNS: Columns = (
     ("member_id", "uuid"),
     ("display_name", "text"),
     ("handles", "text[]"),
@@ -33,7 +41,12 @@ PROFILE_COLUMNS = (
     ("forgotten", "boolean"),
     ("updated_position", "bigint"),
 )
-NAMES = [name for name, _ in PROFILE_COLUMNS]
+REF_COLUMNS: Columns = (
+    ("contribution_id", "uuid"),
+    ("member_id", "uuid"),
+    ("kind", "text"),
+    ("retracted", "boolean"),
+)
 
 
 class MemberProfilesApplier:
@@ -46,126 +59,82 @@ class MemberProfilesApplier:
     )
 
     async def create_tables(self, conn: AsyncConnection[Any], schema: str) -> None:
-        profiles, contributions, aliases = (sql.Identifier(schema, t) for t in self.tables)
+        profiles, refs, aliases = (sql.Identifier(schema, t) for t in self.tables)
         await conn.execute(
             sql.SQL("""
             CREATE TABLE {} (
-                member_id uuid PRIMARY KEY, display_name text NOT NULL,
-                handles text[] NOT NULL, joined_at timestamptz, bio text NOT NULL,
-                links text[] NOT NULL, first_active_at timestamptz, last_active_at timestamptz,
-                contributions_total integer NOT NULL, contributions_by_kind jsonb NOT NULL,
-                introductions_made integer NOT NULL, introductions_received integer NOT NULL,
-                mentions_given integer NOT NULL, mentions_received integer NOT NULL,
-                recognitions_given integer NOT NULL, recognitions_received integer NOT NULL,
-                merged_into uuid, forgotten boolean NOT NULL, updated_position bigint NOT NULL
+                member_id              uuid PRIMARY KEY,
+                display_name           text NOT NULL,
+                handles                text[] NOT NULL,
+                joined_at              timestamptz,
+                bio                    text NOT NULL,
+                links                  text[] NOT NULL,
+                first_active_at        timestamptz,
+                last_active_at         timestamptz,
+                contributions_total    integer NOT NULL,
+                contributions_by_kind  jsonb NOT NULL,
+                introductions_made     integer NOT NULL,
+                introductions_received integer NOT NULL,
+                mentions_given         integer NOT NULL,
+                mentions_received      integer NOT NULL,
+                recognitions_given     integer NOT NULL,
+                recognitions_received  integer NOT NULL,
+                merged_into            uuid,
+                forgotten              boolean NOT NULL,
+                updated_position       bigint NOT NULL
             )""").format(profiles)
         )
-        for column in (
-            "last_active_at",
-            "contributions_total",
-            "recognitions_received",
-            "introductions_made",
-        ):
-            await conn.execute(
-                sql.SQL("CREATE INDEX ON {} ({} DESC, member_id)").format(
-                    profiles, sql.Identifier(column)
-                )
-            )
-        await conn.execute(sql.SQL("CREATE INDEX ON {} USING gin (handles)").format(profiles))
+        # Only the primary key: an index on what lists sort by (counts, last active) would
+        # be rewritten with most rows of every batch, at a cost to catch-up speed; a page
+        # sorts the community's profiles quickly enough without one.
         await conn.execute(
             sql.SQL("""
             CREATE TABLE {} (
-                contribution_id uuid PRIMARY KEY, member_id uuid NOT NULL, kind text NOT NULL,
-                retracted boolean NOT NULL
-            )""").format(contributions)
+                contribution_id uuid PRIMARY KEY,
+                member_id       uuid NOT NULL,
+                kind            text NOT NULL,
+                retracted       boolean NOT NULL
+            )""").format(refs)
         )
-        await conn.execute(aliases_table_sql(aliases))
+        await create_aliases_table(conn, aliases)
 
     async def apply(
         self, conn: AsyncConnection[Any], schema: str, entries: Sequence[Entry]
     ) -> None:
-        profiles, contributions, aliases = (sql.Identifier(schema, t) for t in self.tables)
-        state = State()
-        state.contributions = await _load_contributions(
-            conn, contributions, member_profiles.contribution_ids_needed(entries)
-        )
-        wanted = member_profiles.member_ids_needed(entries)
+        profiles, refs, aliases = (sql.Identifier(schema, t) for t in self.tables)
+        state = member_profiles.State()
+        needed = member_profiles.contributions_needed(entries)
+        found = await select_by_ids(conn, refs, REF_COLUMNS, needed, ContributionRef)
+        state.contributions = {ref.contribution_id: ref for ref in found}
+        wanted = member_profiles.members_needed(entries)
         wanted |= {ref.member_id for ref in state.contributions.values()}
-        state.aliases = await load_aliases(conn, aliases, wanted)
-        state.profiles = await _load_profiles(conn, profiles, wanted | set(state.aliases.values()))
+        if starts := member_profiles.forgetting(entries):
+            wanted |= await _merged_into(conn, aliases, starts)
+        state.aliases = Aliases(await load_aliases(conn, aliases, wanted))
+        wanted |= set(state.aliases.known.values())
+        loaded = await select_by_ids(conn, profiles, PROFILE_COLUMNS, wanted, Profile)
+        state.profiles = {profile.member_id: profile for profile in loaded}
         member_profiles.fold(state, entries)
-        await _save_profiles(conn, profiles, [state.profiles[m] for m in state.dirty_profiles])
-        await _save_contributions(
-            conn, contributions, [state.contributions[c] for c in state.dirty_contributions]
+        changed = [state.profiles[m] for m in state.changed_profiles]
+        await upsert(conn, profiles, PROFILE_COLUMNS, PROFILE_COLUMNS[:1], changed)
+        changed_refs = [state.contributions[c] for c in state.changed_contributions]
+        await upsert(conn, refs, REF_COLUMNS, REF_COLUMNS[:1], changed_refs)
+        await save_aliases(conn, aliases, state.aliases.added)
+
+
+async def _merged_into(
+    conn: AsyncConnection[Any], table: sql.Identifier, members: set[UUID]
+) -> set[UUID]:
+    """Every member merged, directly or down a chain, into one of `members`."""
+    query = sql.SQL("""
+        WITH RECURSIVE merged (member_id) AS (
+            SELECT duplicate_id FROM {aliases} WHERE survivor_id = ANY(%s::uuid[])
+            UNION
+            SELECT a.duplicate_id
+            FROM {aliases} AS a
+            JOIN merged AS m ON a.survivor_id = m.member_id
         )
-        await save_aliases(conn, aliases, state.new_aliases)
-
-
-async def _load_profiles(
-    conn: AsyncConnection[Any], table: sql.Composable, ids: set[UUID]
-) -> dict[UUID, Profile]:
-    if not ids:
-        return {}
-    query = sql.SQL("SELECT {} FROM {} WHERE member_id = ANY(%s)").format(
-        sql.SQL(", ").join(map(sql.Identifier, NAMES)), table
-    )
-    cur = await conn.execute(query, [list(ids)])
-    loaded = {}
-    for row in await cur.fetchall():
-        values = dict(zip(NAMES, row, strict=True))
-        values["handles"], values["links"] = list(values["handles"]), list(values["links"])
-        loaded[values["member_id"]] = Profile(**values)
-    return loaded
-
-
-async def _save_profiles(
-    conn: AsyncConnection[Any], table: sql.Composable, rows: list[Profile]
-) -> None:
-    if not rows:
-        return
-    columns = sql.SQL(", ").join(map(sql.Identifier, NAMES))
-    record = sql.SQL(", ").join(sql.SQL(f"{name} {kind}") for name, kind in PROFILE_COLUMNS)
-    updates = sql.SQL(", ").join(
-        sql.SQL("{0} = excluded.{0}").format(sql.Identifier(n)) for n in NAMES[1:]
-    )
-    query = sql.SQL(
-        "INSERT INTO {table} ({columns}) SELECT {columns} FROM jsonb_to_recordset(%s::jsonb) "
-        "AS r({record}) ON CONFLICT (member_id) DO UPDATE SET {updates}"
-    ).format(table=table, columns=columns, record=record, updates=updates)
-    payload = [{name: getattr(p, name) for name in NAMES} for p in rows]
-    await conn.execute(query, [as_json(payload)])
-
-
-async def _load_contributions(
-    conn: AsyncConnection[Any], table: sql.Composable, ids: set[UUID]
-) -> dict[UUID, ContributionRef]:
-    if not ids:
-        return {}
-    cur = await conn.execute(
-        sql.SQL(
-            "SELECT contribution_id, member_id, kind, retracted FROM {} "
-            "WHERE contribution_id = ANY(%s)"
-        ).format(table),
-        [list(ids)],
-    )
-    return {row[0]: ContributionRef(*row) for row in await cur.fetchall()}
-
-
-async def _save_contributions(
-    conn: AsyncConnection[Any], table: sql.Composable, rows: list[ContributionRef]
-) -> None:
-    if not rows:
-        return
-    await conn.execute(
-        sql.SQL(
-            "INSERT INTO {} (contribution_id, member_id, kind, retracted) "
-            "SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::boolean[]) "
-            "ON CONFLICT (contribution_id) DO UPDATE SET retracted = excluded.retracted"
-        ).format(table),
-        [
-            [r.contribution_id for r in rows],
-            [r.member_id for r in rows],
-            [r.kind for r in rows],
-            [r.retracted for r in rows],
-        ],
-    )
+        SELECT member_id FROM merged
+    """).format(aliases=table)
+    cur = await conn.execute(query, [uuids(members)], prepare=False)
+    return {member_id for (member_id,) in await cur.fetchall()}
