@@ -14,7 +14,7 @@ import platform
 import statistics
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -96,9 +96,8 @@ class Bench:
     server_url: str
     repetitions: int = 3
     scale: float = 1.0
-    """1.0 is the issue's sizes (a million events); `--quick` shrinks every size by 10×."""
+    """1.0 is the issue's sizes (a million events); `--quick` shrinks every size tenfold."""
     log: Callable[[str], None] = print
-    _made: list[str] = field(default_factory=list)
 
     def size(self, full: int, smallest: int = 1_000) -> int:
         return max(smallest, int(full * self.scale))
