@@ -42,9 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         help=f"some of: {', '.join(WORKLOADS)} (default: all)",
     )
     parser.add_argument("--repetitions", type=int, default=3, help="runs per figure (3)")
-    parser.add_argument(
-        "--quick", action="store_true", help="sizes ten times smaller: a smoke run"
-    )
+    parser.add_argument("--quick", action="store_true", help="sizes ten times smaller: a smoke run")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.workloads) - set(WORKLOADS))
