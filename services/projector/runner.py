@@ -25,7 +25,7 @@ from services.projector import builds
 from services.projector.appliers import APPLIERS, Applier
 from services.projector.builds import Build, LostLease
 from services.projector.progress import Progress
-from services.store.ledger import READ_FEED, RecordedEvent, fetch, listen
+from services.store.ledger import HEAD, READ_FEED, RecordedEvent, fetch, listen
 
 log = logging.getLogger("community_ledger.projector")
 
@@ -242,7 +242,7 @@ class _FeedReader:
         self.conn = conn
 
     async def head(self) -> int:
-        cur = await self.conn.execute("SELECT coalesce(max(position), 0) FROM events")
+        cur = await self.conn.execute(HEAD)
         row = await cur.fetchone()
         return int(row[0]) if row else 0
 

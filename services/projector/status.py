@@ -8,12 +8,14 @@ import msgspec
 from psycopg import AsyncConnection
 
 from services.projector.appliers import APPLIERS
+from services.store.ledger import HEAD
 
 STATUS = """
     SELECT b.name, b.version, b.state, b.position, b.error, b.schema_name,
            l.owner, l.expires_at > now() AS leased,
            (SELECT extract(epoch FROM now() - e.recorded_at)
-              FROM events e WHERE e.position = b.position + 1) AS waiting_seconds
+              FROM events e WHERE e.position > b.position
+              ORDER BY e.position LIMIT 1) AS waiting_seconds
     FROM projection_builds b
     LEFT JOIN projection_leases l ON l.name = b.name
     WHERE b.state IN ('live', 'building')
@@ -37,7 +39,7 @@ class ProjectionStatus(msgspec.Struct, kw_only=True):
 
 
 async def projection_statuses(conn: AsyncConnection[Any]) -> list[ProjectionStatus]:
-    cur = await conn.execute("SELECT coalesce(max(position), 0) FROM events")
+    cur = await conn.execute(HEAD)
     head_row = await cur.fetchone()
     head = int(head_row[0]) if head_row else 0
     cur = await conn.execute(STATUS)

@@ -112,6 +112,9 @@ READ_STREAM = f"""
     LIMIT %(limit)s
 """
 
+HEAD = "SELECT coalesce(max(position), 0) FROM events"
+"""The highest position a feed reader can reach now (see READ_FEED)."""
+
 READ_FEED = f"""
     SELECT {_COLUMNS}
     FROM events
@@ -227,7 +230,7 @@ class Ledger:
 
     async def head(self) -> int:
         async with self.pool.connection() as conn:
-            cur = await conn.execute("SELECT coalesce(max(position), 0) FROM events")
+            cur = await conn.execute(HEAD)
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
