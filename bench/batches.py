@@ -1,0 +1,137 @@
+"""Batch appends of 1,000 events per transaction: ours, the peer, executemany and COPY.
+
+One writer appends the same realistic batches (bench.synthetic's mix: registrations,
+contributions, mentions, recognitions, introductions, each on its own stream with its
+tags) through each variant, on a fresh database per sample; the variants take turns
+within a repetition so the machine's drift hits all of them alike. A sample is events/s
+over the appends alone: batches, rows and aggregates are built before the clock starts.
+
+- ours: `Ledger.append(batch)`, one call per batch;
+- the peer: one `Application.save()` of an aggregate holding 1,000 pending events;
+- the ceilings: `executemany` of the plain INSERT, and `COPY … FROM STDIN`, one
+  transaction per batch, into a copy of our table (bench/peers.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from bench import peers
+from bench.core import Bench, Ratio, Result
+from bench.synthetic import synthetic_events
+from services.store.ledger import Ledger, NewEvent
+
+BATCH = 1_000
+EVENTS = 20_000
+"""Per sample at scale 1 (twenty batches); `--quick` runs two."""
+
+
+def run(bench: Bench) -> list[Result | Ratio]:
+    total = bench.size(EVENTS, smallest=BATCH) // BATCH * BATCH
+    events = list(synthetic_events(total))
+    batches = [events[i : i + BATCH] for i in range(0, total, BATCH)]
+    variants: dict[str, Callable[[str, list[list[NewEvent]]], float]] = {
+        "ours": _ours,
+        peers.PEER: _peer,
+        "executemany": _executemany,
+        "COPY": _copy,
+    }
+    if not peers.PEER_INSTALLED:
+        bench.log(peers.PEER_MISSING)
+        del variants[peers.PEER]
+    samples: dict[str, list[float]] = {variant: [] for variant in variants}
+    bench.log(f"{len(batches)} batches of {BATCH:,} events per sample")
+    for repetition in range(bench.repetitions):
+        for variant, measure in variants.items():
+            migrated = variant != peers.PEER  # the peer makes its own tables
+            with bench.database(migrated=migrated, prefix="bench_batches") as url:
+                if variant in {"executemany", "COPY"}:
+                    peers.create_ceiling_table(url)
+                rate = measure(url, batches)
+            samples[variant].append(rate)
+            bench.log(f"#{repetition + 1} {variant}: {rate:,.0f} events/s")
+
+    results = {
+        variant: Result(
+            workload="batches",
+            variant=variant,
+            unit="events/s",
+            samples=values,
+            note=f"{len(batches)} batches of {BATCH:,} events, one transaction each",
+        )
+        for variant, values in samples.items()
+    }
+    ours = results["ours"]
+    ratios = [
+        Ratio("batches: ours / executemany", ours, results["executemany"], target=0.8),
+        Ratio("batches: ours / COPY", ours, results["COPY"]),
+    ]
+    if peers.PEER_INSTALLED:
+        ratios.append(Ratio(f"batches: ours / {peers.PEER}", ours, results[peers.PEER]))
+    return [*results.values(), *ratios]
+
+
+def _ours(url: str, batches: list[list[NewEvent]]) -> float:
+    async def measure() -> float:
+        async with AsyncConnectionPool(url, min_size=1, max_size=1, open=False) as pool:
+            await pool.wait()
+            ledger = Ledger(pool)
+            started = time.perf_counter()
+            for batch in batches:
+                await ledger.append(batch)
+            return _rate(batches, started)
+
+    return asyncio.run(measure())
+
+
+def _executemany(url: str, batches: list[list[NewEvent]]) -> float:
+    return asyncio.run(_ceiling(url, _ceiling_batches(batches), copy=False))
+
+
+def _copy(url: str, batches: list[list[NewEvent]]) -> float:
+    return asyncio.run(_ceiling(url, _ceiling_batches(batches), copy=True))
+
+
+def _ceiling_batches(batches: list[list[NewEvent]]) -> list[list[tuple[Any, ...]]]:
+    rows = peers.ceiling_rows([new for batch in batches for new in batch])
+    return [rows[i : i + BATCH] for i in range(0, len(rows), BATCH)]
+
+
+async def _ceiling(url: str, batches: list[list[tuple[Any, ...]]], *, copy: bool) -> float:
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        started = time.perf_counter()
+        for rows in batches:
+            async with conn.transaction(), conn.cursor() as cur:
+                if copy:
+                    async with cur.copy(peers.COPY_CEILING) as writer:
+                        for row in rows:
+                            await writer.write_row(row)
+                else:
+                    await cur.executemany(peers.INSERT_CEILING, rows)
+        return _rate(batches, started)
+
+
+def _peer(url: str, batches: list[list[NewEvent]]) -> float:
+    aggregates = []
+    for batch in batches:
+        payloads = [msgspec.json.decode(new.data) for new in batch]
+        aggregate = peers.PeerStream(data=payloads[0])
+        for data in payloads[1:]:
+            aggregate.record(data=data)
+        aggregates.append(aggregate)
+    with peers.peer_application(url, pool_size=1) as app:
+        started = time.perf_counter()
+        for aggregate in aggregates:
+            app.save(aggregate)
+        return _rate(batches, started)
+
+
+def _rate(batches: list[Any], started: float) -> float:
+    return sum(len(batch) for batch in batches) / (time.perf_counter() - started)
