@@ -1,0 +1,55 @@
+"""The append benchmarks run end to end at a tiny scale and answer every figure they promise.
+
+No timings are asserted: only that each variant measured something and each ratio exists.
+The peer's figures are expected only where the `[bench]` extra is installed.
+"""
+
+from __future__ import annotations
+
+from bench import appends, batches, peers
+from bench.core import Bench, Ratio, Result
+
+PEER = [peers.PEER] if peers.PEER_INSTALLED else []
+
+
+def tiny_bench(server_url: str) -> Bench:
+    return Bench(server_url=server_url, repetitions=1, scale=0.01, log=lambda line: None)
+
+
+def split(items: list[Result | Ratio]) -> tuple[dict[str, Result], dict[str, Ratio]]:
+    results = {item.variant: item for item in items if isinstance(item, Result)}
+    ratios = {item.name: item for item in items if isinstance(item, Ratio)}
+    return results, ratios
+
+
+def test_appends_measure_ours_the_peer_and_the_ceiling_with_1_and_8_writers(
+    server_url: str,
+) -> None:
+    results, ratios = split(appends.run(tiny_bench(server_url)))
+
+    expected = [
+        f"{variant}, {writers}"
+        for writers in ("1 writer", "8 writers")
+        for variant in ("ours", *PEER, "ceiling")
+    ]
+    assert sorted(results) == sorted(expected)
+    assert all(r.unit == "events/s" and r.median > 0 for r in results.values())
+    expected_ratios = [
+        f"appends, {writers}: ours / {other}"
+        for writers in ("1 writer", "8 writers")
+        for other in (*PEER, "ceiling")
+    ]
+    assert sorted(ratios) == sorted(expected_ratios)
+    assert all(r.value > 0 for r in ratios.values())
+
+
+def test_batches_measure_ours_the_peer_executemany_and_copy(server_url: str) -> None:
+    results, ratios = split(batches.run(tiny_bench(server_url)))
+
+    assert sorted(results) == sorted(["ours", *PEER, "executemany", "COPY"])
+    assert all(r.unit == "events/s" and r.median > 0 for r in results.values())
+    assert sorted(ratios) == sorted(
+        f"batches: ours / {other}" for other in ("executemany", "COPY", *PEER)
+    )
+    assert ratios["batches: ours / executemany"].target == 0.8
+    assert all(r.value > 0 for r in ratios.values())
