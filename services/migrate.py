@@ -68,3 +68,7 @@ def grant_app_role(url: str, role: str) -> None:
         )
         conn.execute(sql.SQL("REVOKE UPDATE, DELETE, TRUNCATE ON {} FROM {}").format(ledger, who))
         conn.execute(sql.SQL("REVOKE UPDATE, DELETE ON alembic_version FROM {}").format(who))
+        # Appends number their events from this sequence (nextval, and setval for a batch).
+        conn.execute(
+            sql.SQL("GRANT USAGE, UPDATE ON SEQUENCE events_position_seq TO {}").format(who)
+        )

@@ -8,7 +8,7 @@ import msgspec
 from psycopg import AsyncConnection
 
 from services.projector.appliers import APPLIERS
-from services.store.ledger import HEAD
+from services.store.ledger import readable_head
 
 STATUS = """
     SELECT b.name, b.version, b.state, b.position, b.error, b.schema_name,
@@ -39,9 +39,7 @@ class ProjectionStatus(msgspec.Struct, kw_only=True):
 
 
 async def projection_statuses(conn: AsyncConnection[Any]) -> list[ProjectionStatus]:
-    cur = await conn.execute(HEAD)
-    head_row = await cur.fetchone()
-    head = int(head_row[0]) if head_row else 0
+    head = await readable_head(conn)
     cur = await conn.execute(STATUS)
     rows: dict[tuple[str, str], tuple[Any, ...]] = {
         (row[0], row[2]): row for row in await cur.fetchall()

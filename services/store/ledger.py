@@ -112,17 +112,67 @@ READ_STREAM = f"""
     LIMIT %(limit)s
 """
 
-HEAD = "SELECT coalesce(max(position), 0) FROM events"
-"""The highest position a feed reader can reach now (see READ_FEED)."""
+# Appends commit in any order, so a reader must not pass a position whose lower
+# neighbours may still commit. Positions rise with the xids of the appends that took
+# them, so a reader first asks for the horizon (the oldest xid among the appends in
+# flight, `ledger_horizon()`, in a statement of its own), then reads only below the
+# lowest position written at or above it. docs/ledger.md gives the whole argument.
+#
+# Written for the planner: `position + 0` keeps it off a walk of the primary key for
+# min(), and the upper bound (a no-op: rows of later xids are invisible anyway) makes the
+# condition a range, estimated as a few rows even in a generic plan, so it takes the
+# index on xid.
+HORIZON = "SELECT ledger_horizon()::text"
 
-READ_FEED = f"""
+_BOUND = """
+    SELECT coalesce(min(h.position + 0), 9223372036854775807)
+    FROM events h
+    WHERE h.xid >= %(horizon)s::xid8
+      AND h.xid < pg_snapshot_xmax(pg_current_snapshot())
+"""
+
+_HEAD = f"""
+    SELECT coalesce(max(position), 0) FROM events WHERE position < ({_BOUND})
+"""
+
+_READ_FEED = f"""
     SELECT {_COLUMNS}
     FROM events
     WHERE position > %(after)s
+      AND position < ({_BOUND})
       AND (%(types)s::text[] IS NULL OR type = ANY (%(types)s::text[]))
     ORDER BY position
     LIMIT %(limit)s
 """
+
+
+async def readable_head(conn: psycopg.AsyncConnection[Any]) -> int:
+    """The highest position a feed reader can reach now: every event up to it has committed."""
+    horizon = await _horizon(conn)
+    cur = await conn.execute(_HEAD, {"horizon": horizon}, prepare=True)
+    row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def read_feed_on(
+    conn: psycopg.AsyncConnection[Any],
+    *,
+    after: int,
+    limit: int,
+    types: Sequence[str] | None = None,
+) -> list[RecordedEvent]:
+    """Events after `after` in position order, never past one that may still commit."""
+    horizon = await _horizon(conn)
+    params = {"after": after, "limit": limit, "types": list(types) if types else None}
+    return await fetch(conn, _READ_FEED, {**params, "horizon": horizon})
+
+
+async def _horizon(conn: psycopg.AsyncConnection[Any]) -> str:
+    cur = await conn.execute(HORIZON, prepare=True)
+    row = await cur.fetchone()
+    assert row is not None
+    return str(row[0])
+
 
 # Walks event_tags' primary key (tag, position) backwards: newest first, no sort,
 # and a deep page costs what the first one does (the cursor is a position, not an OFFSET).
@@ -171,6 +221,10 @@ def _recorded(row: tuple[Any, ...]) -> RecordedEvent:
     )
 
 
+RACED = {"events_event_id_key", "events_stream_version_key", "idempotency_keys_pkey"}
+RACE_RETRIES = 3
+
+
 class Ledger:
     """The one way in and out of the events table; one instance per connection pool."""
 
@@ -204,8 +258,7 @@ class Ledger:
             if conn is not None:
                 rows = await _call_append(conn, params)
             else:
-                async with self.pool.connection() as own:
-                    rows = await _call_append(own, params)
+                rows = await self._append_retrying_races(params)
         except psycopg.Error as error:
             raise _translate(error, len(events)) from error
         return Appended(
@@ -213,6 +266,20 @@ class Ledger:
             event_ids=tuple(row[1] for row in rows),
             replayed=bool(rows) and rows[0][2],
         )
+
+    async def _append_retrying_races(self, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Appends run their checks in parallel, so two of them racing for one stream version,
+        event id or idempotency key can both pass; the unique index then refuses the later
+        one. Run again, it sees the winner and answers as if it had come second: a version
+        conflict, or a replay of the first answer."""
+        for attempt in range(RACE_RETRIES + 1):
+            try:
+                async with self.pool.connection() as conn:
+                    return await _call_append(conn, params)
+            except psycopg.errors.UniqueViolation as error:
+                if attempt == RACE_RETRIES or error.diag.constraint_name not in RACED:
+                    raise
+        raise AssertionError("unreachable")
 
     async def recall(self, idempotency_key: str) -> StoredAnswer | None:
         """The first answer given under `idempotency_key`, if any."""
@@ -230,9 +297,7 @@ class Ledger:
 
     async def head(self) -> int:
         async with self.pool.connection() as conn:
-            cur = await conn.execute(HEAD)
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
+            return await readable_head(conn)
 
     async def read_stream(
         self, stream: str, *, from_version: int = 1, limit: int = 10_000
@@ -245,9 +310,8 @@ class Ledger:
         self, *, after: int = 0, limit: int = 1000, types: Sequence[str] | None = None
     ) -> list[RecordedEvent]:
         """Events after `after` in position order: resume from the last position you saw."""
-        return await self._fetch(
-            READ_FEED, {"after": after, "limit": limit, "types": list(types) if types else None}
-        )
+        async with self.pool.connection() as conn:
+            return await read_feed_on(conn, after=after, limit=limit, types=types)
 
     async def read_tagged(
         self,

@@ -41,6 +41,9 @@ async def test_tailing_reader_sees_every_committed_event_once_in_order(
                 batch = [new_event(f"writer-{number}") for _ in range(rng.randint(1, 3))]
                 try:
                     async with conn.transaction():
+                        if rng.random() < 0.2:
+                            # An xid taken before the append: the path that appends alone.
+                            await conn.execute("SELECT pg_current_xact_id()")
                         await asyncio.sleep(rng.random() * 0.01)
                         await ledger.append(batch, conn=conn)
                         await asyncio.sleep(rng.random() * 0.01)
@@ -81,3 +84,54 @@ async def test_tailing_reader_sees_every_committed_event_once_in_order(
 
 class _Abandon(Exception):
     """Roll a writer's transaction back after it appended."""
+
+
+async def test_the_feed_stops_below_an_append_that_has_not_committed(
+    ledger: Ledger, database_url: str
+) -> None:
+    """A later append that commits first stays hidden until the earlier one commits."""
+    await ledger.append([new_event("before")])
+    async with await psycopg.AsyncConnection.connect(database_url) as slow:
+        async with slow.transaction():
+            held = await ledger.append([new_event("slow")], conn=slow)
+            quick = await ledger.append([new_event("quick")])
+            assert quick.positions[0] > held.positions[0]
+
+            visible = [e.position for e in await ledger.read_feed(after=0)]
+            head_while_open = await ledger.head()
+
+        after_commit = [e.position for e in await ledger.read_feed(after=0)]
+
+    assert visible == [1], "the reader passed a position that had not committed yet"
+    assert head_while_open == 1
+    assert after_commit == [1, held.positions[0], quick.positions[0]]
+    assert await ledger.head() == quick.positions[0]
+
+
+async def test_an_append_in_a_transaction_that_already_wrote_keeps_the_order(
+    ledger: Ledger, database_url: str
+) -> None:
+    """Its xid predates the appends it waits for, so it appends alone (see 0004)."""
+    async with await psycopg.AsyncConnection.connect(database_url) as early:
+        async with early.transaction():
+            await early.execute("SELECT pg_current_xact_id()")
+            first = await ledger.append([new_event("early")], conn=early)
+        second = await ledger.append([new_event("later")])
+
+    feed = await ledger.read_feed(after=0)
+    assert [e.position for e in feed] == [first.positions[0], second.positions[0]]
+
+
+async def test_a_long_transaction_that_is_not_an_append_does_not_hold_the_feed_back(
+    ledger: Ledger, database_url: str
+) -> None:
+    async with await psycopg.AsyncConnection.connect(database_url) as other:
+        async with other.transaction():
+            await other.execute("SELECT pg_current_xact_id()")
+            appended = await ledger.append([new_event("meanwhile")])
+
+            feed = await ledger.read_feed(after=0)
+            head = await ledger.head()
+
+    assert [e.position for e in feed] == list(appended.positions)
+    assert head == appended.positions[-1]

@@ -1,0 +1,311 @@
+"""Parallel appends: positions from a sequence, gap-free reading below the xid8 horizon.
+
+Revision ID: 0004_parallel_appends
+Revises: 0003_api_keys
+Create Date: 2026-12-02
+
+0001 handed out positions under one advisory lock held until commit: simple and
+gap-free, but every append waited for the previous one's WAL flush, so concurrent
+writers could not share a flush (group commit). Here the lock that orders positions is
+held only while a transaction takes its xid and its positions, and readers of the feed
+stop below the oldest transaction still running (docs/ledger.md, "Order without a global
+lock", gives the argument).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from alembic import op
+
+revision = "0004_parallel_appends"
+down_revision = "0003_api_keys"
+branch_labels = None
+depends_on = None
+
+SEQUENCER_KEY = 7031170662
+"""Session advisory lock held for microseconds: xid and positions are taken under it."""
+ORDERING_KEY = 7031170661
+"""Transaction advisory lock: shared by ordinary appends, exclusive for the rare ones that
+must see every other append finished (0001's lock key, so old and new never overlap)."""
+TAG_LOCK_CLASS = 7031
+TAG_BUCKETS = 128
+"""A power of two: a tag's bucket is its hash's low bits."""
+MAX_TAG_LOCKS = 32
+"""An append touching more buckets than this takes ORDERING_KEY exclusively instead."""
+
+LEDGER_APPEND = f"""
+CREATE OR REPLACE FUNCTION ledger_append(
+    new_events          jsonb,
+    expected_versions   jsonb DEFAULT NULL,
+    append_condition    jsonb DEFAULT NULL,
+    idempotency_key     text  DEFAULT NULL,
+    request_fingerprint text  DEFAULT NULL
+) RETURNS TABLE (out_position bigint, out_event_id uuid, out_replayed boolean)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    total        integer := jsonb_array_length(new_events);
+    stored       record;
+    known_ids    uuid[];
+    mismatch     record;
+    conflicting  bigint[];
+    guarded      integer[];
+    touched      integer[];
+    bucket       integer;
+    alone        boolean;
+    first_position bigint;
+    appender_xid   xid8;
+BEGIN
+    IF idempotency_key IS NOT NULL THEN
+        SELECT * INTO stored FROM idempotency_keys k WHERE k.key = idempotency_key;
+        IF FOUND THEN
+            IF stored.fingerprint IS DISTINCT FROM request_fingerprint THEN
+                RAISE EXCEPTION 'idempotency key reused with a different request'
+                    USING ERRCODE = 'LE004',
+                          DETAIL = jsonb_build_object('key', idempotency_key)::text;
+            END IF;
+            RETURN QUERY
+                SELECT p.value::bigint,
+                       (stored.response->'event_ids'->>(p.ordinality::int - 1))::uuid,
+                       true
+                FROM jsonb_array_elements_text(stored.response->'positions') WITH ORDINALITY AS p;
+            RETURN;
+        END IF;
+    END IF;
+
+    SELECT array_agg(e.event_id) INTO known_ids
+    FROM events e
+    WHERE e.event_id IN (SELECT (x->>'event_id')::uuid FROM jsonb_array_elements(new_events) x);
+    IF known_ids IS NOT NULL THEN
+        IF cardinality(known_ids) = total THEN
+            -- The same events again: a retry. Answer what the first append answered.
+            RETURN QUERY
+                SELECT e.position, e.event_id, true
+                FROM jsonb_array_elements(new_events) WITH ORDINALITY AS x(item, n)
+                JOIN events e ON e.event_id = (x.item->>'event_id')::uuid
+                ORDER BY x.n;
+            RETURN;
+        END IF;
+        RAISE EXCEPTION 'some event ids are already recorded'
+            USING ERRCODE = 'LE003',
+                  DETAIL = jsonb_build_object('event_ids', known_ids, 'total', total)::text;
+    END IF;
+
+    -- Locks, always in this order (ordering key, then tag buckets ascending) so two
+    -- appends never wait for each other in a cycle.
+    --
+    -- Tag buckets make conditions race-free without a global lock: an append holds the
+    -- buckets of the tags it writes (shared) until commit; an append with a condition on
+    -- tag T holds T's bucket exclusively, so it checks only once every append writing T
+    -- has committed, and nobody writes T until it has. The first tag of a query is
+    -- enough: a matching event carries all of them.
+    SELECT coalesce(array_agg(DISTINCT hashtext(q.item->'tags'->>0) & {TAG_BUCKETS - 1}), '{{}}')
+    INTO guarded
+    FROM jsonb_array_elements(coalesce(append_condition->'items', '[]')) AS q(item)
+    WHERE jsonb_array_length(coalesce(q.item->'tags', '[]')) > 0;
+    SELECT coalesce(array_agg(DISTINCT hashtext(t.tag) & {TAG_BUCKETS - 1}), '{{}}')
+    INTO touched
+    FROM jsonb_array_elements(new_events) AS x(item),
+         jsonb_array_elements_text(coalesce(x.item->'tags', '[]')) AS t(tag);
+
+    -- Alone: wait until every other append has committed, and hold new ones off. Needed
+    -- when this transaction already has an xid (it wrote before calling us, so its xid
+    -- may be older than appends numbered before it: see the reader's argument in
+    -- docs/ledger.md), when a condition names no tag, and for big batches (cheaper than
+    -- hundreds of bucket locks, and they would fill the lock table).
+    alone := pg_current_xact_id_if_assigned() IS NOT NULL
+          OR EXISTS (
+                SELECT 1
+                FROM jsonb_array_elements(coalesce(append_condition->'items', '[]')) AS q(item)
+                WHERE jsonb_array_length(coalesce(q.item->'tags', '[]')) = 0)
+          OR cardinality(touched) + cardinality(guarded) > {MAX_TAG_LOCKS};
+    IF alone THEN
+        PERFORM pg_advisory_xact_lock({ORDERING_KEY});
+    ELSE
+        PERFORM pg_advisory_xact_lock_shared({ORDERING_KEY});
+        FOR bucket IN SELECT b FROM unnest(touched || guarded) AS b GROUP BY b ORDER BY b LOOP
+            IF bucket = ANY (guarded) THEN
+                PERFORM pg_advisory_xact_lock({TAG_LOCK_CLASS}, bucket);
+            ELSE
+                PERFORM pg_advisory_xact_lock_shared({TAG_LOCK_CLASS}, bucket);
+            END IF;
+        END LOOP;
+    END IF;
+
+    -- Two appends to one stream can both pass this check; the unique (stream,
+    -- stream_version) then refuses the second at insert, and the store retries it, which
+    -- lands here again and reports the conflict.
+    IF expected_versions IS NOT NULL THEN
+        SELECT s.key AS stream, s.value::bigint AS expected,
+               coalesce((SELECT max(e.stream_version) FROM events e WHERE e.stream = s.key), 0)
+                   AS actual
+        INTO mismatch
+        FROM jsonb_each_text(expected_versions) AS s
+        WHERE s.value::bigint IS DISTINCT FROM
+              coalesce((SELECT max(e.stream_version) FROM events e WHERE e.stream = s.key), 0)
+        ORDER BY s.key
+        LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'wrong expected version'
+                USING ERRCODE = 'LE001',
+                      DETAIL = jsonb_build_object(
+                          'stream', mismatch.stream,
+                          'expected', mismatch.expected,
+                          'actual', mismatch.actual
+                      )::text;
+        END IF;
+    END IF;
+
+    IF append_condition IS NOT NULL THEN
+        SELECT array_agg(DISTINCT e.position ORDER BY e.position) INTO conflicting
+        FROM jsonb_array_elements(append_condition->'items') AS item
+        JOIN LATERAL (
+            SELECT ARRAY(SELECT jsonb_array_elements_text(coalesce(item->'tags', '[]'))) AS tags,
+                   ARRAY(SELECT jsonb_array_elements_text(coalesce(item->'types', '[]'))) AS types
+        ) AS q ON true
+        JOIN events e ON e.position > (append_condition->>'after')::bigint
+                     AND e.tags @> q.tags
+                     AND (cardinality(q.types) = 0 OR e.type = ANY (q.types))
+                     AND (cardinality(q.tags) = 0 OR e.position IN (
+                             SELECT t.position FROM event_tags t
+                             WHERE t.tag = q.tags[1]
+                               AND t.position > (append_condition->>'after')::bigint
+                         ));
+        IF conflicting IS NOT NULL THEN
+            RAISE EXCEPTION 'append condition failed'
+                USING ERRCODE = 'LE002',
+                      DETAIL = jsonb_build_object(
+                          'after', (append_condition->>'after')::bigint,
+                          'positions', conflicting[1:20]
+                      )::text;
+        END IF;
+    END IF;
+
+    -- The xid and the positions are taken together under one short lock, so among
+    -- appends positions rise with xids: what lets readers stop at the xid horizon.
+    PERFORM pg_advisory_lock({SEQUENCER_KEY});
+    BEGIN
+        appender_xid := pg_current_xact_id();
+        first_position := nextval('events_position_seq');
+        IF total > 1 THEN
+            PERFORM setval('events_position_seq', first_position + total - 1);
+        END IF;
+        PERFORM pg_advisory_unlock({SEQUENCER_KEY});
+    EXCEPTION WHEN OTHERS OR query_canceled THEN
+        PERFORM pg_advisory_unlock({SEQUENCER_KEY});
+        RAISE;
+    END;
+
+    RETURN QUERY
+    WITH input AS (
+        SELECT x.item, x.n
+        FROM jsonb_array_elements(new_events) WITH ORDINALITY AS x(item, n)
+    ),
+    versions AS (
+        SELECT e.stream, max(e.stream_version) AS version
+        FROM events e
+        WHERE e.stream IN (SELECT i.item->>'stream' FROM input i)
+        GROUP BY e.stream
+    ),
+    new_rows AS (
+        SELECT first_position + i.n - 1 AS position,
+               (i.item->>'event_id')::uuid AS event_id,
+               i.item->>'type' AS type,
+               coalesce((i.item->>'schema_version')::integer, 1) AS schema_version,
+               i.item->'data' AS data,
+               coalesce(i.item->'metadata', '{{}}'::jsonb) AS metadata,
+               i.item->>'stream' AS stream,
+               -- The expected version, when given, rather than what is there now: a
+               -- racing append that committed since the check then collides on the
+               -- unique (stream, stream_version) instead of being silently followed.
+               coalesce((expected_versions->>(i.item->>'stream'))::bigint, v.version, 0)
+                   + row_number() OVER (PARTITION BY i.item->>'stream' ORDER BY i.n)
+                   AS stream_version,
+               ARRAY(SELECT jsonb_array_elements_text(coalesce(i.item->'tags', '[]')))
+                   AS tags,
+               (i.item->>'occurred_at')::timestamptz AS occurred_at
+        FROM input i
+        LEFT JOIN versions v ON v.stream = i.item->>'stream'
+    ),
+    inserted AS (
+        INSERT INTO events (position, event_id, type, schema_version, data, metadata,
+                            stream, stream_version, tags, occurred_at, xid)
+        SELECT r.position, r.event_id, r.type, r.schema_version, r.data, r.metadata,
+               r.stream, r.stream_version, r.tags, r.occurred_at, appender_xid
+        FROM new_rows r
+        ORDER BY r.position
+        RETURNING events.position, events.event_id, events.tags
+    ),
+    tagged AS (
+        INSERT INTO event_tags (tag, position)
+        SELECT DISTINCT t.tag, i.position
+        FROM inserted i, unnest(i.tags) AS t(tag)
+    )
+    SELECT i.position, i.event_id, false FROM inserted i ORDER BY i.position;
+
+    IF idempotency_key IS NOT NULL THEN
+        INSERT INTO idempotency_keys (key, fingerprint, response)
+        SELECT idempotency_key, request_fingerprint,
+               jsonb_build_object(
+                   'positions', coalesce(jsonb_agg(first_position + x.n - 1 ORDER BY x.n), '[]'),
+                   'event_ids', coalesce(jsonb_agg(x.item->'event_id' ORDER BY x.n), '[]')
+               )
+        FROM jsonb_array_elements(new_events) WITH ORDINALITY AS x(item, n);
+    END IF;
+END
+$$
+"""
+
+
+# The horizon a feed reader may read up to, in a statement of its own, before the read
+# (docs/ledger.md, "Order without a global lock"): the oldest xid among the appends in
+# flight in this database (they hold ORDERING_KEY until commit), or, with none, the next
+# xid to be handed out. Transactions of other kinds and other databases do not hold it
+# back. pg_locks shows 32-bit xids; the snapshot's list of running xids gives their xid8.
+LEDGER_HORIZON = f"""
+CREATE FUNCTION ledger_horizon() RETURNS xid8
+LANGUAGE sql VOLATILE AS $$
+    SELECT coalesce(min(running.xid), pg_snapshot_xmax(pg_current_snapshot()))
+    FROM pg_snapshot_xip(pg_current_snapshot()) AS running(xid)
+    WHERE running.xid::text::numeric % 4294967296 IN (
+        SELECT own.transactionid::text::numeric
+        FROM pg_locks appending
+        JOIN pg_locks own ON own.virtualtransaction = appending.virtualtransaction
+                         AND own.locktype = 'transactionid'
+                         AND own.mode = 'ExclusiveLock'
+                         AND own.granted
+        WHERE appending.locktype = 'advisory'
+          AND appending.database = (SELECT oid FROM pg_database
+                                    WHERE datname = current_database())
+          AND appending.classid = {ORDERING_KEY >> 32}
+          AND appending.objid = {ORDERING_KEY & 0xFFFFFFFF}
+          AND appending.objsubid = 1
+    )
+$$
+"""
+
+
+def upgrade() -> None:
+    # Rows already there were committed long ago: xid 0 is below any horizon. The
+    # constant default first, then the volatile one, so the table is not rewritten.
+    op.execute("ALTER TABLE events ADD COLUMN xid xid8 NOT NULL DEFAULT '0'")
+    op.execute("ALTER TABLE events ALTER COLUMN xid SET DEFAULT pg_current_xact_id()")
+    # Serves the reader's "lowest position at or above the horizon": the few newest rows.
+    op.execute("CREATE INDEX events_xid_idx ON events (xid)")
+    op.execute("CREATE SEQUENCE events_position_seq AS bigint OWNED BY events.position")
+    op.execute(
+        "SELECT setval('events_position_seq', coalesce(max(position), 0) + 1, false) FROM events"
+    )
+    op.execute(LEDGER_APPEND)
+    op.execute(LEDGER_HORIZON)
+
+
+def downgrade() -> None:
+    first = importlib.import_module("migrations.versions.0001_ledger")
+    op.execute("DROP FUNCTION ledger_horizon()")
+    op.execute("DROP FUNCTION ledger_append(jsonb, jsonb, jsonb, text, text)")
+    op.execute(first.LEDGER_APPEND)
+    op.execute("DROP SEQUENCE events_position_seq")
+    op.execute("DROP INDEX events_xid_idx")
+    op.execute("ALTER TABLE events DROP COLUMN xid")
