@@ -25,7 +25,7 @@ from services.projector import builds
 from services.projector.appliers import APPLIERS, Applier
 from services.projector.builds import Build, LostLease
 from services.projector.progress import Progress
-from services.store.ledger import HEAD, READ_FEED, RecordedEvent, fetch, listen
+from services.store.ledger import RecordedEvent, listen, read_feed_on, readable_head
 
 log = logging.getLogger("community_ledger.projector")
 
@@ -242,13 +242,10 @@ class _FeedReader:
         self.conn = conn
 
     async def head(self) -> int:
-        cur = await self.conn.execute(HEAD)
-        row = await cur.fetchone()
-        return int(row[0]) if row else 0
+        return await readable_head(self.conn)
 
     async def read(self, *, after: int, limit: int) -> list[RecordedEvent]:
-        params = {"after": after, "limit": limit, "types": None}
-        return await fetch(self.conn, READ_FEED, params)
+        return await read_feed_on(self.conn, after=after, limit=limit)
 
 
 class _Wakeups:
