@@ -6,6 +6,7 @@ an idempotency key or a batch behaves the same wherever it comes from.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,7 @@ from domain.codec import encode_payload
 from domain.errors import (
     AppendConditionFailed,
     IdempotencyKeyReused,
+    InvalidHandle,
     UnknownHandles,
     WrongExpectedVersion,
 )
@@ -25,18 +27,11 @@ from domain.events import Event, stream_of, tags_of, type_name
 from domain.handles import normalize_handle, parse_handle
 from domain.ids import new_id
 from domain.rules import decide_each
-from domain.state import Known, fold
-from services.store.ledger import (
-    AppendCondition,
-    Appended,
-    Ledger,
-    NewEvent,
-    Query,
-    RecordedEvent,
-)
+from domain.state import Known
+from services.loading import Loader
+from services.store.ledger import Appended, Ledger, NewEvent
 
 RETRIES_ON_CONFLICT = 3
-MEMBER_LIFECYCLE = ("MembersMerged",)
 
 
 class Submission(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,6 +53,15 @@ class Resolver:
         self.registrations: list[c.RegisterMember] = []
         self.planned: list[c.RegisterMember] = []
         """Registrations the plan itself makes, so later commands can name their handles."""
+        self._registered: dict[str, UUID] = {}  # handle key -> member, for both lists
+        self._planned: dict[str, UUID] = {}
+
+    def plan(self, registration: c.RegisterMember) -> None:
+        """Note a registration the plan makes, so later commands can name its handles."""
+        self.planned.append(registration)
+        for raw in registration.handles:
+            with contextlib.suppress(InvalidHandle):  # the loader names it, before the rules run
+                self._planned.setdefault(normalize_handle(raw), registration.member_id)
 
     def member(
         self, reference: str, *, register_unknown: bool = False, display_name: str | None = None
@@ -70,9 +74,9 @@ class Resolver:
         owner = self.known.owner_of(handle.key)
         if owner is not None:
             return owner
-        for registration in (*self.registrations, *self.planned):
-            if any(normalize_handle(h) == handle.key for h in registration.handles):
-                return registration.member_id
+        found = self._registered.get(handle.key) or self._planned.get(handle.key)
+        if found is not None:
+            return found
         if not register_unknown:
             raise UnknownHandles([handle.display])
         registration = c.RegisterMember(
@@ -81,6 +85,7 @@ class Resolver:
             handles=(handle.display,),
         )
         self.registrations.append(registration)
+        self._registered[handle.key] = registration.member_id
         return registration.member_id
 
 
@@ -143,7 +148,7 @@ class CommandHandler:
         expected_versions: dict[str, int],
     ) -> Appended:
         head = await self.ledger.head()
-        loader = _Loader(self.ledger)
+        loader = Loader(self.ledger)
         await loader.load_handles(handle_keys)
         resolver = Resolver(loader.known())
         submissions = list(plan(resolver))
@@ -182,106 +187,6 @@ def _new_event(event: Event, occurred_at: datetime, metadata: dict[str, Any]) ->
         occurred_at=occurred_at,
         metadata=metadata,
     )
-
-
-class _Loader:
-    """Reads the streams and tags the rules need, remembering versions for the append."""
-
-    def __init__(self, ledger: Ledger) -> None:
-        self.ledger = ledger
-        self.records: dict[int, RecordedEvent] = {}
-        self.versions: dict[str, int] = {}
-        self.handle_keys: set[str] = set()
-        self.merge_tags: set[str] = set()
-
-    def known(self) -> Known:
-        ordered = sorted(self.records.values(), key=lambda r: r.position)
-        return fold(record.decode() for record in ordered)
-
-    def condition(self, head: int) -> AppendCondition | None:
-        queries = [Query(tags=(f"handle:{key}",)) for key in sorted(self.handle_keys)]
-        queries += [Query(tags=(tag,), types=MEMBER_LIFECYCLE) for tag in sorted(self.merge_tags)]
-        return AppendCondition(fail_if_events_match=tuple(queries), after=head) if queries else None
-
-    async def load_handles(self, keys: Iterable[str]) -> None:
-        for key in set(keys) - self.handle_keys:
-            self.handle_keys.add(key)
-            self._keep(await self.ledger.read_tagged(f"handle:{key}", limit=1000))
-        await self._load_members(self.known().handle_owners.values())
-
-    async def load_for(self, commands: Sequence[c.Command]) -> None:
-        handles = [h for cmd in commands for h in _handles_of(cmd)]
-        await self.load_handles(normalize_handle(h) for h in handles)
-        for cmd in commands:
-            for stream in _streams_of(cmd):
-                await self._load_stream(stream)
-        known = self.known()
-        members = {m for cmd in commands for m in _members_of(cmd)}
-        members |= {s.member_id for s in known.contributions.values()}
-        members |= {m for s in known.recognitions.values() for m in (s.from_id, s.to_id)}
-        await self._load_members(members)
-
-    async def _load_members(self, member_ids: Iterable[UUID]) -> None:
-        for member_id in member_ids:
-            if f"member-{member_id}" in self.versions:
-                continue
-            await self._load_stream(f"member-{member_id}")
-            tag = f"member:{member_id}"
-            self.merge_tags.add(tag)
-            self._keep(await self.ledger.read_tagged(tag, types=MEMBER_LIFECYCLE))
-
-    async def _load_stream(self, stream: str) -> None:
-        if stream in self.versions:
-            return
-        records = await self.ledger.read_stream(stream)
-        self.versions[stream] = records[-1].stream_version if records else 0
-        self._keep(records)
-
-    def _keep(self, records: Iterable[RecordedEvent]) -> None:
-        for record in records:
-            self.records[record.position] = record
-
-
-def _members_of(cmd: c.Command) -> list[UUID]:
-    found: list[UUID] = []
-    for field in (
-        "member_id",
-        "survivor_id",
-        "duplicate_id",
-        "introducer_id",
-        "mentioned_id",
-        "from_id",
-        "to_id",
-    ):
-        value = getattr(cmd, field, None)
-        if isinstance(value, UUID):
-            found.append(value)
-    found += list(getattr(cmd, "introduced_ids", ()))
-    return found
-
-
-def _handles_of(cmd: c.Command) -> list[str]:
-    if isinstance(cmd, c.RegisterMember):
-        return list(cmd.handles)
-    if isinstance(cmd, c.LinkHandle | c.UnlinkHandle):
-        return [cmd.handle]
-    return []
-
-
-def _streams_of(cmd: c.Command) -> list[str]:
-    """Every stream the command's decision depends on or writes to."""
-    streams = [f"member-{m}" for m in _members_of(cmd)]
-    for field, prefix in (
-        ("contribution_id", "contribution"),
-        ("reply_to", "contribution"),
-        ("introduction_id", "introduction"),
-        ("mention_id", "mention"),
-        ("recognition_id", "recognition"),
-    ):
-        value = getattr(cmd, field, None)
-        if isinstance(value, UUID):
-            streams.append(f"{prefix}-{value}")
-    return streams
 
 
 async def execute_commands(handler: CommandHandler, commands: Sequence[c.Command]) -> Appended:

@@ -107,7 +107,7 @@ def _submissions(item: Item, subject: UUID, resolver: Resolver) -> list[Submissi
                 handles=tuple(item.handles),
                 joined_at=item.joined_at,
             )
-            resolver.planned.append(command)
+            resolver.plan(command)
             when = when or item.joined_at  # a batch item may carry its own occurred_at
         case s.ContributionCreate():
             command = c.RecordContribution(

@@ -17,6 +17,7 @@ import psycopg
 
 from domain.codec import decode_event, encode_payload
 from domain.events import ContributionRecorded
+from services.loading import Row, Wanted, fetch_state
 from services.store.ledger import (
     AppendCondition,
     Appended,
@@ -76,6 +77,23 @@ class DryRunLedger(Ledger):
         recorded = await super().read_stream(stream, from_version=from_version, limit=limit)
         decided = [r for r in self.streams.get(stream, ()) if r.stream_version >= from_version]
         return [*recorded, *decided][:limit]
+
+    async def read_state(self, wanted: Wanted) -> list[Row]:
+        """What the handler's loader asks for: the ledger's rows, then the decided ones."""
+        async with self.pool.connection() as conn:
+            rows = await fetch_state(conn, wanted)
+        decided = [r for stream in wanted.streams for r in self.streams.get(stream, ())]
+        decided += [r for tag in wanted.tags for r in self.tagged.get(tag, ())]
+        decided += [
+            r
+            for tag in wanted.typed_tags
+            for r in self.tagged.get(tag, ())
+            if r.type in wanted.types
+        ]
+        return rows + [
+            Row(r.position, r.type, r.schema_version, bytes(r.data), r.stream, r.stream_version)
+            for r in decided
+        ]
 
     async def read_tagged(
         self,
