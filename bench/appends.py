@@ -32,6 +32,11 @@ POOL_SIZE = 8
 EVENTS_PER_STREAM = 10
 SECONDS = 5.0
 """Per sample at scale 1; `--quick` runs a tenth of it."""
+NOTES = {
+    "ours": f"Ledger.append with expected versions; asyncio tasks, pool of {POOL_SIZE}",
+    peers.PEER: f"Application.save of one aggregate event; threads, pool of {POOL_SIZE}",
+    "ceiling": f"autocommitted INSERT into a copy of events; asyncio tasks, pool of {POOL_SIZE}",
+}
 
 
 def run(bench: Bench) -> list[Result | Ratio]:
@@ -66,6 +71,7 @@ def run(bench: Bench) -> list[Result | Ratio]:
             variant=f"{key[0]}, {_writers(key[1])}",
             unit="events/s",
             samples=values,
+            note=NOTES[key[0]],
         )
         for key, values in samples.items()
     }
@@ -121,7 +127,7 @@ def _ours(url: str, writers: int, seconds: float, payloads: peers.Payloads) -> f
 
             async def write(writer: int, count: int) -> None:
                 stream = f"bench-{writer}-{count // EVENTS_PER_STREAM}"
-                new, _ = payloads.new_event(stream)
+                new = payloads.new_event(stream)
                 await ledger.append([new], expected_versions={stream: count % EVENTS_PER_STREAM})
 
             return await _timed_tasks(writers, seconds, write)
@@ -141,7 +147,7 @@ def _ceiling(url: str, writers: int, seconds: float, payloads: peers.Payloads) -
             await pool.wait()
 
             async def write(writer: int, count: int) -> None:
-                new, _ = payloads.new_event(f"bench-{writer}-{count // EVENTS_PER_STREAM}")
+                new = payloads.new_event(f"bench-{writer}-{count // EVENTS_PER_STREAM}")
                 row = peers.ceiling_row(new, count % EVENTS_PER_STREAM + 1)
                 async with pool.connection() as conn:
                     await conn.execute(peers.INSERT_CEILING, row, prepare=True)
@@ -161,7 +167,7 @@ def _peer(url: str, writers: int, seconds: float, payloads: peers.Payloads) -> f
             start.wait()
             aggregate = None
             while time.perf_counter() < deadline[0]:
-                _, data = payloads.new_event("")
+                data = payloads.peer_data()
                 if aggregate is None or aggregate.version == EVENTS_PER_STREAM:
                     aggregate = peers.PeerStream(data=data)
                 else:

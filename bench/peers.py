@@ -31,7 +31,7 @@ except ImportError:  # the [bench] extra is not installed: ours and the ceilings
 else:
     PEER_INSTALLED = True
 
-    class PeerStream(Aggregate):  # type: ignore[misc]
+    class PeerStream(Aggregate):
         """One of the peer's aggregates: the counterpart of one of our streams."""
 
         @event("Started")
@@ -115,10 +115,10 @@ class Payloads:
         ]
         self._cycle = itertools.cycle(self._items)
 
-    def new_event(self, stream: str) -> tuple[NewEvent, dict[str, Any]]:
-        """A fresh event on `stream`, and the same payload as a dict for the peer."""
-        type_, data, tags, decoded = next(self._cycle)
-        new = NewEvent(
+    def new_event(self, stream: str) -> NewEvent:
+        """A fresh event on `stream`, for ours and the ceiling."""
+        type_, data, tags, _ = next(self._cycle)
+        return NewEvent(
             event_id=new_id(),
             type=type_,
             data=data,
@@ -126,7 +126,10 @@ class Payloads:
             tags=tags,
             occurred_at=datetime.now(UTC),
         )
-        return new, decoded
+
+    def peer_data(self) -> dict[str, Any]:
+        """The next payload as the peer's aggregate event carries it."""
+        return next(self._cycle)[3]
 
 
 @contextlib.contextmanager
