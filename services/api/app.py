@@ -35,8 +35,14 @@ def create_app(database_url: str, *, run_projector: bool = False, pool_size: int
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # Autocommit: a read is one round trip, not a query and then a COMMIT when the
+        # connection goes back to the pool; writes open their own transactions.
         async with AsyncConnectionPool(
-            database_url, min_size=1, max_size=pool_size, open=False
+            database_url,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True},
+            open=False,
         ) as pool:
             app.state.pool = pool
             app.state.ledger = Ledger(pool)

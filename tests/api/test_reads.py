@@ -141,6 +141,27 @@ async def test_history_is_newest_first_with_a_position_cursor(
     assert rest["next_cursor"] is None
 
 
+async def test_history_of_an_unknown_member_is_404_and_of_a_quiet_one_an_empty_page(
+    live: Client, writer: dict[str, str], reader: dict[str, str]
+) -> None:
+    ana = (await post(live, "/v1/members", writer, {"display_name": "Ana"}))["id"]
+
+    unknown = await live.get(
+        "/v1/members/0195c9a6-0000-7000-8000-000000000000/history", headers=reader
+    )
+    quiet = await live.get(
+        f"/v1/members/{ana}/history", headers=reader, params={"types": "MentionRecorded"}
+    )
+    past_the_end = await live.get(
+        f"/v1/members/{ana}/history", headers=reader, params={"cursor": 1}
+    )
+
+    assert unknown.status_code == 404, unknown.text
+    assert "no member with id 0195c9a6-0000-7000-8000-000000000000" in unknown.text
+    assert quiet.status_code == 200 and quiet.json() == {"events": [], "next_cursor": None}
+    assert past_the_end.status_code == 200 and past_the_end.json()["events"] == []
+
+
 async def test_stats_group_and_leaderboards_rank(
     live: Client, writer: dict[str, str], reader: dict[str, str]
 ) -> None:

@@ -197,8 +197,6 @@ class MemberController(Controller):
     ) -> HistoryPage:
         """Straight from the ledger (no projection lag): every event that names the member."""
         ledger: Ledger = request.app.state.ledger
-        if not await ledger.read_stream(f"member-{member_id}", limit=1):
-            raise NotFoundException(f"no member with id {member_id}")
         records = await ledger.read_tagged(
             f"member:{member_id}",
             before=cursor,
@@ -207,6 +205,10 @@ class MemberController(Controller):
             since=since,
             until=until,
         )
+        # An event naming the member proves it exists (the rules admit no event naming an
+        # unknown member): only an empty page pays for the existence check.
+        if not records and not await ledger.read_stream(f"member-{member_id}", limit=1):
+            raise NotFoundException(f"no member with id {member_id}")
         next_cursor = records[-1].position if len(records) == limit else None
         return HistoryPage(events=[event_out(r) for r in records], next_cursor=next_cursor)
 

@@ -1,0 +1,250 @@
+"""Workload 5: the API as users start it, at 64 keep-alive connections on loopback.
+
+`community-ledger serve` runs as a child process against a fresh migrated database
+(DATABASE_URL), with `--no-projector` as in compose.yaml (projections run in their own
+process in a deployment). A write-scope key comes from `community-ledger keys create`
+(write includes read), and a few hundred members are registered through the API. Then,
+in each repetition and in this order, each for a bounded duration after a warm-up:
+`GET /health` (the framework's own ceiling), single-event `POST /v1/contributions`
+(distinct bodies, no Idempotency-Key) and `GET /v1/members/{id}/history` (the first
+page, cycling over members who by then have dozens of events each).
+
+The load comes from `bench.loadgen` in its own process. This machine has 2 cores and
+the server, its PostgreSQL and the load generator share them: every figure here is a
+loopback figure, client included. Every answer must be 2xx, or the workload fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from bench.core import Bench, Ratio, Result
+from bench.loadgen import Load, Outcome, measure, request
+
+CONNECTIONS = 64
+WORKERS = (2, 1)
+"""The first is the headline: compose.yaml (the documented deployment) runs 2 workers."""
+LOADGEN_PROCESSES = 1
+MEMBERS = 300
+KINDS = ("chat_answer", "article", "recap", "mentoring", "answer", "review")
+
+
+def run(bench: Bench) -> list[Result | Ratio]:
+    full = bench.scale >= 1
+    duration, warmup = (10.0, 2.0) if full else (3.0, 1.0)
+    results: list[Result] = []
+    figures: dict[int, dict[str, Result]] = {}
+    for workers in WORKERS:
+        figures[workers] = _measure_server(bench, workers, duration, warmup)
+        results += figures[workers].values()
+    main = figures[WORKERS[0]]
+    where = f"{WORKERS[0]} workers, {CONNECTIONS} connections"
+    return [
+        *results,
+        Ratio(
+            f"http: POST / health requests/s ({where})",
+            main["post rate"],
+            main["health rate"],
+            target=0.3,
+        ),
+        Ratio(f"http: POST p99 ms ({where})", main["post p99"], None, target=50, at_most=True),
+        Ratio(f"http: history p99 ms ({where})", main["history p99"], None),
+    ]
+
+
+def _measure_server(
+    bench: Bench, workers: int, duration: float, warmup: float
+) -> dict[str, Result]:
+    samples: dict[str, list[float]] = {}
+    with bench.database(prefix="bench_http") as url, _server(url, workers) as port:
+        token = _create_key(url)
+        auth = {"Authorization": f"Bearer {token}"}
+        members = _register_members(port, auth, MEMBERS)
+        bench.log(f"server with {workers} workers on port {port}; {len(members)} members")
+        for repetition in range(bench.repetitions):
+            phases = {
+                "health": [request("GET", "/health")],
+                "post": _contribution_requests(auth, members, repetition, 20_000),
+                "history": [
+                    request("GET", f"/v1/members/{member}/history", headers=auth)
+                    for member in members
+                ],
+            }
+            for phase, requests in phases.items():
+                load = Load(
+                    requests=requests,
+                    connections=CONNECTIONS,
+                    duration=duration,
+                    warmup=warmup,
+                    processes=LOADGEN_PROCESSES,
+                )
+                outcome = measure("127.0.0.1", port, load)
+                _check(outcome, phase, workers)
+                bench.log(
+                    f"{workers} workers, {phase}: {outcome.rate:,.0f} requests/s, "
+                    f"p50 {outcome.percentile(50) * 1000:.1f} ms, "
+                    f"p99 {outcome.percentile(99) * 1000:.1f} ms, "
+                    f"{outcome.answers:,} answers, {outcome.non_2xx} non-2xx"
+                )
+                samples.setdefault(f"{phase} rate", []).append(outcome.rate)
+                samples.setdefault(f"{phase} p50", []).append(outcome.percentile(50) * 1000)
+                samples.setdefault(f"{phase} p99", []).append(outcome.percentile(99) * 1000)
+    names = {
+        "health": "GET /health",
+        "post": "POST /v1/contributions",
+        "history": "GET /v1/members/{id}/history",
+    }
+    figures = {}
+    for key, values in samples.items():
+        phase, figure = key.split(" ")
+        rate = figure == "rate"
+        figures[key] = Result(
+            workload="http",
+            variant=f"{names[phase]} {'' if rate else figure + ' '}({workers} workers)",
+            unit="requests/s" if rate else "ms",
+            samples=values,
+            higher_is_better=rate,
+            note=f"{CONNECTIONS} connections, {duration:g} s after {warmup:g} s warm-up",
+        )
+    return figures
+
+
+def _check(outcome: Outcome, phase: str, workers: int) -> None:
+    if outcome.non_2xx or outcome.errors or not outcome.answers:
+        raise RuntimeError(
+            f"http {phase} with {workers} workers: {outcome.answers} answers, "
+            f"{outcome.non_2xx} not 2xx (statuses {dict(outcome.statuses)}), "
+            f"{len(outcome.errors)} connection errors {outcome.errors[:3]}"
+        )
+
+
+def _contribution_requests(
+    auth: dict[str, str], members: list[str], repetition: int, count: int
+) -> list[bytes]:
+    headers = {**auth, "Content-Type": "application/json"}
+    return [
+        request(
+            "POST",
+            "/v1/contributions",
+            headers=headers,
+            body=json.dumps(
+                {
+                    "member": members[n % len(members)],
+                    "kind": KINDS[n % len(KINDS)],
+                    "space": "bench",
+                    "title": f"contribution {repetition}-{n}",
+                }
+            ).encode(),
+        )
+        for n in range(count)
+    ]
+
+
+def _command() -> list[str]:
+    script = Path(sys.executable).with_name("community-ledger")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "services.cli"]
+
+
+def _create_key(url: str) -> str:
+    done = subprocess.run(
+        [*_command(), "keys", "create", "--name", "bench", "--scope", "write"],
+        env={**os.environ, "DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # Only the token goes to stdout (services/keys_cli.py).
+    return done.stdout.strip()
+
+
+def _register_members(port: int, auth: dict[str, str], count: int) -> list[str]:
+    ids = [str(uuid.uuid4()) for _ in range(count)]
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        for index, member in enumerate(ids):
+            body = {"id": member, "display_name": f"Bench {index}", "handles": [f"bench:m{index}"]}
+            conn.request(
+                "POST",
+                "/v1/members",
+                body=json.dumps(body),
+                headers={**auth, "Content-Type": "application/json"},
+            )
+            answer = conn.getresponse()
+            text = answer.read()
+            if answer.status != 201:
+                raise RuntimeError(f"registering a member answered {answer.status}: {text!r}")
+    finally:
+        conn.close()
+    return ids
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _server(url: str, workers: int) -> Iterator[int]:
+    """`community-ledger serve` on a free port until the block ends."""
+    port = _free_port()
+    command = [
+        *_command(),
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-projector",
+        "--log-level",
+        "warning",
+    ]
+    handle, log_name = tempfile.mkstemp(prefix="bench-serve-", suffix=".log")
+    with os.fdopen(handle, "wb") as log:
+        child = subprocess.Popen(
+            command,
+            env={**os.environ, "DATABASE_URL": url},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            _wait_until_healthy(port, child, Path(log_name))
+            yield port
+        finally:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                # The child leads its own session: its workers go with it.
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+    if child.returncode in (0, -signal.SIGTERM):
+        os.unlink(log_name)
+
+
+def _wait_until_healthy(port: int, child: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise RuntimeError(f"`serve` exited with {child.returncode}:\n{log.read_text()}")
+        with contextlib.suppress(OSError):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/health")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"`serve` did not answer /health within 60 s:\n{log.read_text()}")
