@@ -68,8 +68,8 @@ def _measure_server(
     bench: Bench, workers: int, duration: float, warmup: float
 ) -> dict[str, Result]:
     samples: dict[str, list[float]] = {}
-    with bench.database(prefix="bench_http") as url, _server(url, workers) as port:
-        token = _create_key(url)
+    with bench.database(prefix="bench_http") as url, running_server(url, workers) as port:
+        token = create_key(url)
         auth = {"Authorization": f"Bearer {token}"}
         members = _register_members(port, auth, MEMBERS)
         bench.log(f"server with {workers} workers on port {port}; {len(members)} members")
@@ -157,7 +157,7 @@ def _command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "services.cli"]
 
 
-def _create_key(url: str) -> str:
+def create_key(url: str) -> str:
     done = subprocess.run(
         [*_command(), "keys", "create", "--name", "bench", "--scope", "write"],
         env={**os.environ, "DATABASE_URL": url},
@@ -197,7 +197,7 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _server(url: str, workers: int) -> Iterator[int]:
+def running_server(url: str, workers: int) -> Iterator[int]:
     """`community-ledger serve` on a free port until the block ends."""
     port = _free_port()
     command = [

@@ -1,0 +1,206 @@
+"""Workload 6: a member's history, first page and a deep page, on a million-event ledger.
+
+The ledger is `bench/synthetic.py`'s mix, with one more member whose 10,000
+contributions are interleaved evenly through it (one every ~100 events), so the member's
+rows lie scattered over the whole table as a long-lived member's would. Pages are the
+API's default 50 events, newest first; the deep page starts at a cursor 90% of the
+member's history deep (9,000 events at full size).
+
+Each page is timed over many sequential calls (no concurrency: this is the query's
+latency, not a throughput), two ways:
+- **store**: `Ledger.read_tagged("member:<id>", before=cursor, limit=50)` on a pool;
+- **http**: `GET /v1/members/{id}/history?cursor=…` against `community-ledger serve`
+  (one worker), one keep-alive connection from `bench.loadgen`'s own process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+
+import msgspec
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from bench.core import Bench, Ratio, Result
+from bench.http import create_key, running_server
+from bench.loadgen import Load, Outcome, measure, request
+from bench.synthetic import START, synthetic_events
+from domain import events as e
+from domain.codec import encode_payload
+from domain.events import stream_of, tags_of, type_name
+from services.store.ledger import Ledger, NewEvent
+
+PAGE = 50
+BATCH = 5_000
+
+
+def run(bench: Bench) -> list[Result | Ratio]:
+    total = bench.size(1_000_000)
+    own = bench.size(10_000)
+    calls = bench.size(2_000, smallest=500)
+    samples: dict[str, list[float]] = {}
+    with bench.database(prefix="bench_history") as url:
+        started = time.perf_counter()
+        member = asyncio.run(_fill(url, total, own))
+        deep = _cursor(url, member, int(own * 0.9))
+        bench.log(
+            f"ledger of {total:,} events, {own:,} of them the member's, filled in "
+            f"{time.perf_counter() - started:.0f} s; deep cursor {deep:,} "
+            f"({int(own * 0.9):,} events deep)"
+        )
+        token = create_key(url)
+        with running_server(url, 1) as port:
+            for _ in range(bench.repetitions):
+                for page, cursor in (("first", None), ("deep", deep)):
+                    latencies = asyncio.run(_store_latencies(url, member, cursor, calls))
+                    _add(samples, f"store {page}", latencies)
+                    latencies = _http_latencies(port, token, member, cursor, calls)
+                    _add(samples, f"http {page}", latencies)
+                    bench.log(
+                        f"{page} page: store p50 {samples[f'store {page} p50'][-1]:.2f} ms, "
+                        f"p99 {samples[f'store {page} p99'][-1]:.2f} ms; http p50 "
+                        f"{samples[f'http {page} p50'][-1]:.2f} ms, "
+                        f"p99 {samples[f'http {page} p99'][-1]:.2f} ms"
+                    )
+    note = f"{total:,} events, member with {own:,}, {calls:,} sequential calls of {PAGE}"
+    figures = {
+        key: Result(
+            workload="history",
+            variant=_variant(key),
+            unit="ms",
+            samples=values,
+            higher_is_better=False,
+            note=note,
+        )
+        for key, values in samples.items()
+    }
+    ratios = []
+    for way in ("http", "store"):
+        first, deep_p99 = figures[f"{way} first p99"], figures[f"{way} deep p99"]
+        ratios += [
+            Ratio(f"history ({way}): first page p99 ms", first, None, target=20, at_most=True),
+            Ratio(
+                f"history ({way}): deep / first page p99", deep_p99, first, target=1.5, at_most=True
+            ),
+        ]
+    return [*figures.values(), *ratios]
+
+
+def _variant(key: str) -> str:
+    way, page, figure = key.split(" ")
+    where = "Ledger.read_tagged" if way == "store" else "GET /v1/members/{id}/history"
+    return f"{where}, {page} page, {figure}"
+
+
+def _add(samples: dict[str, list[float]], key: str, latencies: list[float]) -> None:
+    timed = Outcome(elapsed=1.0, latencies=latencies)
+    samples.setdefault(f"{key} p50", []).append(timed.percentile(50) * 1000)
+    samples.setdefault(f"{key} p99", []).append(timed.percentile(99) * 1000)
+
+
+async def _fill(url: str, total: int, own: int) -> uuid.UUID:
+    """`total` events, `own` of them one member's contributions spread evenly; answer the member."""
+    member = uuid.uuid4()
+    async with AsyncConnectionPool(url, min_size=1, max_size=2, open=False) as pool:
+        ledger = Ledger(pool)
+        pending: list[NewEvent] = []
+        for event in _interleaved(member, total, own):
+            pending.append(event)
+            if len(pending) == BATCH:
+                await ledger.append(pending)
+                pending = []
+        if pending:
+            await ledger.append(pending)
+    return member
+
+
+def _interleaved(member: uuid.UUID, total: int, own: int) -> Iterator[NewEvent]:
+    yield _new(e.MemberRegistered(member_id=member, display_name="The Regular"), 0)
+    every = max(1, (total - own - 1) // own)
+    written = 0
+    for index, event in enumerate(synthetic_events(total - own - 1)):
+        yield event
+        if index % every == every - 1 and written < own:
+            written += 1
+            yield _contribution(member, written)
+    for n in range(written + 1, own + 1):
+        yield _contribution(member, n)
+
+
+def _contribution(member: uuid.UUID, n: int) -> NewEvent:
+    return _new(
+        e.ContributionRecorded(
+            contribution_id=uuid.uuid4(),
+            member_id=member,
+            kind="chat_answer",
+            space="kaizenblog",
+            title=f"answer {n}",
+        ),
+        n,
+    )
+
+
+def _new(event: e.Event, minutes: int) -> NewEvent:
+    return NewEvent(
+        event_id=uuid.uuid4(),
+        type=type_name(event),
+        data=msgspec.Raw(encode_payload(event)),
+        stream=stream_of(event),
+        tags=tags_of(event),
+        occurred_at=START + timedelta(minutes=minutes),
+    )
+
+
+def _cursor(url: str, member: uuid.UUID, depth: int) -> int:
+    """The position to pass as `cursor` to start `depth` events into the member's history."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT position FROM event_tags WHERE tag = %s ORDER BY position DESC "
+            "OFFSET %s LIMIT 1",
+            [f"member:{member}", depth - 1],
+        ).fetchone()
+    assert row is not None, f"the member has fewer than {depth} events"
+    return int(row[0])
+
+
+async def _store_latencies(
+    url: str, member: uuid.UUID, cursor: int | None, calls: int
+) -> list[float]:
+    async with AsyncConnectionPool(
+        url, min_size=1, max_size=1, kwargs={"autocommit": True}, open=False
+    ) as pool:
+        ledger = Ledger(pool)
+        tag = f"member:{member}"
+        for _ in range(20):
+            await ledger.read_tagged(tag, before=cursor, limit=PAGE)
+        latencies = []
+        for _ in range(calls):
+            started = time.perf_counter()
+            page = await ledger.read_tagged(tag, before=cursor, limit=PAGE)
+            latencies.append(time.perf_counter() - started)
+            assert len(page) == PAGE
+    return latencies
+
+
+def _http_latencies(
+    port: int, token: str, member: uuid.UUID, cursor: int | None, calls: int
+) -> list[float]:
+    path = f"/v1/members/{member}/history" + (f"?cursor={cursor}" if cursor else "")
+    load = Load(
+        requests=[request("GET", path, headers={"Authorization": f"Bearer {token}"})],
+        connections=1,
+        duration=120.0,
+        warmup=0.5,
+        max_requests=calls,
+    )
+    outcome = measure("127.0.0.1", port, load)
+    if outcome.non_2xx or outcome.errors or outcome.answers < calls:
+        raise RuntimeError(
+            f"history over http: {outcome.answers} answers of {calls}, statuses "
+            f"{dict(outcome.statuses)}, errors {outcome.errors[:3]}"
+        )
+    return outcome.latencies
