@@ -28,9 +28,10 @@ MEMBER_LIFECYCLE = ("MembersMerged",)
 #  - streams and tags: one index probe per stream or tag, whatever the ledger's size; the
 #    fences (OFFSET 0) keep them probes, where the planner would hash-join a scan of
 #    event_tags on a small ledger, and planning costs no look at each array element;
-#  - types: the few events of a rare type (merges), kept if they carry one of typed_tags,
-#    rather than every event of each member (thousands for an active one).
-READ_STATE = """
+#  - typed_tags: the few events of a rare type (merges), kept if they carry one of the
+#    tags, rather than every event of each member (thousands for an active one). The type
+#    is written out, not a parameter, so even a generic plan knows it is rare.
+READ_STATE = f"""
     SELECT x.*
     FROM unnest(%(streams)s::text[]) AS w(stream)
     CROSS JOIN LATERAL (
@@ -53,7 +54,7 @@ READ_STATE = """
     SELECT position, type, schema_version, data::text, stream, stream_version
     FROM events
     WHERE cardinality(%(typed_tags)s::text[]) > 0
-      AND type = ANY (%(types)s::text[])
+      AND type IN ({", ".join(f"'{name}'" for name in MEMBER_LIFECYCLE)})
       AND tags && %(typed_tags)s::text[]
 """
 
@@ -73,12 +74,11 @@ class Row(NamedTuple):
 
 
 class Wanted(NamedTuple):
-    """Whole streams, every event with one of `tags`, `types` events with one of `typed_tags`."""
+    """Whole streams, every event with one of `tags`, merges with one of `typed_tags`."""
 
     streams: Sequence[str] = ()
     tags: Sequence[str] = ()
     typed_tags: Sequence[str] = ()
-    types: Sequence[str] = MEMBER_LIFECYCLE
 
 
 @runtime_checkable
@@ -97,7 +97,9 @@ async def read_state(ledger: Ledger, wanted: Wanted) -> list[Row]:
 
 async def fetch_state(conn: psycopg.AsyncConnection[Any], wanted: Wanted) -> list[Row]:
     params = {name: list(values) for name, values in wanted._asdict().items()}
-    cur = await conn.execute(READ_STATE, params, prepare=True)
+    # Never prepared: a plan cached while the tables were small scans them per tag later
+    # on; planned afresh, each read sees the tables' current size (planning: ~0.3 ms).
+    cur = await conn.execute(READ_STATE, params, prepare=False)
     return [Row(*row) for row in await cur.fetchall()]
 
 

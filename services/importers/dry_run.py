@@ -17,7 +17,7 @@ import psycopg
 
 from domain.codec import decode_event, encode_payload
 from domain.events import ContributionRecorded
-from services.loading import Row, Wanted, fetch_state
+from services.loading import MEMBER_LIFECYCLE, Row, Wanted, fetch_state
 from services.store.ledger import (
     AppendCondition,
     Appended,
@@ -88,7 +88,7 @@ class DryRunLedger(Ledger):
             r
             for tag in wanted.typed_tags
             for r in self.tagged.get(tag, ())
-            if r.type in wanted.types
+            if r.type in MEMBER_LIFECYCLE
         ]
         return rows + [
             Row(r.position, r.type, r.schema_version, bytes(r.data), r.stream, r.stream_version)
