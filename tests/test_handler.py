@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 
 from domain import commands as c
@@ -139,3 +141,31 @@ async def test_an_idempotency_key_answers_the_first_result_and_refuses_another_b
         await handler.execute(plan, idempotency_key="k", fingerprint="two")
     recorded = await ledger.read_feed()
     assert len(recorded) == 1 and recorded[0].occurred_at == datetime(2020, 5, 1, tzinfo=UTC)
+
+
+async def test_a_batch_reads_its_state_in_a_few_queries_however_many_commands_it_holds(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handler = CommandHandler(ledger)
+    members = [register(f"Member {i}", f"github:member-{i}") for i in range(50)]
+    await execute_commands(handler, members)
+    kudos = [
+        c.GiveRecognition(
+            recognition_id=new_id(), from_id=giver.member_id, to_id=receiver.member_id, kind="kudos"
+        )
+        for giver, receiver in itertools.pairwise(members)
+    ]
+    statements: list[str] = []
+    execute = psycopg.AsyncCursor.execute
+
+    async def counted(
+        cursor: psycopg.AsyncCursor[object], query: object, *args: object, **kw: object
+    ) -> object:
+        statements.append(str(query))
+        return await execute(cursor, query, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(psycopg.AsyncCursor, "execute", counted)
+    appended = await execute_commands(handler, kudos)
+
+    assert len(appended.positions) == 49
+    assert len(statements) <= 4, statements  # head, one read, the append (was 3 per command)
