@@ -183,6 +183,24 @@ $$
 """
 
 
+NOTIFY_FUNCTION = """
+CREATE FUNCTION ledger_notify_append() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('ledger_events', (SELECT max(position) FROM appended)::text);
+    RETURN NULL;
+END
+$$
+"""
+
+NOTIFY_TRIGGER = """
+CREATE TRIGGER events_notify_append
+AFTER INSERT ON events
+REFERENCING NEW TABLE AS appended
+FOR EACH STATEMENT EXECUTE FUNCTION ledger_notify_append()
+"""
+
+
 def upgrade() -> None:
     op.execute(
         """
@@ -248,25 +266,8 @@ def upgrade() -> None:
     op.execute(LEDGER_APPEND)
     # Followers LISTEN on this channel; the payload is the highest new position.
     # NOTIFY is delivered only at commit, so a woken reader always finds the rows.
-    op.execute(
-        """
-        CREATE FUNCTION ledger_notify_append() RETURNS trigger
-        LANGUAGE plpgsql AS $$
-        BEGIN
-            PERFORM pg_notify('ledger_events', (SELECT max(position) FROM appended)::text);
-            RETURN NULL;
-        END
-        $$
-        """
-    )
-    op.execute(
-        """
-        CREATE TRIGGER events_notify_append
-        AFTER INSERT ON events
-        REFERENCING NEW TABLE AS appended
-        FOR EACH STATEMENT EXECUTE FUNCTION ledger_notify_append()
-        """
-    )
+    op.execute(NOTIFY_FUNCTION)
+    op.execute(NOTIFY_TRIGGER)
 
 
 def downgrade() -> None:

@@ -28,6 +28,7 @@ from domain.errors import (
 from domain.events import Event
 
 NOTIFY_CHANNEL = "ledger_events"
+_NOTIFY = f"SELECT pg_notify('{NOTIFY_CHANNEL}', %s)"
 
 
 class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -275,7 +276,7 @@ class Ledger:
         for attempt in range(RACE_RETRIES + 1):
             try:
                 async with self.pool.connection() as conn:
-                    return await _call_append(conn, params)
+                    return await _append_alone(conn, params)
             except psycopg.errors.UniqueViolation as error:
                 if attempt == RACE_RETRIES or error.diag.constraint_name not in RACED:
                     raise
@@ -361,17 +362,46 @@ async def listen(conninfo: str) -> AsyncIterator[int]:
             yield int(notice.payload)
 
 
+_APPEND = (
+    "SELECT out_position, out_event_id, out_replayed "
+    "FROM ledger_append(%s::jsonb, %s::jsonb, %s::jsonb, %s, %s)"
+)
+
+
 async def _call_append(
     conn: psycopg.AsyncConnection[Any], params: tuple[Any, ...]
 ) -> list[tuple[Any, ...]]:
+    """Within the caller's transaction: the append, and a NOTIFY delivered at its commit."""
     async with conn.transaction():
-        cur = await conn.execute(
-            "SELECT out_position, out_event_id, out_replayed "
-            "FROM ledger_append(%s::jsonb, %s::jsonb, %s::jsonb, %s, %s)",
-            params,
-            prepare=True,
-        )
-        return await cur.fetchall()
+        cur = await conn.execute(_APPEND, params, prepare=True)
+        rows = await cur.fetchall()
+        if rows and not rows[0][2]:
+            await conn.execute(_NOTIFY, [str(rows[-1][0])], prepare=True)
+        return rows
+
+
+async def _append_alone(
+    conn: psycopg.AsyncConnection[Any], params: tuple[Any, ...]
+) -> list[tuple[Any, ...]]:
+    """One autocommitted statement (the function is atomic by itself), then the NOTIFY.
+
+    The NOTIFY goes in a transaction of its own, after the commit: inside the append's
+    transaction it would take PostgreSQL's notify-queue lock, which is held across the
+    commit's WAL flush, and concurrent appends would commit one at a time again. A
+    process that dies between the two leaves followers to their polling.
+    """
+    manage = not conn.autocommit
+    if manage:
+        await conn.set_autocommit(True)
+    try:
+        cur = await conn.execute(_APPEND, params, prepare=True)
+        rows = await cur.fetchall()
+        if rows and not rows[0][2]:
+            await conn.execute(_NOTIFY, [str(rows[-1][0])], prepare=True)
+        return rows
+    finally:
+        if manage and not conn.closed:
+            await conn.set_autocommit(False)
 
 
 def _condition_json(condition: AppendCondition) -> dict[str, Any]:
