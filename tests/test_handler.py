@@ -6,7 +6,6 @@ import asyncio
 import itertools
 from datetime import UTC, datetime
 
-import psycopg
 import pytest
 
 from domain import commands as c
@@ -19,6 +18,7 @@ from domain.errors import (
     UnknownMembers,
 )
 from domain.ids import new_id
+from services import loading
 from services.handler import CommandHandler, Resolver, Submission, execute_commands
 from services.store.ledger import Ledger
 from tests.store.conftest import count_rows
@@ -155,17 +155,16 @@ async def test_a_batch_reads_its_state_in_a_few_queries_however_many_commands_it
         )
         for giver, receiver in itertools.pairwise(members)
     ]
-    statements: list[str] = []
-    execute = psycopg.AsyncCursor.execute
+    reads: list[loading.Wanted] = []
+    read_state = loading.read_state
 
-    async def counted(
-        cursor: psycopg.AsyncCursor[object], query: object, *args: object, **kw: object
-    ) -> object:
-        statements.append(str(query))
-        return await execute(cursor, query, *args, **kw)  # type: ignore[arg-type]
+    async def counted(ledger: Ledger, wanted: loading.Wanted) -> list[loading.Row]:
+        reads.append(wanted)
+        return await read_state(ledger, wanted)
 
-    monkeypatch.setattr(psycopg.AsyncCursor, "execute", counted)
+    monkeypatch.setattr(loading, "read_state", counted)
     appended = await execute_commands(handler, kudos)
 
     assert len(appended.positions) == 49
-    assert len(statements) <= 4, statements  # head, one read, the append (was 3 per command)
+    assert len(reads) == 1  # all 99 streams at once (was one query per stream)
+    assert len(reads[0].streams) == 50 + 49
