@@ -62,7 +62,7 @@ from domain.events import (
     RecognitionWithdrawn,
 )
 from domain.handles import Handle, parse_handle
-from domain.state import Known, fold
+from domain.state import Folding, Known
 
 
 def decide(command: Command, known: Known) -> list[Event]:
@@ -103,13 +103,15 @@ def decide_all(commands: Iterable[Command], known: Known) -> list[Event]:
 def decide_each(commands: Iterable[Command], known: Known) -> list[list[Event]]:
     """Like `decide_all`, keeping which events each command produced."""
     produced: list[list[Event]] = []
+    folding = Folding(known)
     for index, command in enumerate(commands):
         try:
-            decided = decide(command, known)
+            decided = decide(command, folding.view())
         except Exception as error:
             error.add_note(f"in command {index} of the batch ({type(command).__name__})")
             raise
-        known = fold(decided, known)
+        for event in decided:
+            folding.apply(event)
         produced.append(decided)
     return produced
 

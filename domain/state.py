@@ -9,6 +9,7 @@ earlier ones. `Known` may be partial: the fold never assumes it saw everything.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from uuid import UUID
 
 import msgspec
@@ -61,8 +62,8 @@ class Known(msgspec.Struct, frozen=True, kw_only=True):
     handle_owners: dict[str, UUID] = {}  # handle key -> the member who linked it
     contributions: dict[UUID, ContributionState] = {}
     recognitions: dict[UUID, RecognitionState] = {}
-    introductions: frozenset[UUID] = frozenset()
-    mentions: frozenset[UUID] = frozenset()
+    introductions: AbstractSet[UUID] = frozenset()
+    mentions: AbstractSet[UUID] = frozenset()
 
     @classmethod
     def empty(cls) -> Known:
@@ -94,13 +95,13 @@ def evolve(known: Known, event: Event) -> Known:
 def fold(events: Iterable[Event], known: Known | None = None) -> Known:
     """Apply events in ledger order; copies each dict once, however many events."""
     start = known or Known.empty()
-    draft = _Draft(start)
+    draft = Folding(start)
     for event in events:
         draft.apply(event)
     return draft.freeze()
 
 
-class _Draft:
+class Folding:
     """Mutable copies for the length of one fold, so folding n events costs O(n)."""
 
     def __init__(self, known: Known) -> None:
@@ -119,6 +120,20 @@ class _Draft:
             recognitions=self.recognitions,
             introductions=frozenset(self.introductions),
             mentions=frozenset(self.mentions),
+        )
+
+    def view(self) -> Known:
+        """What has been folded so far, without copying: valid until the next `apply`.
+
+        For deciding one command after another in a batch, where a frozen copy per
+        command would cost the size of the whole state each time."""
+        return Known(
+            members=self.members,
+            handle_owners=self.handle_owners,
+            contributions=self.contributions,
+            recognitions=self.recognitions,
+            introductions=self.introductions,
+            mentions=self.mentions,
         )
 
     def apply(self, event: Event) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from domain.commands import RecordContribution, RegisterMember
 from domain.events import (
     ContributionRetracted,
     HandleLinked,
@@ -12,6 +13,7 @@ from domain.events import (
     RecognitionWithdrawn,
 )
 from domain.ids import new_id
+from domain.rules import decide_each
 from domain.state import ContributionState, Known, MemberState, RecognitionState, evolve, fold
 from tests.domain.scenarios import ANA, BO, CY, contribution, recognition, registered
 
@@ -112,3 +114,20 @@ def test_fold_continues_from_a_given_snapshot() -> None:
     assert set(second.contributions) == {work}
     assert set(second.recognitions) == {kudos}
     assert Known.empty() == Known()
+
+
+def test_deciding_a_batch_sees_earlier_commands_and_leaves_the_given_state_alone() -> None:
+    known = fold([registered(ANA)])
+    newcomer = new_id()
+    decided = decide_each(
+        [
+            RegisterMember(member_id=newcomer, display_name="New", handles=("twitter:@new",)),
+            RecordContribution(
+                contribution_id=new_id(), member_id=newcomer, kind="answer", space="forum"
+            ),
+        ],
+        known,
+    )
+
+    assert [len(events) for events in decided] == [1, 1]
+    assert set(known.members) == {ANA} and known.handle_owners == {}
