@@ -54,18 +54,39 @@ async def new_build(conn: AsyncConnection[Any]) -> str:
     return schema
 
 
+class RolledBack(Exception):
+    pass
+
+
 async def apply_in_batches(
-    conn: AsyncConnection[Any], schema: str, entries: Sequence[Entry], sizes: Sequence[int]
+    conn: AsyncConnection[Any],
+    schema: str,
+    entries: Sequence[Entry],
+    sizes: Sequence[int],
+    rolled_back: Sequence[bool] = (),
 ) -> None:
-    """Each batch in a transaction of its own, like the runner's (which adds its checkpoint)."""
-    start = 0
-    for size in sizes:
+    """Each batch in a transaction of its own, like the runner's (which adds its checkpoint).
+
+    A batch marked in `rolled_back` is first applied in a transaction that fails after the
+    folds (as when the commit is lost), then again: what the appliers remembered of the
+    failed try must not count.
+    """
+    start, after = 0, 0
+    for index, size in enumerate(sizes):
         batch = entries[start : start + size]
         start += size
-        if batch:
-            async with conn.transaction():
-                for applier in APPLIERS:
-                    await applier.apply(conn, schema, batch)
+        if not batch:
+            continue
+        if index < len(rolled_back) and rolled_back[index]:
+            with pytest.raises(RolledBack):
+                async with conn.transaction():
+                    for applier in APPLIERS:
+                        await applier.apply(conn, schema, batch, after=after)
+                    raise RolledBack
+        async with conn.transaction():
+            for applier in APPLIERS:
+                await applier.apply(conn, schema, batch, after=after)
+        after = batch[-1].position
     assert start >= len(entries)
 
 
@@ -191,6 +212,8 @@ async def test_who_a_member_is_connected_to_is_an_index_lookup_on_either_side(
 ) -> None:
     schema = await new_build(conn)
     await apply_in_batches(conn, schema, STORY, [len(STORY)])
+    for applier in APPLIERS:  # as the runner does once a build has caught up
+        await applier.create_indexes(conn, schema)
     await read_from(conn, schema)
     await conn.execute("SET enable_seqscan = off")
     cur = await conn.execute(
@@ -202,11 +225,12 @@ async def test_who_a_member_is_connected_to_is_an_index_lookup_on_either_side(
 
 
 @st.composite
-def split_ledgers(draw: st.DrawFn) -> tuple[list[Entry], list[int]]:
-    """A valid ledger, and batch sizes that cover it."""
+def split_ledgers(draw: st.DrawFn) -> tuple[list[Entry], list[int], list[bool]]:
+    """A valid ledger, batch sizes that cover it, and which batches fail once first."""
     entries = draw(valid_ledgers())
     sizes = draw(st.lists(st.integers(1, 8), min_size=len(entries), max_size=len(entries)))
-    return entries, sizes
+    rolled_back = draw(st.lists(st.booleans(), min_size=len(sizes), max_size=len(sizes)))
+    return entries, sizes, rolled_back
 
 
 # Drawing inside an async test would raise hypothesis' StopTest through the event loop:
@@ -217,14 +241,14 @@ def split_ledgers(draw: st.DrawFn) -> tuple[list[Entry], list[int]]:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(case=split_ledgers())
-async def test_any_split_into_batches_builds_the_same_tables_as_one_batch(
-    conn: AsyncConnection[Any], case: tuple[list[Entry], list[int]]
+async def test_any_split_into_batches_even_with_failed_tries_builds_the_same_tables_as_one(
+    conn: AsyncConnection[Any], case: tuple[list[Entry], list[int], list[bool]]
 ) -> None:
-    entries, sizes = case
+    entries, sizes, rolled_back = case
     whole, split = await new_build(conn), await new_build(conn)
     try:
         await apply_in_batches(conn, whole, entries, [len(entries)])
-        await apply_in_batches(conn, split, entries, sizes)
+        await apply_in_batches(conn, split, entries, sizes, rolled_back)
 
         assert await dump(conn, split) == await dump(conn, whole)
         await _check_totals_agree(conn, whole, entries)
@@ -253,3 +277,47 @@ async def _check_totals_agree(
         )
     )
     assert await cur.fetchone() == (len(recorded - taken_back),) * 2
+
+
+async def test_a_failed_try_leaves_nothing_remembered_that_the_retry_counts_again(
+    conn: AsyncConnection[Any],
+) -> None:
+    whole, split = await new_build(conn), await new_build(conn)
+    await apply_in_batches(conn, whole, STORY, [len(STORY)])
+    await apply_in_batches(conn, split, STORY, [5, 5, 6], rolled_back=[True, True, True])
+
+    assert await dump(conn, split) == await dump(conn, whole)
+
+
+async def test_an_applier_reads_again_what_another_runner_wrote_meanwhile(
+    conn: AsyncConnection[Any],
+) -> None:
+    chain = ledger(
+        registered(ANA, "github:ana", name="Ana"),
+        registered(BO, "twitter:@ana_old", name="Ana (old)"),
+        registered(CY, name="Ana (older)"),
+        contributed(CY, "article"),
+        merged(CY, into=BO),
+        merged(BO, into=ANA),
+        forgotten(ANA),
+    )
+    whole, split = await new_build(conn), await new_build(conn)
+    await apply_in_batches(conn, whole, chain, [len(chain)])
+    ours = [type(applier)() for applier in APPLIERS]
+    theirs = [type(applier)() for applier in APPLIERS]
+    for appliers, batch, after in (
+        (ours, chain[:4], 0),
+        (theirs, chain[4:5], chain[3].position),  # another runner took the lease for a batch
+        (ours, chain[5:], chain[4].position),
+    ):
+        async with conn.transaction():
+            for applier in appliers:
+                await applier.apply(conn, split, batch, after=after)
+
+    assert await dump(conn, split) == await dump(conn, whole)
+    cur = await conn.execute(
+        sql.SQL("SELECT member_id, contributions_total, forgotten FROM {} ORDER BY 1").format(
+            sql.Identifier(split, "member_profiles")
+        )
+    )
+    assert sorted(await cur.fetchall()) == sorted([(ANA, 1, True), (BO, 0, True), (CY, 0, True)])

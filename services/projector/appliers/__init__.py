@@ -5,12 +5,17 @@ Each build of a projection lives in a schema of its own; the runner creates it, 
 applier never commits. Rows travel as one JSON value per statement, both ways
 (`json_to_recordset` in, `json_agg` out): msgspec encodes and decodes a whole batch at
 C speed, where adapting each cell in Python would cost more than the database's work.
+
+Between batches an applier remembers (`Memory`) what is bounded by the community's
+size rather than the ledger's: every alias, and for profiles the rows themselves. A
+build's secondary indexes are made by `create_indexes` when it has caught up, just
+before it goes live, rather than maintained row by row through the catch-up.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -22,6 +27,7 @@ Columns = tuple[tuple[str, str], ...]
 """(name, SQL type) in table order"""
 
 Row = TypeVar("Row")
+Key = TypeVar("Key")
 
 # Reads and deletes that join a batch's keys run unprepared (prepare=False): once
 # psycopg prepares a statement, PostgreSQL may settle on a generic plan that, guessing
@@ -39,9 +45,68 @@ class Applier(Protocol):
 
     async def create_tables(self, conn: AsyncConnection[Any], schema: str) -> None: ...
 
+    async def create_indexes(self, conn: AsyncConnection[Any], schema: str) -> None:
+        """The indexes readers need beyond the primary keys; idempotent."""
+
     async def apply(
-        self, conn: AsyncConnection[Any], schema: str, entries: Sequence[Entry]
-    ) -> None: ...
+        self, conn: AsyncConnection[Any], schema: str, entries: Sequence[Entry], *, after: int
+    ) -> None:
+        """Fold `entries` into the build, whose checkpoint stands at `after`."""
+
+
+class Memory(Generic[Key, Row]):
+    """What an applier keeps of one build between batches: all its aliases, and some rows.
+
+    It holds only while the build is where this memory left it: when a batch starts
+    anywhere else (another runner moved the build, or a transaction failed after a fold
+    had changed these rows in place) everything is forgotten and loaded again.
+    """
+
+    def __init__(self, keep_rows: int = 0) -> None:
+        self.keep_rows = keep_rows
+        """At most this many rows are kept; beyond, they are dropped (memory stays bounded)."""
+        self.position: int | None = None
+        self.aliases: dict[UUID, UUID] | None = None
+        self.rows: dict[Key, Row] = {}
+        self.complete = False
+        """Every row of the table is in `rows`: a key missing there is missing in the table."""
+
+    def begin(self, after: int) -> None:
+        if self.position != after:
+            self.aliases, self.rows = None, {}
+            # A build at position 0 has applied nothing: its tables are empty.
+            self.complete = after == 0
+        self.position = None  # until `end`: a fold in progress is changing the rows
+
+    def end(self, position: int) -> None:
+        if len(self.rows) > self.keep_rows:
+            self.rows, self.complete = {}, False
+        self.position = position
+
+    async def known_aliases(
+        self, conn: AsyncConnection[Any], table: sql.Identifier
+    ) -> dict[UUID, UUID]:
+        """Every duplicate -> survivor of the build: one row per merge, fewer than members."""
+        if self.aliases is None:
+            query = sql.SQL("SELECT duplicate_id, survivor_id FROM {}").format(table)
+            cur = await conn.execute(query)
+            self.aliases = dict(await cur.fetchall())
+        return self.aliases
+
+
+class Memories(Generic[Key, Row]):
+    """One Memory per build schema: a rebuild feeds the live build and the new one in turn."""
+
+    def __init__(self, keep_rows: int = 0, builds: int = 2) -> None:
+        self.keep_rows, self.builds = keep_rows, builds
+        self._by_schema: dict[str, Memory[Key, Row]] = {}
+
+    def of(self, schema: str) -> Memory[Key, Row]:
+        if (memory := self._by_schema.get(schema)) is None:
+            memory = self._by_schema[schema] = Memory(self.keep_rows)
+            while len(self._by_schema) > self.builds:
+                del self._by_schema[next(iter(self._by_schema))]
+        return memory
 
 
 _encoder = msgspec.json.Encoder()
@@ -49,6 +114,18 @@ _encoder = msgspec.json.Encoder()
 
 def as_json(rows: Any) -> str:
     return _encoder.encode(rows).decode()
+
+
+def key_rows(key: Columns, keys: Iterable[tuple[Any, ...]]) -> sql.Composed:
+    """Keys sent as one JSON array of arrays, read back as a relation named `k`."""
+    return sql.SQL("(SELECT {} FROM json_array_elements(%s::json) AS j) AS k").format(
+        sql.SQL(", ").join(
+            sql.SQL("(j->>{})::{} AS {}").format(
+                sql.Literal(i), sql.SQL(kind), sql.Identifier(name)
+            )
+            for i, (name, kind) in enumerate(key)
+        )
+    )
 
 
 def uuids(ids: Iterable[UUID]) -> str:
@@ -109,7 +186,7 @@ async def delete(
     conn: AsyncConnection[Any], table: sql.Identifier, key: Columns, keys: Iterable[tuple[Any, ...]]
 ) -> None:
     """Delete the rows with the given keys (absent ones are no matter) in one statement."""
-    rows = [dict(zip((name for name, _ in key), values, strict=True)) for values in keys]
+    rows = list(keys)
     if not rows:
         return
     matches = sql.SQL(" AND ").join(
@@ -117,9 +194,9 @@ async def delete(
     )
     query = sql.SQL("""
         DELETE FROM {table} AS t
-        USING json_to_recordset(%s::json) AS k({record})
+        USING {keys}
         WHERE {matches}
-    """).format(table=table, record=record(key), matches=matches)
+    """).format(table=table, keys=key_rows(key, rows), matches=matches)
     await conn.execute(query, [as_json(rows)], prepare=False)
 
 
@@ -136,13 +213,12 @@ async def select_by_key(
 
     A row can come twice (found both ways); callers key them by their primary key.
     """
-    rows = [dict(zip((name for name, _ in key), values, strict=True)) for values in keys]
     query = sql.SQL("""
         SELECT {columns}
         FROM {table} AS t
-        JOIN json_to_recordset(%s::json) AS k({record}) USING ({key})
-    """).format(columns=names(columns, "t"), table=table, record=record(key), key=names(key))
-    params: list[Any] = [as_json(rows)]
+        JOIN {keys} USING ({key})
+    """).format(columns=names(columns, "t"), table=table, keys=key_rows(key, ()), key=names(key))
+    params: list[Any] = [as_json(list(keys))]
     if members := list(members):
         for name, kind in key:
             if kind == "uuid":
@@ -178,27 +254,28 @@ async def create_aliases_table(conn: AsyncConnection[Any], table: sql.Identifier
             survivor_id  uuid NOT NULL
         )""").format(table)
     )
-    await conn.execute(sql.SQL("CREATE INDEX ON {} (survivor_id)").format(table))
 
 
-async def load_aliases(
-    conn: AsyncConnection[Any], table: sql.Identifier, member_ids: Iterable[UUID]
-) -> dict[UUID, UUID]:
-    """duplicate -> survivor for the given members and, following chains, their survivors."""
-    aliases: dict[UUID, UUID] = {}
-    wanted = set(member_ids)
-    query = sql.SQL("SELECT duplicate_id, survivor_id FROM {} WHERE duplicate_id = ANY(%s::uuid[])")
-    while wanted:
-        cur = await conn.execute(query.format(table), [uuids(wanted)])
-        found = dict(await cur.fetchall())
-        aliases.update(found)
-        wanted = set(found.values()) - aliases.keys()
-    return aliases
+async def create_index(conn: AsyncConnection[Any], schema: str, table: str, column: str) -> None:
+    """An index named as PostgreSQL would name it, so builds made before it are not doubled."""
+    await conn.execute(
+        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+            sql.Identifier(f"{table}_{column}_idx"),
+            sql.Identifier(schema, table),
+            sql.Identifier(column),
+        )
+    )
 
 
 async def save_aliases(
-    conn: AsyncConnection[Any], table: sql.Identifier, added: dict[UUID, UUID]
+    conn: AsyncConnection[Any],
+    table: sql.Identifier,
+    memory: Memory[Any, Any],
+    added: dict[UUID, UUID],
 ) -> None:
+    """Write the batch's merges, and remember them."""
+    if memory.aliases is not None:
+        memory.aliases.update(added)
     rows = [{"duplicate_id": d, "survivor_id": s} for d, s in added.items()]
     await upsert(conn, table, ALIAS_COLUMNS, ALIAS_COLUMNS[:1], rows)
 

@@ -14,9 +14,10 @@ from domain.projections import Aliases, Entry, connections
 from domain.projections.connections import RELATIONS, Pair, PairKey
 from services.projector.appliers import (
     Columns,
+    Memories,
     create_aliases_table,
+    create_index,
     delete,
-    load_aliases,
     save_aliases,
     select_by_key,
     upsert,
@@ -34,6 +35,9 @@ class ConnectionsApplier:
     name = connections.NAME
     version = connections.VERSION
     tables: tuple[str, ...] = ("connections", "connection_aliases")
+
+    def __init__(self) -> None:
+        self.memories: Memories[PairKey, Pair] = Memories()
 
     async def create_tables(self, conn: AsyncConnection[Any], schema: str) -> None:
         pairs, aliases = (sql.Identifier(schema, t) for t in self.tables)
@@ -58,18 +62,21 @@ class ConnectionsApplier:
                 last=sql.SQL(", ").join(lasts),
             )
         )
-        # "Who is X connected to" looks X up on either side: both are index lookups.
-        await conn.execute(sql.SQL("CREATE INDEX ON {} (member_b)").format(pairs))
         await create_aliases_table(conn, aliases)
 
+    async def create_indexes(self, conn: AsyncConnection[Any], schema: str) -> None:
+        # "Who is X connected to" looks X up on either side: both are index lookups.
+        await create_index(conn, schema, "connections", "member_b")
+        await create_index(conn, schema, "connection_aliases", "survivor_id")
+
     async def apply(
-        self, conn: AsyncConnection[Any], schema: str, entries: Sequence[Entry]
+        self, conn: AsyncConnection[Any], schema: str, entries: Sequence[Entry], *, after: int
     ) -> None:
         pairs, aliases = (sql.Identifier(schema, t) for t in self.tables)
+        memory = self.memories.of(schema)
+        memory.begin(after)
         state = connections.State()
-        state.aliases = Aliases(
-            await load_aliases(conn, aliases, connections.members_needed(entries))
-        )
+        state.aliases = Aliases(await memory.known_aliases(conn, aliases))
         keys, members = connections.rows_needed(state, entries)
         state.pairs = await _load_pairs(conn, pairs, keys, members)
         connections.fold(state, entries)
@@ -77,7 +84,8 @@ class ConnectionsApplier:
         await upsert(
             conn, pairs, PAIR_COLUMNS, PAIR_KEY, [_row(state.pairs[k]) for k in state.changed]
         )
-        await save_aliases(conn, aliases, state.aliases.added)
+        await save_aliases(conn, aliases, memory, state.aliases.added)
+        memory.end(entries[-1].position)
 
 
 class PairRow(msgspec.Struct):

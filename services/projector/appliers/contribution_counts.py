@@ -14,9 +14,10 @@ from domain.projections import Aliases, Entry, contribution_counts
 from domain.projections.contribution_counts import ContributionRef, Key
 from services.projector.appliers import (
     Columns,
+    Memories,
     create_aliases_table,
+    create_index,
     delete,
-    load_aliases,
     save_aliases,
     select_by_ids,
     select_by_key,
@@ -52,6 +53,9 @@ class ContributionCountsApplier:
         "contribution_count_aliases",
     )
 
+    def __init__(self) -> None:
+        self.memories: Memories[Key, int] = Memories()
+
     async def create_tables(self, conn: AsyncConnection[Any], schema: str) -> None:
         counts, refs, aliases = (sql.Identifier(schema, t) for t in self.tables)
         await conn.execute(
@@ -65,8 +69,6 @@ class ContributionCountsApplier:
                 PRIMARY KEY (member_id, kind, space, day)
             )""").format(counts)
         )
-        # Statistics over a period, for everyone or one kind or space, start from the day.
-        await conn.execute(sql.SQL("CREATE INDEX ON {} (day)").format(counts))
         await conn.execute(
             sql.SQL("""
             CREATE TABLE {} (
@@ -80,16 +82,22 @@ class ContributionCountsApplier:
         )
         await create_aliases_table(conn, aliases)
 
+    async def create_indexes(self, conn: AsyncConnection[Any], schema: str) -> None:
+        # Statistics over a period, for everyone or one kind or space, start from the day.
+        await create_index(conn, schema, "contribution_counts", "day")
+        await create_index(conn, schema, "contribution_count_aliases", "survivor_id")
+
     async def apply(
-        self, conn: AsyncConnection[Any], schema: str, entries: Sequence[Entry]
+        self, conn: AsyncConnection[Any], schema: str, entries: Sequence[Entry], *, after: int
     ) -> None:
         counts, refs, aliases = (sql.Identifier(schema, t) for t in self.tables)
+        memory = self.memories.of(schema)
+        memory.begin(after)
         state = contribution_counts.State()
         needed = contribution_counts.contributions_needed(entries)
         found = await select_by_ids(conn, refs, REF_COLUMNS, needed, ContributionRef)
         state.contributions = {ref.contribution_id: ref for ref in found}
-        wanted = contribution_counts.members_needed(entries, state.contributions.values())
-        state.aliases = Aliases(await load_aliases(conn, aliases, wanted))
+        state.aliases = Aliases(await memory.known_aliases(conn, aliases))
         keys, members = contribution_counts.rows_needed(state, entries)
         state.counts = await _load_counts(conn, counts, keys, members)
         contribution_counts.fold(state, entries)
@@ -98,7 +106,8 @@ class ContributionCountsApplier:
         await upsert(conn, counts, COUNT_COLUMNS, COUNT_KEY, rows)
         changed_refs = [state.contributions[c] for c in state.changed_contributions]
         await upsert(conn, refs, REF_COLUMNS, REF_COLUMNS[:1], changed_refs)
-        await save_aliases(conn, aliases, state.aliases.added)
+        await save_aliases(conn, aliases, memory, state.aliases.added)
+        memory.end(entries[-1].position)
 
 
 async def _load_counts(

@@ -1,4 +1,8 @@
-"""Writes member profiles: load the rows a batch touches, fold it, upsert what changed."""
+"""Writes member profiles: load the rows a batch touches, fold it, upsert what changed.
+
+Profiles number as many as members, whatever the ledger's length, so the applier keeps
+them between batches (up to PROFILES_KEPT): a catch-up reads none back from the table.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +16,16 @@ from domain.projections import Aliases, Entry, member_profiles
 from domain.projections.member_profiles import ContributionRef, Profile
 from services.projector.appliers import (
     Columns,
+    Memories,
     create_aliases_table,
-    load_aliases,
+    create_index,
     save_aliases,
     select_by_ids,
     upsert,
-    uuids,
 )
+
+PROFILES_KEPT = 200_000
+"""Profiles kept in memory between batches, about 1 KiB each; a larger community reloads."""
 
 PROFILE_COLUMNS: Columns = (
     ("member_id", "uuid"),
@@ -57,6 +64,9 @@ class MemberProfilesApplier:
         "member_profile_contributions",
         "member_profile_aliases",
     )
+
+    def __init__(self) -> None:
+        self.memories: Memories[UUID, Profile] = Memories(keep_rows=PROFILES_KEPT)
 
     async def create_tables(self, conn: AsyncConnection[Any], schema: str) -> None:
         profiles, refs, aliases = (sql.Identifier(schema, t) for t in self.tables)
@@ -98,43 +108,42 @@ class MemberProfilesApplier:
         )
         await create_aliases_table(conn, aliases)
 
+    async def create_indexes(self, conn: AsyncConnection[Any], schema: str) -> None:
+        await create_index(conn, schema, "member_profile_aliases", "survivor_id")
+
     async def apply(
-        self, conn: AsyncConnection[Any], schema: str, entries: Sequence[Entry]
+        self, conn: AsyncConnection[Any], schema: str, entries: Sequence[Entry], *, after: int
     ) -> None:
         profiles, refs, aliases = (sql.Identifier(schema, t) for t in self.tables)
+        memory = self.memories.of(schema)
+        memory.begin(after)
         state = member_profiles.State()
         needed = member_profiles.contributions_needed(entries)
         found = await select_by_ids(conn, refs, REF_COLUMNS, needed, ContributionRef)
         state.contributions = {ref.contribution_id: ref for ref in found}
-        wanted = member_profiles.members_needed(entries)
-        wanted |= {ref.member_id for ref in state.contributions.values()}
-        if starts := member_profiles.forgetting(entries):
-            wanted |= await _merged_into(conn, aliases, starts)
-        state.aliases = Aliases(await load_aliases(conn, aliases, wanted))
-        wanted |= set(state.aliases.known.values())
-        loaded = await select_by_ids(conn, profiles, PROFILE_COLUMNS, wanted, Profile)
-        state.profiles = {profile.member_id: profile for profile in loaded}
+        state.aliases = Aliases(await memory.known_aliases(conn, aliases))
+        if not memory.complete:
+            wanted = _wanted(state, entries)
+            missing = wanted - memory.rows.keys()
+            loaded = await select_by_ids(conn, profiles, PROFILE_COLUMNS, missing, Profile)
+            memory.rows.update((profile.member_id, profile) for profile in loaded)
+        state.profiles = memory.rows
         member_profiles.fold(state, entries)
         changed = [state.profiles[m] for m in state.changed_profiles]
         await upsert(conn, profiles, PROFILE_COLUMNS, PROFILE_COLUMNS[:1], changed)
         changed_refs = [state.contributions[c] for c in state.changed_contributions]
         await upsert(conn, refs, REF_COLUMNS, REF_COLUMNS[:1], changed_refs)
-        await save_aliases(conn, aliases, state.aliases.added)
+        await save_aliases(conn, aliases, memory, state.aliases.added)
+        memory.end(entries[-1].position)
 
 
-async def _merged_into(
-    conn: AsyncConnection[Any], table: sql.Identifier, members: set[UUID]
-) -> set[UUID]:
-    """Every member merged, directly or down a chain, into one of `members`."""
-    query = sql.SQL("""
-        WITH RECURSIVE merged (member_id) AS (
-            SELECT duplicate_id FROM {aliases} WHERE survivor_id = ANY(%s::uuid[])
-            UNION
-            SELECT a.duplicate_id
-            FROM {aliases} AS a
-            JOIN merged AS m ON a.survivor_id = m.member_id
-        )
-        SELECT member_id FROM merged
-    """).format(aliases=table)
-    cur = await conn.execute(query, [uuids(members)], prepare=False)
-    return {member_id for (member_id,) in await cur.fetchall()}
+def _wanted(state: member_profiles.State, entries: Sequence[Entry]) -> set[UUID]:
+    """The profiles the fold will touch: members named, their survivors, and for a
+    forget, every member merged (down a chain) into the one forgotten."""
+    aliases = state.aliases
+    wanted = member_profiles.members_needed(entries)
+    wanted |= {ref.member_id for ref in state.contributions.values()}
+    if starts := member_profiles.forgetting(entries):
+        roots = starts | {aliases.resolve(m) for m in starts}
+        wanted |= {d for d in aliases.known if aliases.resolve(d) in roots}
+    return wanted | {aliases.resolve(m) for m in wanted}
