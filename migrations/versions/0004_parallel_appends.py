@@ -74,9 +74,16 @@ BEGIN
         END IF;
     END IF;
 
+    -- Every read below is written as one index probe per item (a LATERAL with a LIMIT,
+    -- which the planner cannot turn into a scan of the whole table, however small it
+    -- thought the table was when it cached the plan).
     SELECT array_agg(e.event_id) INTO known_ids
-    FROM events e
-    WHERE e.event_id IN (SELECT (x->>'event_id')::uuid FROM jsonb_array_elements(new_events) x);
+    FROM jsonb_array_elements(new_events) AS x(item)
+    CROSS JOIN LATERAL (
+        SELECT k.event_id FROM events k
+        WHERE k.event_id = (x.item->>'event_id')::uuid
+        LIMIT 1
+    ) AS e;
     IF known_ids IS NOT NULL THEN
         IF cardinality(known_ids) = total THEN
             -- The same events again: a retry. Answer what the first append answered.
@@ -167,20 +174,37 @@ BEGIN
     END IF;
 
     IF append_condition IS NOT NULL THEN
-        SELECT array_agg(DISTINCT e.position ORDER BY e.position) INTO conflicting
-        FROM jsonb_array_elements(append_condition->'items') AS item
-        JOIN LATERAL (
+        WITH queries AS MATERIALIZED (
             SELECT ARRAY(SELECT jsonb_array_elements_text(coalesce(item->'tags', '[]'))) AS tags,
                    ARRAY(SELECT jsonb_array_elements_text(coalesce(item->'types', '[]'))) AS types
-        ) AS q ON true
-        JOIN events e ON e.position > (append_condition->>'after')::bigint
-                     AND e.tags @> q.tags
-                     AND (cardinality(q.types) = 0 OR e.type = ANY (q.types))
-                     AND (cardinality(q.tags) = 0 OR e.position IN (
-                             SELECT t.position FROM event_tags t
-                             WHERE t.tag = q.tags[1]
-                               AND t.position > (append_condition->>'after')::bigint
-                         ));
+            FROM jsonb_array_elements(append_condition->'items') AS item
+        ),
+        hits AS (
+            -- A query with tags: the first tag's rows after P, then the other tags and types.
+            SELECT e.position
+            FROM queries q
+            CROSS JOIN LATERAL (
+                SELECT t.position FROM event_tags t
+                WHERE t.tag = q.tags[1] AND t.position > (append_condition->>'after')::bigint
+                OFFSET 0
+            ) AS t
+            CROSS JOIN LATERAL (
+                SELECT m.position, m.tags, m.type FROM events m
+                WHERE m.position = t.position
+                LIMIT 1
+            ) AS e
+            WHERE cardinality(q.tags) > 0
+              AND e.tags @> q.tags
+              AND (cardinality(q.types) = 0 OR e.type = ANY (q.types))
+            UNION ALL
+            -- A query without tags: by types alone, or any event at all.
+            SELECT e.position
+            FROM queries q
+            JOIN events e ON e.position > (append_condition->>'after')::bigint
+                         AND (cardinality(q.types) = 0 OR e.type = ANY (q.types))
+            WHERE cardinality(q.tags) = 0
+        )
+        SELECT array_agg(DISTINCT h.position ORDER BY h.position) INTO conflicting FROM hits h;
         IF conflicting IS NOT NULL THEN
             RAISE EXCEPTION 'append condition failed'
                 USING ERRCODE = 'LE002',
@@ -212,10 +236,9 @@ BEGIN
         FROM jsonb_array_elements(new_events) WITH ORDINALITY AS x(item, n)
     ),
     versions AS (
-        SELECT e.stream, max(e.stream_version) AS version
-        FROM events e
-        WHERE e.stream IN (SELECT i.item->>'stream' FROM input i)
-        GROUP BY e.stream
+        SELECT s.stream,
+               (SELECT max(e.stream_version) FROM events e WHERE e.stream = s.stream) AS version
+        FROM (SELECT DISTINCT i.item->>'stream' AS stream FROM input i) AS s
     ),
     new_rows AS (
         SELECT first_position + i.n - 1 AS position,

@@ -112,6 +112,23 @@ async def test_condition_on_types_ignores_other_types_with_the_same_tag(ledger: 
     assert failed.value.conflicting_positions == (2,)
 
 
+async def test_a_condition_without_tags_matches_by_type_or_any_event(ledger: Ledger) -> None:
+    await ledger.append([new_event("a", type="Noted"), new_event("b", type="Other")])
+    by_type = AppendCondition(fail_if_events_match=(Query(types=("Other",)),), after=0)
+    anything = AppendCondition(fail_if_events_match=(Query(),), after=1)
+    nothing_after = AppendCondition(fail_if_events_match=(Query(),), after=2)
+
+    with pytest.raises(AppendConditionFailed) as typed:
+        await ledger.append([new_event("c")], condition=by_type)
+    with pytest.raises(AppendConditionFailed) as any_event:
+        await ledger.append([new_event("c")], condition=anything)
+    appended = await ledger.append([new_event("c")], condition=nothing_after)
+
+    assert typed.value.conflicting_positions == (2,)
+    assert any_event.value.conflicting_positions == (2,)
+    assert appended.positions == (3,)
+
+
 async def test_retry_with_same_idempotency_key_returns_first_positions(
     ledger: Ledger, database_url: str
 ) -> None:

@@ -125,13 +125,15 @@ async def test_an_append_in_a_transaction_that_already_wrote_keeps_the_order(
 async def test_a_long_transaction_that_is_not_an_append_does_not_hold_the_feed_back(
     ledger: Ledger, database_url: str
 ) -> None:
-    async with await psycopg.AsyncConnection.connect(database_url) as other:
-        async with other.transaction():
-            await other.execute("SELECT pg_current_xact_id()")
-            appended = await ledger.append([new_event("meanwhile")])
+    async with (
+        await psycopg.AsyncConnection.connect(database_url) as other,
+        other.transaction(),
+    ):
+        await other.execute("SELECT pg_current_xact_id()")
+        appended = await ledger.append([new_event("meanwhile")])
 
-            feed = await ledger.read_feed(after=0)
-            head = await ledger.head()
+        feed = await ledger.read_feed(after=0)
+        head = await ledger.head()
 
     assert [e.position for e in feed] == list(appended.positions)
     assert head == appended.positions[-1]
