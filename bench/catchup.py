@@ -1,92 +1,162 @@
 """Projection catch-up from zero over a generated ledger: events/s and peak memory.
 
-    .venv/bin/python -m bench.catchup --events 1000000
+    .venv/bin/python -m bench catchup            # the harness: repetitions, medians, ratios
+    .venv/bin/python -m bench.catchup --events 1000000   # one run, with the progress bar
 
-Starts (or joins) the embedded PostgreSQL unless DATABASE_URL names a server, makes a
-fresh database, fills it with `bench.synthetic`, then runs every projection from zero
-with the same runner `community-ledger projections run` uses, and prints the figures.
+A ledger of `bench.size(1_000_000)` synthetic events over 20,000 members is appended
+once into a template database; each repetition copies it (`CREATE DATABASE … TEMPLATE`,
+a file copy) and runs every projection from zero with the runner `community-ledger
+projections run` uses, in a child process of its own, so that its peak memory
+(ru_maxrss) is that catch-up's alone. The same at `bench.size(200_000)` shows that
+memory does not grow with the ledger.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
+import multiprocessing
 import resource
 import time
 import uuid
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
+from bench.core import Bench, Ratio, Result, machine
 from bench.synthetic import fill
-from services import migrate
 from services.database import with_database
-from services.embedded_db import embedded_server_url
 from services.projector.progress import Progress
-from services.projector.runner import Runner
-from services.settings import load_settings
+from services.projector.runner import BATCH_SIZE, Runner
 from services.store.ledger import Ledger
 
-
-def machine() -> str:
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as info:
-            model = next(
-                (line.split(":", 1)[1].strip() for line in info if line.startswith("model name")),
-                "",
-            )
-    except OSError:
-        pass
-    cpu = model or platform.processor()
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+MEMBERS = 20_000
+TARGET_EVENTS_PER_SECOND = 25_000
+MEMORY_GROWTH_AT_MOST = 1.5
 
 
-async def run(events: int, members: int, batch_size: int) -> None:
-    settings = load_settings()
-    server = settings.database_url or embedded_server_url(settings.data_dir)
-    name = f"bench_catchup_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = with_database(server, name)
-    try:
-        migrate.upgrade(url)
-        async with AsyncConnectionPool(url, min_size=1, max_size=4, open=False) as pool:
-            started = time.perf_counter()
-            head = await fill(Ledger(pool), events, members=members)
-            filled = time.perf_counter() - started
-        print(
-            f"ledger: {head:,} events over {members:,} members, appended in {filled:.1f} s "
-            f"({head / filled:,.0f} events/s in batches of 5,000)",
-            flush=True,
+def run(bench: Bench) -> list[Result | Ratio]:
+    # The small ledger spans several batches too: memory is compared batch for batch.
+    large, small = bench.size(1_000_000), bench.size(200_000, smallest=3 * BATCH_SIZE)
+    rates: list[float] = []
+    peaks: dict[int, list[float]] = {large: [], small: []}
+    with filled(bench, small) as small_template, filled(bench, large) as large_template:
+        for repetition in range(bench.repetitions):
+            for events, template in ((large, large_template), (small, small_template)):
+                caught_up, seconds, peak = measure(bench.server_url, template)
+                bench.log(
+                    f"repetition {repetition + 1}: {caught_up:,} events in {seconds:.1f} s = "
+                    f"{caught_up / seconds:,.0f} events/s, peak {peak:,.0f} MiB"
+                )
+                if events == large:
+                    rates.append(caught_up / seconds)
+                peaks[events].append(peak)
+    rate = Result(
+        "catchup",
+        f"all projections from zero, {large:,} events",
+        "events/s",
+        rates,
+        note=f"{MEMBERS:,} members, batches of {BATCH_SIZE:,}",
+    )
+    memory = {
+        events: Result(
+            "catchup",
+            f"peak memory of the catch-up, {events:,} events",
+            "MiB",
+            samples,
+            higher_is_better=False,
         )
+        for events, samples in peaks.items()
+    }
+    return [
+        rate,
+        memory[small],
+        memory[large],
+        Ratio("catch-up events/s (absolute)", rate, target=TARGET_EVENTS_PER_SECOND),
+        Ratio(
+            f"catch-up memory {large:,} / {small:,} events",
+            memory[large],
+            memory[small],
+            target=MEMORY_GROWTH_AT_MOST,
+            at_most=True,
+        ),
+    ]
+
+
+@contextmanager
+def filled(bench: Bench, events: int) -> Iterator[str]:
+    """A migrated database holding `events` synthetic events; answers its name."""
+    with bench.database(prefix="bench_catchup_ledger") as url:
         started = time.perf_counter()
-        failures = await Runner(url, batch_size=batch_size, progress=Progress.for_terminal()).run()
-        took = time.perf_counter() - started
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(
-            f"catch-up of all projections from zero: {head:,} events in {took:.1f} s = "
-            f"{head / took:,.0f} events/s; peak memory of the process {peak:,.0f} MiB; "
-            f"failures: {failures or 'none'}"
+        asyncio.run(_fill(url, events))
+        bench.log(f"ledger of {events:,} events appended in {time.perf_counter() - started:.0f} s")
+        # Statistics and visibility as a ledger that has lived a while has them: without
+        # them the feed's first reads plan a scan of every later row, not an index walk.
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE")
+        yield psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+
+
+async def _fill(url: str, events: int) -> None:
+    async with AsyncConnectionPool(url, min_size=1, max_size=4, open=False) as pool:
+        await fill(Ledger(pool), events, members=MEMBERS)
+
+
+def measure(server_url: str, template: str, terminal: bool = False) -> tuple[int, float, float]:
+    """Catch up a fresh copy of `template` in a child process: (events, seconds, peak MiB)."""
+    name = f"bench_catchup_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
         )
-        print(f"machine: {machine()}")
+    try:
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as child:
+            url = with_database(server_url, name)
+            return child.submit(catch_up, url, terminal).result()
     finally:
-        with psycopg.connect(server, autocommit=True) as conn:
+        with psycopg.connect(server_url, autocommit=True) as conn:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
 
 
+def catch_up(url: str, terminal: bool) -> tuple[int, float, float]:
+    """In the child: every projection from zero; (events, seconds, peak MiB of this process)."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM events").fetchone()
+    events = int(row[0]) if row else 0
+    progress = Progress.for_terminal() if terminal else Progress()
+    started = time.perf_counter()
+    failures = asyncio.run(Runner(url, progress=progress).run())
+    seconds = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"catch-up failed: {failures}")
+    return events, seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> None:
+    from services.embedded_db import embedded_server_url
+    from services.settings import load_settings
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--members", type=int, default=20_000)
-    parser.add_argument("--batch-size", type=int, default=2_000)
     args = parser.parse_args()
-    asyncio.run(run(args.events, args.members, args.batch_size))
+    settings = load_settings()
+    bench = Bench(server_url=settings.database_url or embedded_server_url(settings.data_dir))
+    with filled(bench, args.events) as template:
+        events, seconds, peak = measure(bench.server_url, template, terminal=True)
+    print(
+        f"catch-up of all projections from zero: {events:,} events in {seconds:.1f} s = "
+        f"{events / seconds:,.0f} events/s; peak memory of the process {peak:,.0f} MiB"
+    )
+    print(f"machine: {machine()}")
 
 
 if __name__ == "__main__":
