@@ -340,6 +340,7 @@ async def _sleep_until(wakeups: _Wakeups | None, seconds: float) -> None:
 
 
 _collecting_less = 0
+_collecting_less_from: list[int] = []
 
 
 @contextlib.contextmanager
@@ -362,9 +363,6 @@ def _fewer_collections() -> Iterator[None]:
         _collecting_less -= 1
         if _collecting_less == 0:
             gc.set_threshold(*_collecting_less_from)
-
-
-_collecting_less_from: list[int] = []
 
 
 async def _cancelled(task: asyncio.Task[Any]) -> None:
