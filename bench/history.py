@@ -19,19 +19,15 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
 
-import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from bench.core import Bench, Ratio, Result
-from bench.http import create_key, running_server
+from bench.http import contribution_event, create_key, new_event, running_server
 from bench.loadgen import Load, Outcome, measure, request
-from bench.synthetic import START, synthetic_events
+from bench.synthetic import synthetic_events
 from domain import events as e
-from domain.codec import encode_payload
-from domain.events import stream_of, tags_of, type_name
 from services.store.ledger import Ledger, NewEvent
 
 PAGE = 50
@@ -44,6 +40,7 @@ def run(bench: Bench) -> list[Result | Ratio]:
     calls = bench.size(2_000, smallest=500)
     samples: dict[str, list[float]] = {}
     with bench.database(prefix="bench_history") as url:
+        token = create_key(url)
         started = time.perf_counter()
         member = asyncio.run(_fill(url, total, own))
         deep = _cursor(url, member, int(own * 0.9))
@@ -52,7 +49,6 @@ def run(bench: Bench) -> list[Result | Ratio]:
             f"{time.perf_counter() - started:.0f} s; deep cursor {deep:,} "
             f"({int(own * 0.9):,} events deep)"
         )
-        token = create_key(url)
         with running_server(url, 1) as port:
             for _ in range(bench.repetitions):
                 for page, cursor in (("first", None), ("deep", deep)):
@@ -119,40 +115,16 @@ async def _fill(url: str, total: int, own: int) -> uuid.UUID:
 
 
 def _interleaved(member: uuid.UUID, total: int, own: int) -> Iterator[NewEvent]:
-    yield _new(e.MemberRegistered(member_id=member, display_name="The Regular"), 0)
+    yield new_event(e.MemberRegistered(member_id=member, display_name="The Regular"), 0)
     every = max(1, (total - own - 1) // own)
     written = 0
     for index, event in enumerate(synthetic_events(total - own - 1)):
         yield event
         if index % every == every - 1 and written < own:
             written += 1
-            yield _contribution(member, written)
+            yield contribution_event(member, written)
     for n in range(written + 1, own + 1):
-        yield _contribution(member, n)
-
-
-def _contribution(member: uuid.UUID, n: int) -> NewEvent:
-    return _new(
-        e.ContributionRecorded(
-            contribution_id=uuid.uuid4(),
-            member_id=member,
-            kind="chat_answer",
-            space="kaizenblog",
-            title=f"answer {n}",
-        ),
-        n,
-    )
-
-
-def _new(event: e.Event, minutes: int) -> NewEvent:
-    return NewEvent(
-        event_id=uuid.uuid4(),
-        type=type_name(event),
-        data=msgspec.Raw(encode_payload(event)),
-        stream=stream_of(event),
-        tags=tags_of(event),
-        occurred_at=START + timedelta(minutes=minutes),
-    )
+        yield contribution_event(member, n)
 
 
 def _cursor(url: str, member: uuid.UUID, depth: int) -> int:

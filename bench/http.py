@@ -3,11 +3,12 @@
 `community-ledger serve` runs as a child process against a fresh migrated database
 (DATABASE_URL), with `--no-projector` as in compose.yaml (projections run in their own
 process in a deployment). A write-scope key comes from `community-ledger keys create`
-(write includes read), and a few hundred members are registered through the API. Then,
+(write includes read), 300 members are registered through the API and given 60
+contributions each through the store (so every history page is full). Then,
 in each repetition and in this order, each for a bounded duration after a warm-up:
 `GET /health` (the framework's own ceiling), single-event `POST /v1/contributions`
 (distinct bodies, no Idempotency-Key) and `GET /v1/members/{id}/history` (the first
-page, cycling over members who by then have dozens of events each).
+page, 50 events, cycling over the members).
 
 The load comes from `bench.loadgen` in its own process. This machine has 2 cores and
 the server, its PostgreSQL and the load generator share them: every figure here is a
@@ -16,6 +17,7 @@ loopback figure, client included. Every answer must be 2xx, or the workload fail
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import json
@@ -28,16 +30,27 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
+
+import msgspec
+from psycopg_pool import AsyncConnectionPool
 
 from bench.core import Bench, Ratio, Result
 from bench.loadgen import Load, Outcome, measure, request
+from bench.synthetic import START
+from domain import events as e
+from domain.codec import encode_payload
+from domain.events import stream_of, tags_of, type_name
+from services.store.ledger import Ledger, NewEvent
 
 CONNECTIONS = 64
 WORKERS = (2, 1)
 """The first is the headline: compose.yaml (the documented deployment) runs 2 workers."""
 LOADGEN_PROCESSES = 1
 MEMBERS = 300
+HISTORY = 60
+"""Contributions each member has before measuring: history pages are full (50 events)."""
 KINDS = ("chat_answer", "article", "recap", "mentoring", "answer", "review")
 
 
@@ -72,6 +85,7 @@ def _measure_server(
         token = create_key(url)
         auth = {"Authorization": f"Bearer {token}"}
         members = _register_members(port, auth, MEMBERS)
+        asyncio.run(_give_history(url, members, HISTORY))
         bench.log(f"server with {workers} workers on port {port}; {len(members)} members")
         for repetition in range(bench.repetitions):
             phases = {
@@ -121,6 +135,31 @@ def _measure_server(
     return figures
 
 
+def contribution_event(member: uuid.UUID, n: int) -> NewEvent:
+    """A contribution by `member`, ready for `Ledger.append` (filling is not what is timed)."""
+    return new_event(
+        e.ContributionRecorded(
+            contribution_id=uuid.uuid4(),
+            member_id=member,
+            kind="chat_answer",
+            space="kaizenblog",
+            title=f"answer {n}",
+        ),
+        n,
+    )
+
+
+def new_event(event: e.Event, minutes: int) -> NewEvent:
+    return NewEvent(
+        event_id=uuid.uuid4(),
+        type=type_name(event),
+        data=msgspec.Raw(encode_payload(event)),
+        stream=stream_of(event),
+        tags=tags_of(event),
+        occurred_at=START + timedelta(minutes=minutes),
+    )
+
+
 def _check(outcome: Outcome, phase: str, workers: int) -> None:
     if outcome.non_2xx or outcome.errors or not outcome.answers:
         raise RuntimeError(
@@ -163,8 +202,9 @@ def create_key(url: str) -> str:
         env={**os.environ, "DATABASE_URL": url},
         capture_output=True,
         text=True,
-        check=True,
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"`keys create` failed ({done.returncode}): {done.stderr.strip()}")
     # Only the token goes to stdout (services/keys_cli.py).
     return done.stdout.strip()
 
@@ -188,6 +228,14 @@ def _register_members(port: int, auth: dict[str, str], count: int) -> list[str]:
     finally:
         conn.close()
     return ids
+
+
+async def _give_history(url: str, members: list[str], each: int) -> None:
+    """`each` contributions per member, appended through the store in one batch per round."""
+    async with AsyncConnectionPool(url, min_size=1, max_size=1, open=False) as pool:
+        ledger = Ledger(pool)
+        for n in range(each):
+            await ledger.append([contribution_event(uuid.UUID(m), n) for m in members])
 
 
 def _free_port() -> int:
