@@ -28,7 +28,7 @@ from services.projector import builds
 from services.projector.appliers import APPLIERS, Applier
 from services.projector.builds import Build, LostLease
 from services.projector.progress import Progress
-from services.store.ledger import RecordedEvent, listen, read_feed_on, readable_head
+from services.store.ledger import FeedRecord, listen, read_feed_for_folds, readable_head
 
 log = logging.getLogger("community_ledger.projector")
 
@@ -71,7 +71,7 @@ class Runner:
         self.failures: list[str] = []
         self._renewed_at = 0.0
         self._connections: dict[str, AsyncConnection[Any]] = {}
-        self._next: tuple[int, asyncio.Task[list[RecordedEvent]]] | None = None
+        self._next: tuple[int, asyncio.Task[list[FeedRecord]]] | None = None
 
     async def run(self, *, follow: bool = False, wait_seconds: float = 15.0) -> list[str]:
         """Catch up (and with `follow`, keep up); answer the failures, if any."""
@@ -184,7 +184,7 @@ class Runner:
                 own = [build for a, build in behind if a is applier]
                 group.create_task(self._feed(applier, own, entries, records, poison))
 
-    async def _read(self, ledger: _FeedReader, after: int) -> list[RecordedEvent]:
+    async def _read(self, ledger: _FeedReader, after: int) -> list[FeedRecord]:
         """The batch after `after`: the one read ahead if it starts there, else read now."""
         ahead, self._next = self._next, None
         if ahead is not None:
@@ -198,8 +198,8 @@ class Runner:
         applier: Applier,
         feeding: list[Build],
         entries: list[Entry],
-        records: list[RecordedEvent],
-        poison: RecordedEvent | None,
+        records: list[FeedRecord],
+        poison: FeedRecord | None,
     ) -> None:
         """Apply the batch to this projection's builds, on the projection's own connection."""
         conn = await self._connection(applier.name)
@@ -230,7 +230,7 @@ class Runner:
         applier: Applier,
         build: Build,
         batch: list[Entry],
-        records: list[RecordedEvent],
+        records: list[FeedRecord],
     ) -> None:
         try:
             await self._apply_in_transaction(conn, applier, build, batch)
@@ -261,7 +261,7 @@ class Runner:
         applier: Applier,
         build: Build,
         batch: list[Entry],
-        records: list[RecordedEvent],
+        records: list[FeedRecord],
     ) -> None:
         """Apply one event at a time up to the one that fails, and stop there, naming it."""
         by_position = {record.position: record for record in records}
@@ -280,7 +280,7 @@ class Runner:
         conn: AsyncConnection[Any],
         applier: Applier,
         build: Build,
-        record: RecordedEvent,
+        record: FeedRecord,
         error: BaseException,
     ) -> None:
         reason = (
@@ -305,8 +305,8 @@ class _FeedReader:
     async def head(self) -> int:
         return await readable_head(self.conn)
 
-    async def read(self, *, after: int, limit: int) -> list[RecordedEvent]:
-        return await read_feed_on(self.conn, after=after, limit=limit)
+    async def read(self, *, after: int, limit: int) -> list[FeedRecord]:
+        return await read_feed_for_folds(self.conn, after=after, limit=limit)
 
 
 class _Wakeups:
@@ -371,7 +371,7 @@ async def _cancelled(task: asyncio.Task[Any]) -> None:
         await task
 
 
-def _decode_until_poison(records: list[RecordedEvent]) -> list[Entry]:
+def _decode_until_poison(records: list[FeedRecord]) -> list[Entry]:
     entries = []
     for record in records:
         try:
@@ -382,7 +382,7 @@ def _decode_until_poison(records: list[RecordedEvent]) -> list[Entry]:
     return entries
 
 
-def _decode_error(record: RecordedEvent) -> BaseException:
+def _decode_error(record: FeedRecord) -> BaseException:
     try:
         record.decode()
     except Exception as error:

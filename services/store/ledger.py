@@ -44,6 +44,21 @@ class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
     metadata: dict[str, Any] = {}
 
 
+class FeedRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """Just what a fold needs of an event: a projection reads millions of them, and
+    parsing metadata, tags and a second timestamp per row cost it a sixth of its time."""
+
+    position: int
+    event_id: UUID
+    type: str
+    schema_version: int
+    data: msgspec.Raw
+    occurred_at: datetime
+
+    def decode(self) -> Event:
+        return decode_event(self.type, self.schema_version, bytes(self.data))
+
+
 class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):
     position: int
     event_id: UUID
@@ -166,6 +181,37 @@ async def read_feed_on(
     horizon = await _horizon(conn)
     params = {"after": after, "limit": limit, "types": list(types) if types else None}
     return await fetch(conn, _READ_FEED, {**params, "horizon": horizon})
+
+
+_READ_FEED_FOR_FOLDS = f"""
+    SELECT position, event_id, type, schema_version, data::text, occurred_at
+    FROM events
+    WHERE position > %(after)s
+      AND position < ({_BOUND})
+    ORDER BY position
+    LIMIT %(limit)s
+"""
+
+
+async def read_feed_for_folds(
+    conn: psycopg.AsyncConnection[Any], *, after: int, limit: int
+) -> list[FeedRecord]:
+    """`read_feed_on` for projections: the same rows, only the columns a fold uses."""
+    horizon = await _horizon(conn)
+    cur = await conn.execute(
+        _READ_FEED_FOR_FOLDS, {"after": after, "limit": limit, "horizon": horizon}, prepare=True
+    )
+    return [
+        FeedRecord(
+            position=position,
+            event_id=event_id,
+            type=type_,
+            schema_version=version,
+            data=msgspec.Raw(data.encode()),
+            occurred_at=occurred_at,
+        )
+        for position, event_id, type_, version, data, occurred_at in await cur.fetchall()
+    ]
 
 
 async def _horizon(conn: psycopg.AsyncConnection[Any]) -> str:

@@ -16,7 +16,7 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from services.store.ledger import Ledger
+from services.store.ledger import Ledger, read_feed_for_folds
 from tests.store.conftest import new_event
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -99,10 +99,13 @@ async def test_the_feed_stops_below_an_append_that_has_not_committed(
 
             visible = [e.position for e in await ledger.read_feed(after=0)]
             head_while_open = await ledger.head()
+            async with ledger.pool.connection() as conn:
+                for_folds = await read_feed_for_folds(conn, after=0, limit=10)
 
         after_commit = [e.position for e in await ledger.read_feed(after=0)]
 
     assert visible == [1], "the reader passed a position that had not committed yet"
+    assert [e.position for e in for_folds] == [1]
     assert head_while_open == 1
     assert after_commit == [1, held.positions[0], quick.positions[0]]
     assert await ledger.head() == quick.positions[0]
