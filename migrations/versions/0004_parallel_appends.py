@@ -318,6 +318,30 @@ $$
 """
 
 
+# The highest position a reader can reach now, in one round trip: a VOLATILE function
+# takes a fresh snapshot for each statement it runs, so the read below sees the ledger as
+# of after the horizon was read, as the argument needs.
+LEDGER_HEAD = """
+CREATE FUNCTION ledger_head() RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    horizon xid8 := ledger_horizon();
+BEGIN
+    RETURN (
+        SELECT coalesce(max(e.position), 0)
+        FROM events e
+        WHERE e.position < (
+            SELECT coalesce(min(h.position + 0), 9223372036854775807)
+            FROM events h
+            WHERE h.xid >= horizon
+              AND h.xid < pg_snapshot_xmax(pg_current_snapshot())
+        )
+    );
+END
+$$
+"""
+
+
 def upgrade() -> None:
     # Rows already there were committed long ago: xid 0 is below any horizon. The
     # constant default first, then the volatile one, so the table is not rewritten.
@@ -331,6 +355,7 @@ def upgrade() -> None:
     )
     op.execute(LEDGER_APPEND)
     op.execute(LEDGER_HORIZON)
+    op.execute(LEDGER_HEAD)
     # The store sends the NOTIFY after the append has committed: a NOTIFY inside the
     # append's transaction holds the notify-queue lock across its WAL flush, which
     # serialises commits just as 0001's lock did.
@@ -350,6 +375,7 @@ def downgrade() -> None:
     )
     op.execute(first.NOTIFY_FUNCTION)
     op.execute(first.NOTIFY_TRIGGER)
+    op.execute("DROP FUNCTION ledger_head()")
     op.execute("DROP FUNCTION ledger_horizon()")
     op.execute("DROP FUNCTION ledger_append(jsonb, jsonb, jsonb, text, text)")
     op.execute(first.LEDGER_APPEND)

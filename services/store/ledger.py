@@ -9,7 +9,8 @@ and the lock that orders positions is held for as short a time as possible.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -26,6 +27,8 @@ from domain.errors import (
     WrongExpectedVersion,
 )
 from domain.events import Event
+
+log = logging.getLogger("community_ledger.store")
 
 NOTIFY_CHANNEL = "ledger_events"
 _NOTIFY = f"SELECT pg_notify('{NOTIFY_CHANNEL}', %s)"
@@ -147,10 +150,6 @@ _BOUND = """
       AND h.xid < pg_snapshot_xmax(pg_current_snapshot())
 """
 
-_HEAD = f"""
-    SELECT coalesce(max(position), 0) FROM events WHERE position < ({_BOUND})
-"""
-
 _READ_FEED = f"""
     SELECT {_COLUMNS}
     FROM events
@@ -164,8 +163,7 @@ _READ_FEED = f"""
 
 async def readable_head(conn: psycopg.AsyncConnection[Any]) -> int:
     """The highest position a feed reader can reach now: every event up to it has committed."""
-    horizon = await _horizon(conn)
-    cur = await conn.execute(_HEAD, {"horizon": horizon}, prepare=True)
+    cur = await conn.execute("SELECT ledger_head()", prepare=True)
     row = await cur.fetchone()
     return int(row[0]) if row else 0
 
@@ -277,6 +275,35 @@ class Ledger:
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
+        self._notified_up_to = 0
+        self._notifying = False
+        self._notify_again = False
+
+    async def _notify(self, conn: psycopg.AsyncConnection[Any], position: int) -> None:
+        """NOTIFY followers, after the append has committed, in a transaction of its own.
+
+        Not from inside the append's transaction: there it would take PostgreSQL's
+        notify-queue lock, which is held across the commit's WAL flush, and concurrent
+        appends would commit one at a time again. Appends that commit while a NOTIFY is
+        on its way leave it to send one more when it is done: under load, one NOTIFY
+        serves many appends. A process that dies in between leaves followers to their
+        polling, as does a NOTIFY that fails (the append stands; it is not retried).
+        """
+        self._notified_up_to = max(self._notified_up_to, position)
+        if self._notifying:
+            self._notify_again = True
+            return
+        self._notifying = True
+        try:
+            while True:
+                self._notify_again = False
+                await conn.execute(_NOTIFY, [str(self._notified_up_to)], prepare=True)
+                if not self._notify_again:
+                    return
+        except psycopg.Error as error:
+            log.warning("NOTIFY after an append failed (followers will poll): %s", error)
+        finally:
+            self._notifying = False
 
     async def append(
         self,
@@ -322,7 +349,7 @@ class Ledger:
         for attempt in range(RACE_RETRIES + 1):
             try:
                 async with self.pool.connection() as conn:
-                    return await _append_alone(conn, params)
+                    return await _append_alone(conn, params, self._notify)
             except psycopg.errors.UniqueViolation as error:
                 if attempt == RACE_RETRIES or error.diag.constraint_name not in RACED:
                     raise
@@ -427,15 +454,12 @@ async def _call_append(
 
 
 async def _append_alone(
-    conn: psycopg.AsyncConnection[Any], params: tuple[Any, ...]
+    conn: psycopg.AsyncConnection[Any],
+    params: tuple[Any, ...],
+    after_commit: Callable[[psycopg.AsyncConnection[Any], int], Awaitable[None]],
 ) -> list[tuple[Any, ...]]:
-    """One autocommitted statement (the function is atomic by itself), then the NOTIFY.
-
-    The NOTIFY goes in a transaction of its own, after the commit: inside the append's
-    transaction it would take PostgreSQL's notify-queue lock, which is held across the
-    commit's WAL flush, and concurrent appends would commit one at a time again. A
-    process that dies between the two leaves followers to their polling.
-    """
+    """One autocommitted statement (the function is atomic by itself), then `after_commit`
+    with the highest new position, still in autocommit."""
     manage = not conn.autocommit
     if manage:
         await conn.set_autocommit(True)
@@ -443,7 +467,7 @@ async def _append_alone(
         cur = await conn.execute(_APPEND, params, prepare=True)
         rows = await cur.fetchall()
         if rows and not rows[0][2]:
-            await conn.execute(_NOTIFY, [str(rows[-1][0])], prepare=True)
+            await after_commit(conn, rows[-1][0])
         return rows
     finally:
         if manage and not conn.closed:

@@ -107,3 +107,26 @@ async def test_listeners_wake_when_an_append_commits(ledger: Ledger, database_ur
 
     assert await asyncio.wait_for(waiting, timeout=5) == 2
     await positions.aclose()
+
+
+async def test_concurrent_appends_share_notifications_but_the_last_one_is_announced(
+    ledger: Ledger, database_url: str
+) -> None:
+    positions = listen(database_url)
+    heard: list[int] = []
+
+    async def hear_up_to(last: int) -> None:
+        async for position in positions:
+            heard.append(position)
+            if position >= last:
+                return
+
+    listening = asyncio.ensure_future(hear_up_to(20))
+    await asyncio.sleep(0.3)  # let LISTEN register before the appends
+
+    await asyncio.gather(*(ledger.append([new_event(f"s{n}")]) for n in range(20)))
+
+    await asyncio.wait_for(listening, timeout=5)
+    await positions.aclose()
+    assert heard[-1] == 20 and heard == sorted(heard)
+    assert 1 <= len(heard) <= 20
