@@ -7,8 +7,8 @@ A ledger of `bench.size(1_000_000)` synthetic events over 20,000 members is appe
 once into a template database; each repetition copies it (`CREATE DATABASE … TEMPLATE`,
 a file copy) and runs every projection from zero with the runner `community-ledger
 projections run` uses, in a child process of its own, so that its peak memory
-(ru_maxrss) is that catch-up's alone. The same at `bench.size(200_000)` shows that
-memory does not grow with the ledger.
+(VmHWM, see bench.core.peak_memory_mib) is that catch-up's alone. The same at
+`bench.size(200_000)` shows that memory does not grow with the ledger.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import resource
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
-from bench.core import Bench, Ratio, Result, machine
+from bench.core import Bench, Ratio, Result, machine, peak_memory_mib
 from bench.synthetic import fill
 from services.database import with_database
 from services.projector.progress import Progress
@@ -140,7 +139,7 @@ def catch_up(url: str, terminal: bool) -> tuple[int, float, float]:
     seconds = time.perf_counter() - started
     if failures:
         raise RuntimeError(f"catch-up failed: {failures}")
-    return events, seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return events, seconds, peak_memory_mib()
 
 
 def main() -> None:

@@ -145,3 +145,15 @@ def server_version(url: str) -> str:
     with psycopg.connect(url) as conn:
         row = conn.execute("SHOW server_version").fetchone()
     return f"PostgreSQL {row[0] if row else '?'}"
+
+
+def peak_memory_mib() -> float:
+    """This process's own peak resident memory (VmHWM).
+
+    Not `ru_maxrss`: on Linux a child starts with its parent's high-water mark (fork and
+    exec carry it over), so a small child of a big harness would report the harness."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
