@@ -42,6 +42,9 @@ class Progress:
             since, then = self._last.setdefault(label, (now, position))
             if now - since < self.every:
                 continue
+            if position == then:  # idle (a follower at the head): nothing to report
+                self._last[label] = (now, position)
+                continue
             rate = (position - then) / (now - since)
             eta = f", about {(head - position) / rate:.0f}s to go" if rate > 0 else ""
             log.info("%s: position %d of %d, %.0f events/s%s", label, position, head, rate, eta)
