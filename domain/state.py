@@ -113,11 +113,9 @@ class Folding:
         self.mentions = set(known.mentions)
 
     def freeze(self) -> Known:
-        return Known(
-            members=self.members,
-            handle_owners=self.handle_owners,
-            contributions=self.contributions,
-            recognitions=self.recognitions,
+        """The end of the fold: its dicts change no more; the sets are frozen copies."""
+        return msgspec.structs.replace(
+            self.view(),
             introductions=frozenset(self.introductions),
             mentions=frozenset(self.mentions),
         )
