@@ -215,9 +215,8 @@ async def test_a_field_at_its_limit_is_written_and_past_it_is_a_400_naming_the_f
     past_limit: Any,
 ) -> None:
     for name in ("ana", "bo", "cy"):
-        registered = await client.post(
-            "/v1/members", json={"display_name": name, "handles": [f"github:{name}"]}, headers=writer
-        )
+        member = {"display_name": name, "handles": [f"github:{name}"]}
+        registered = await client.post("/v1/members", json=member, headers=writer)
         assert registered.status_code == 201, registered.text
 
     accepted = await client.post(path, json={**body, field: at_limit}, headers=writer)
