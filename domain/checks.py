@@ -1,6 +1,6 @@
 """Checks the deciders share: members that must be there and active, and field limits.
 
-Limits keep one careless import from filling the ledger, which never forgets.
+The limits themselves live in `domain.limits`, which the API's schemas are built from too.
 """
 
 from __future__ import annotations
@@ -10,21 +10,20 @@ from collections.abc import Iterable, Mapping
 from uuid import UUID
 
 from domain.errors import InvalidField, MemberIsForgotten, MemberWasMerged, UnknownMembers
+from domain.limits import (
+    KIND_PATTERN,
+    MAX_ATTRIBUTE_KEY,
+    MAX_ATTRIBUTE_VALUE,
+    MAX_ATTRIBUTES,
+    MAX_DISPLAY_NAME,
+    MAX_LINKS,
+    MAX_URL,
+    SPACE_PATTERN,
+)
 from domain.state import Known
 
-MAX_DISPLAY_NAME = 200
-MAX_BIO = 5_000
-MAX_LINKS = 20
-MAX_URL = 2_000
-MAX_TITLE = 500
-MAX_BODY = 20_000
-MAX_NOTE = 2_000  # reasons and notes
-MAX_ATTRIBUTES = 50
-MAX_ATTRIBUTE_KEY = 64
-MAX_ATTRIBUTE_VALUE = 2_000
-
-KIND = re.compile(r"[a-z][a-z0-9_]{0,63}")
-SPACE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,99}")
+KIND = re.compile(KIND_PATTERN)
+SPACE = re.compile(SPACE_PATTERN)
 
 
 def require_registered(known: Known, member_ids: Iterable[UUID]) -> None:

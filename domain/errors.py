@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
+from domain.limits import MIN_INTRODUCED
+
 
 class LedgerError(Exception):
     """Base of every error the ledger raises on purpose."""
@@ -219,7 +221,8 @@ class TooFewIntroduced(RuleViolation):
     def __init__(self, count: int) -> None:
         self.count = count
         super().__init__(
-            f"an introduction connects at least 2 distinct other members, this one names {count}"
+            f"an introduction connects at least {MIN_INTRODUCED} distinct other members, "
+            f"this one names {count}"
         )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 import msgspec
 
 from domain.errors import InvalidHandle
+from domain.limits import MAX_HANDLE
 
 PLATFORM_ALIASES = {"x": "twitter"}
 
@@ -40,6 +41,8 @@ class Handle(msgspec.Struct, frozen=True, kw_only=True):
 
 def parse_handle(raw: str) -> Handle:
     """Parse `platform:name`; raises `InvalidHandle` saying which form was expected."""
+    if len(raw) > MAX_HANDLE:
+        raise InvalidHandle(raw, f"a handle is at most {MAX_HANDLE} characters, got {len(raw)}")
     platform_part, colon, name_part = raw.strip().partition(":")
     platform = platform_part.strip().lower()
     name = name_part.strip()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from uuid import UUID
 
-from domain import checks
+from domain import checks, limits
 from domain.commands import (
     Command,
     ForgetMember,
@@ -140,7 +140,7 @@ def update_profile(cmd: UpdateProfile, known: Known) -> list[Event]:
         MemberProfileUpdated(
             member_id=cmd.member_id,
             display_name=name,
-            bio=None if cmd.bio is None else checks.limit("bio", cmd.bio, checks.MAX_BIO),
+            bio=None if cmd.bio is None else checks.limit("bio", cmd.bio, limits.MAX_BIO),
             links=None if cmd.links is None else checks.links(cmd.links),
         )
     ]
@@ -175,7 +175,7 @@ def merge_members(cmd: MergeMembers, known: Known) -> list[Event]:
 def forget_member(cmd: ForgetMember, known: Known) -> list[Event]:
     """A merged duplicate is refused: erasure belongs on the survivor, who holds its history."""
     checks.require_active(known, [cmd.member_id])
-    reason = checks.limit("reason", cmd.reason, checks.MAX_NOTE)
+    reason = checks.limit("reason", cmd.reason, limits.MAX_NOTE)
     return [MemberForgotten(member_id=cmd.member_id, reason=reason)]
 
 
@@ -191,9 +191,9 @@ def record_contribution(cmd: RecordContribution, known: Known) -> list[Event]:
             member_id=cmd.member_id,
             kind=checks.kind(cmd.kind),
             space=checks.space(cmd.space),
-            title=checks.limit("title", cmd.title, checks.MAX_TITLE),
-            body=checks.limit("body", cmd.body, checks.MAX_BODY),
-            url=checks.limit("url", cmd.url, checks.MAX_URL),
+            title=checks.limit("title", cmd.title, limits.MAX_TITLE),
+            body=checks.limit("body", cmd.body, limits.MAX_BODY),
+            url=checks.limit("url", cmd.url, limits.MAX_URL),
             attributes=checks.attributes(cmd.attributes),
             reply_to=cmd.reply_to,
         )
@@ -216,7 +216,7 @@ def retract_contribution(cmd: RetractContribution, known: Known) -> list[Event]:
         ContributionRetracted(
             contribution_id=cmd.contribution_id,
             member_id=contribution.member_id,
-            reason=checks.limit("reason", cmd.reason, checks.MAX_NOTE),
+            reason=checks.limit("reason", cmd.reason, limits.MAX_NOTE),
         )
     ]
 
@@ -228,15 +228,19 @@ def make_introduction(cmd: MakeIntroduction, known: Known) -> list[Event]:
     checks.require_registered(known, [cmd.introducer_id, *introduced])
     if cmd.introducer_id in introduced:
         raise SelfIntroduction(cmd.introducer_id)
-    if len(introduced) < 2:
+    if len(introduced) < limits.MIN_INTRODUCED:
         raise TooFewIntroduced(len(introduced))
+    if len(introduced) > limits.MAX_INTRODUCED:
+        raise InvalidField(
+            "introduced", f"at most {limits.MAX_INTRODUCED} members, got {len(introduced)}"
+        )
     checks.require_active(known, [cmd.introducer_id, *introduced])
     return [
         IntroductionMade(
             introduction_id=cmd.introduction_id,
             introducer_id=cmd.introducer_id,
             introduced_ids=introduced,
-            note=checks.limit("note", cmd.note, checks.MAX_NOTE),
+            note=checks.limit("note", cmd.note, limits.MAX_NOTE),
             space=checks.space(cmd.space, required=False),
         )
     ]
@@ -277,7 +281,7 @@ def give_recognition(cmd: GiveRecognition, known: Known) -> list[Event]:
             from_id=cmd.from_id,
             to_id=cmd.to_id,
             kind=cmd.kind,
-            reason=checks.limit("reason", cmd.reason, checks.MAX_NOTE),
+            reason=checks.limit("reason", cmd.reason, limits.MAX_NOTE),
             contribution_id=cmd.contribution_id,
             space=checks.space(cmd.space, required=False),
         )
@@ -298,7 +302,7 @@ def withdraw_recognition(cmd: WithdrawRecognition, known: Known) -> list[Event]:
             recognition_id=cmd.recognition_id,
             from_id=recognition.from_id,
             to_id=recognition.to_id,
-            reason=checks.limit("reason", cmd.reason, checks.MAX_NOTE),
+            reason=checks.limit("reason", cmd.reason, limits.MAX_NOTE),
         )
     ]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from uuid import UUID
 
 import msgspec
@@ -23,6 +23,8 @@ from domain.projections import Aliases, Entry, as_utc
 NAME = "member_profiles"
 VERSION = 2
 
+# The windows of a member's status, which depends on the clock and so is not folded:
+# services/queries/members.py computes it at read time.
 NEWCOMER_DAYS = 30
 ACTIVE_DAYS = 90
 REGULAR_CONTRIBUTIONS = 5
@@ -233,23 +235,3 @@ def _merge(duplicate: Profile, into: Profile) -> None:
     duplicate.contributions_total, duplicate.contributions_by_kind = 0, {}
     duplicate.first_active_at = duplicate.last_active_at = None
     duplicate.handles, duplicate.merged_into = [], into.member_id
-
-
-def member_status(
-    first_active_at: datetime | None,
-    last_active_at: datetime | None,
-    recent_contributions_90d: int,
-    now: datetime,
-) -> str:
-    """newcomer, regular, occasional or inactive at `now` (CHAOSS-style windows).
-
-    inactive: never active, or not in the last 90 days; newcomer: first active within the
-    last 30 days; regular: 5 or more contributions in the last 90 days; occasional: the rest.
-    """
-    if first_active_at is None or last_active_at is None:
-        return "inactive"
-    if now - last_active_at > timedelta(days=ACTIVE_DAYS):
-        return "inactive"
-    if now - first_active_at <= timedelta(days=NEWCOMER_DAYS):
-        return "newcomer"
-    return "regular" if recent_contributions_90d >= REGULAR_CONTRIBUTIONS else "occasional"

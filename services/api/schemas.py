@@ -12,17 +12,36 @@ from uuid import UUID
 
 import msgspec
 
+from domain import limits as lim
+
 MemberRef = Annotated[
     str,
     msgspec.Meta(
         min_length=1,
-        max_length=200,
+        max_length=lim.MAX_HANDLE,
         description="A member id (UUID) or a handle `platform:handle`, e.g. `twitter:@yannr`",
         examples=["twitter:@yannr"],
     ),
 ]
-Text = Annotated[str, msgspec.Meta(max_length=20_000)]
-Short = Annotated[str, msgspec.Meta(max_length=2_000)]
+HandleText = Annotated[str, msgspec.Meta(max_length=lim.MAX_HANDLE)]
+DisplayName = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=lim.MAX_DISPLAY_NAME, examples=["Yann Ropars"])
+]
+Note = Annotated[str, msgspec.Meta(max_length=lim.MAX_NOTE)]
+"""A reason or a note."""
+Url = Annotated[str, msgspec.Meta(max_length=lim.MAX_URL)]
+Space = Annotated[
+    str, msgspec.Meta(pattern=lim.OPTIONAL_SPACE_PATTERN, description="a space slug, or empty")
+]
+Attributes = Annotated[
+    dict[
+        Annotated[str, msgspec.Meta(min_length=1, max_length=lim.MAX_ATTRIBUTE_KEY)],
+        Annotated[str, msgspec.Meta(max_length=lim.MAX_ATTRIBUTE_VALUE)],
+    ],
+    msgspec.Meta(max_length=lim.MAX_ATTRIBUTES, examples=[{"question": "Q3"}]),
+]
+MAX_BATCH_ITEMS = 10_000
+"""The API's own limit, not a rule: importers chunk as they like (`--chunk-size`)."""
 
 
 class Request(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -30,21 +49,19 @@ class Request(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class MemberCreate(Request, kw_only=True):
-    display_name: Annotated[
-        str, msgspec.Meta(min_length=1, max_length=200, examples=["Yann Ropars"])
-    ]
-    handles: list[Annotated[str, msgspec.Meta(max_length=200)]] = []
+    display_name: DisplayName
+    handles: list[HandleText] = []
     joined_at: datetime | None = None
     id: UUID | None = None
     """Choose the member's id yourself (importers); a new UUIDv7 otherwise."""
 
 
 class MemberPatch(Request, kw_only=True):
-    display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
-    bio: Annotated[str, msgspec.Meta(max_length=5_000)] | None = None
-    links: list[Short] | None = None
-    add_handles: list[Annotated[str, msgspec.Meta(max_length=200)]] = []
-    remove_handles: list[Annotated[str, msgspec.Meta(max_length=200)]] = []
+    display_name: DisplayName | None = None
+    bio: Annotated[str, msgspec.Meta(max_length=lim.MAX_BIO)] | None = None
+    links: Annotated[list[Url], msgspec.Meta(max_length=lim.MAX_LINKS)] | None = None
+    add_handles: list[HandleText] = []
+    remove_handles: list[HandleText] = []
     expected_version: Annotated[int, msgspec.Meta(ge=0)] | None = None
     """The member's version you last saw (or send it as `If-Match`); 409 if it moved on."""
 
@@ -55,7 +72,7 @@ class MemberMerge(Request, kw_only=True):
 
 
 class MemberErasure(Request, kw_only=True):
-    reason: Short = ""
+    reason: Note = ""
 
 
 class Attribution(Request, kw_only=True):
@@ -67,27 +84,29 @@ class Attribution(Request, kw_only=True):
 
 class ContributionCreate(Attribution, kw_only=True):
     member: MemberRef
-    kind: Annotated[str, msgspec.Meta(min_length=1, max_length=64, examples=["chat_answer"])]
-    space: Annotated[str, msgspec.Meta(min_length=1, max_length=100, examples=["kaizenblog"])]
-    title: Short = ""
-    body: Text = ""
-    url: Short = ""
-    attributes: dict[str, Short] = {}
+    kind: Annotated[str, msgspec.Meta(pattern=lim.KIND_PATTERN, examples=["chat_answer"])]
+    space: Annotated[str, msgspec.Meta(pattern=lim.SPACE_PATTERN, examples=["kaizenblog"])]
+    title: Annotated[str, msgspec.Meta(max_length=lim.MAX_TITLE)] = ""
+    body: Annotated[str, msgspec.Meta(max_length=lim.MAX_BODY)] = ""
+    url: Url = ""
+    attributes: Attributes = {}
     reply_to: UUID | None = None
-    display_name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    display_name: Annotated[str, msgspec.Meta(max_length=lim.MAX_DISPLAY_NAME)] | None = None
     """The name to register an unknown member under (with `register_unknown`)."""
     id: UUID | None = None
 
 
 class Retraction(Request, kw_only=True):
-    reason: Short = ""
+    reason: Note = ""
 
 
 class IntroductionCreate(Attribution, kw_only=True):
     introducer: MemberRef
-    introduced: Annotated[list[MemberRef], msgspec.Meta(min_length=2, max_length=50)]
-    note: Short = ""
-    space: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    introduced: Annotated[
+        list[MemberRef], msgspec.Meta(min_length=lim.MIN_INTRODUCED, max_length=lim.MAX_INTRODUCED)
+    ]
+    note: Note = ""
+    space: Space = ""
     id: UUID | None = None
 
 
@@ -95,7 +114,7 @@ class MentionCreate(Attribution, kw_only=True):
     member: MemberRef
     mentioned: MemberRef
     contribution_id: UUID | None = None
-    space: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    space: Space = ""
     id: UUID | None = None
 
 
@@ -105,14 +124,14 @@ class RecognitionCreate(Attribution, kw_only=True):
     kind: Annotated[
         str, msgspec.Meta(examples=["kudos"], description="kudos, thanks, highlight or award")
     ]
-    reason: Short = ""
+    reason: Note = ""
     contribution_id: UUID | None = None
-    space: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    space: Space = ""
     id: UUID | None = None
 
 
 class Withdrawal(Request, kw_only=True):
-    reason: Short = ""
+    reason: Note = ""
 
 
 # Batch items: the same shapes, told apart by a `command` field.
@@ -188,7 +207,7 @@ BatchItem = (
 
 
 class Batch(Request, kw_only=True):
-    items: Annotated[list[BatchItem], msgspec.Meta(min_length=1, max_length=10_000)]
+    items: Annotated[list[BatchItem], msgspec.Meta(min_length=1, max_length=MAX_BATCH_ITEMS)]
 
 
 class Written(msgspec.Struct, kw_only=True):

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import IO
 from uuid import UUID
 
-from domain.checks import MAX_TITLE
 from domain.ids import deterministic_id
+from domain.limits import MAX_TITLE
 from services.api import schemas as s
 from services.importers.common import Line, Source, UnreadableSource
 from services.importers.people import Mailmap, Person, parse_person

@@ -51,15 +51,23 @@ class ConnectionOut(msgspec.Struct, kw_only=True):
     last_at: datetime | None
 
 
-# The status rule of docs/projections.md, in SQL so that lists can filter on it.
+# The one status rule (docs/projections.md). It lives in SQL, not in the profile fold:
+# status depends on the clock, so a stored one would go stale, and lists filter, sort and
+# paginate on it, which Python could only do after fetching every profile. `now` is a
+# parameter (the database's clock when None) so the rule is tested at its boundaries.
 STATUS = f"""
     CASE
         WHEN p.last_active_at IS NULL
-          OR p.last_active_at < now() - interval '{mp.ACTIVE_DAYS} days' THEN 'inactive'
-        WHEN p.first_active_at >= now() - interval '{mp.NEWCOMER_DAYS} days' THEN 'newcomer'
+          OR p.last_active_at
+             < coalesce(%(now)s::timestamptz, now()) - interval '{mp.ACTIVE_DAYS} days'
+            THEN 'inactive'
+        WHEN p.first_active_at
+             >= coalesce(%(now)s::timestamptz, now()) - interval '{mp.NEWCOMER_DAYS} days'
+            THEN 'newcomer'
         WHEN (SELECT coalesce(sum(c.count), 0) FROM read.contribution_counts c
               WHERE c.member_id = p.member_id
-                AND c.day >= current_date - {mp.ACTIVE_DAYS}) >= {mp.REGULAR_CONTRIBUTIONS}
+                AND c.day >= (coalesce(%(now)s::timestamptz, now()) AT TIME ZONE 'UTC')::date
+                             - {mp.ACTIVE_DAYS}) >= {mp.REGULAR_CONTRIBUTIONS}
             THEN 'regular'
         ELSE 'occasional'
     END
@@ -86,9 +94,11 @@ SORTS = {
 }
 
 
-async def profile(conn: AsyncConnection[Any], member_id: UUID) -> MemberOut | None:
+async def profile(
+    conn: AsyncConnection[Any], member_id: UUID, now: datetime | None = None
+) -> MemberOut | None:
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(PROFILE + " WHERE p.member_id = %s", [member_id])
+    await cur.execute(PROFILE + " WHERE p.member_id = %(id)s", {"id": member_id, "now": now})
     row = await cur.fetchone()
     return msgspec.convert(row, MemberOut) if row else None
 
@@ -101,11 +111,12 @@ async def list_members(
     sort: str,
     cursor: str | None,
     limit: int,
+    now: datetime | None = None,
 ) -> tuple[list[MemberOut], str | None]:
     """One page, ordered by `sort` (descending) then id; the cursor is opaque to callers."""
     order = SORTS[sort]
     where = ["p.merged_into IS NULL"]
-    params: dict[str, Any] = {"limit": limit + 1}
+    params: dict[str, Any] = {"limit": limit + 1, "now": now}
     if q:
         where.append(
             "(p.display_name ILIKE %(like)s OR EXISTS (SELECT 1 FROM "

@@ -11,6 +11,7 @@ from domain.commands import (
 )
 from domain.errors import (
     IntroductionAlreadyMade,
+    InvalidField,
     MemberIsForgotten,
     MemberWasMerged,
     MentionAlreadyRecorded,
@@ -36,6 +37,7 @@ from domain.events import (
     RecognitionWithdrawn,
 )
 from domain.ids import new_id
+from domain.limits import MAX_INTRODUCED
 from tests.domain.scenarios import (
     ANA,
     BO,
@@ -86,6 +88,16 @@ def test_nobody_introduces_themselves() -> None:
 def test_an_introduction_names_at_least_two_distinct_members() -> None:
     error = given(*everyone()).when(introduce(ANA, BO, BO)).raises(TooFewIntroduced, "1")
     assert error.count == 1
+
+
+def test_an_introduction_names_at_most_the_limit_of_members() -> None:
+    crowd = [new_id() for _ in range(MAX_INTRODUCED + 1)]
+    known = given(registered(ANA), *(registered(m) for m in crowd))
+
+    assert known.when(introduce(ANA, *crowd[:MAX_INTRODUCED])).decide()
+    known.when(introduce(ANA, *crowd)).raises(
+        InvalidField, "introduced", MAX_INTRODUCED, MAX_INTRODUCED + 1
+    )
 
 
 def test_an_introduction_of_unknown_members_names_them() -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from domain.errors import InvalidHandle, RuleViolation
 from domain.handles import normalize_handle, parse_handle
+from domain.limits import MAX_HANDLE
 
 
 @pytest.mark.parametrize(
@@ -89,3 +90,12 @@ def test_an_invalid_handle_says_what_form_is_expected(raw: str, expected_form: s
 
 def test_other_platforms_compare_composed_and_decomposed_letters_as_one() -> None:
     assert normalize_handle("discord:Cafe\u0301") == normalize_handle("discord:café")
+
+
+def test_a_handle_longer_than_the_limit_is_refused_whatever_its_platform() -> None:
+    at_limit = "email:" + "a" * (MAX_HANDLE - len("email:@example.org")) + "@example.org"
+    assert len(at_limit) == MAX_HANDLE
+    assert parse_handle(at_limit).platform == "email"
+
+    with pytest.raises(InvalidHandle, match=f"at most {MAX_HANDLE} characters, got 201"):
+        parse_handle("e" + at_limit)

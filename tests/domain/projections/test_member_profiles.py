@@ -7,7 +7,7 @@ from uuid import UUID
 
 from domain import events as e
 from domain.projections import member_profiles
-from domain.projections.member_profiles import Profile, State, member_status
+from domain.projections.member_profiles import Profile, State
 from tests.domain.projections.timeline import (
     ANA,
     BO,
@@ -203,29 +203,3 @@ class Unheard(e.Event, frozen=True, tag="Unheard"):
 def test_events_the_fold_does_not_know_are_ignored() -> None:
     state = member_profiles.fold(State(), ledger(Unheard(member_id=ANA)))
     assert state.profiles == {} and state.changed_profiles == set()
-
-
-NOW = datetime(2025, 6, 30, 12, tzinfo=UTC)
-
-
-def days_ago(days: float) -> datetime:
-    return NOW - timedelta(days=days)
-
-
-def test_never_active_members_are_inactive() -> None:
-    assert member_status(None, None, 0, NOW) == "inactive"
-
-
-def test_a_member_is_inactive_after_90_days_without_activity() -> None:
-    assert member_status(days_ago(400), days_ago(90), 0, NOW) == "occasional"
-    assert member_status(days_ago(400), days_ago(90.01), 0, NOW) == "inactive"
-
-
-def test_a_member_first_active_within_30_days_is_a_newcomer_whatever_they_did() -> None:
-    assert member_status(days_ago(30), days_ago(1), 12, NOW) == "newcomer"
-    assert member_status(days_ago(30.01), days_ago(1), 12, NOW) == "regular"
-
-
-def test_five_contributions_in_90_days_make_a_regular_and_fewer_an_occasional() -> None:
-    assert member_status(days_ago(200), days_ago(2), 5, NOW) == "regular"
-    assert member_status(days_ago(200), days_ago(2), 4, NOW) == "occasional"
