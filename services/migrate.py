@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import psycopg
@@ -11,6 +12,7 @@ from alembic.script import ScriptDirectory
 from psycopg import sql
 
 import migrations
+from services.projector.fresh import make_live_builds
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
 LEDGER_TABLES = ("events", "event_tags")
@@ -24,9 +26,17 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head", app_role: str | None = None) -> None:
+    """Migrate; at head, also give every projection an empty live build if it has none."""
     command.upgrade(alembic_config(url), revision)
+    if is_at_head(url):
+        asyncio.run(_make_live_builds(url))
     if app_role:
         grant_app_role(url, app_role)
+
+
+async def _make_live_builds(url: str) -> list[str]:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        return await make_live_builds(conn)
 
 
 def downgrade(url: str, revision: str = "base") -> None:

@@ -11,6 +11,8 @@ from litestar.exceptions import ServiceUnavailableException, ValidationException
 from litestar.params import Parameter
 from psycopg_pool import AsyncConnectionPool
 
+from services.projector.appliers import APPLIERS
+
 WAIT_SECONDS = 5.0
 POLL_SECONDS = 0.025
 
@@ -30,6 +32,23 @@ LIVE_POSITION = """
     FROM projection_builds
     WHERE state = 'live' AND name = ANY (%(names)s)
 """
+
+
+def reads(*declared: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """An endpoint's `opt`: every projection it reads, the union of its queries' declarations.
+
+    The one list both the `min_position` wait and the tests take, so they cannot drift.
+    """
+    names = tuple(dict.fromkeys(name for names in declared for name in names))
+    known = {applier.name for applier in APPLIERS}
+    if unknown := [name for name in names if name not in known]:
+        raise LookupError(f"unknown projection {', '.join(unknown)}; known: {', '.join(known)}")
+    return {"reads": names}
+
+
+def projections_read(request: Request[Any, Any, Any]) -> tuple[str, ...]:
+    names: tuple[str, ...] = request.route_handler.opt["reads"]
+    return names
 
 
 def requested_position(request: Request[Any, Any, Any], query_value: int | None) -> int | None:

@@ -44,7 +44,8 @@ ERRORS = {
     "422": "A rule of the domain is broken, or an Idempotency-Key was reused for another body",
     "429": "Too many requests",
     "500": "The server failed; nothing was written",
-    "503": "min_position not reached in time (see Retry-After), or the database is unavailable",
+    "503": "min_position not reached in time, or a read model still being built (see "
+    "Retry-After), or the database is unavailable",
 }
 
 EXAMPLES: dict[str, dict[str, Any]] = {

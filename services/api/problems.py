@@ -18,6 +18,7 @@ log = logging.getLogger("community_ledger.api")
 
 MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://community-ledger.dev/problems/"
+RETRY_AFTER_SECONDS = 5
 
 
 def _slug(name: str) -> str:
@@ -84,6 +85,23 @@ def unstorable_value(request: Request[Any, Any, Any], error: psycopg.DataError) 
     return problem_response(problem)
 
 
+def read_model_missing(
+    request: Request[Any, Any, Any], error: psycopg.errors.UndefinedTable
+) -> Response[Any]:
+    """A read model with no live build yet (the projector is making it): retry, not a 500."""
+    if '"read.' not in (error.diag.message_primary or ""):
+        return unexpected_error(request, error)
+    problem = Problem(
+        type=TYPE_BASE + "projections-building",
+        title=_titles[503],
+        status=503,
+        detail="the read models this endpoint reads are being built (a projection has no "
+        "live build yet); retry shortly",
+        instance=request.url.path,
+    )
+    return problem_response(problem, {"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 def unexpected_error(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=error)
     problem = Problem(
@@ -121,5 +139,6 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     LedgerError: ledger_error,
     HTTPException: http_error,
     psycopg.DataError: unstorable_value,
+    psycopg.errors.UndefinedTable: read_model_missing,
     Exception: unexpected_error,
 }

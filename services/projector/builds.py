@@ -68,19 +68,55 @@ async def start_build(
             await conn.execute(
                 sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(abandoned))
             )
-        cur = await conn.execute(
-            "INSERT INTO projection_builds (name, version, schema_name) "
-            "VALUES (%(name)s, %(version)s, %(name)s || '_v' || %(version)s || '_' || "
-            "        currval(pg_get_serial_sequence('projection_builds', 'build_id'))) "
-            f"RETURNING {BUILD_COLUMNS}",
-            {"name": name, "version": version},
-        )
-        row = await cur.fetchone()
-        assert row is not None
-        build = _build(row)
-        await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(build.schema_name)))
+        build = await _new_build(conn, name, version, "building")
         await create_tables(conn, build.schema_name)
     return build
+
+
+async def start_live(
+    conn: AsyncConnection[Any],
+    name: str,
+    version: int,
+    create_tables: Any,
+    tables: tuple[str, ...],
+) -> Build:
+    """An empty build, live at once at position 0: readers find empty tables, not none.
+
+    For a projection that has no live build yet (a fresh database); the runner then
+    catches it up in place. The caller holds the projection's lease.
+    """
+    async with conn.transaction():
+        build = await _new_build(conn, name, version, "live")
+        await create_tables(conn, build.schema_name)
+        await _point_views(conn, build.schema_name, tables)
+    return build
+
+
+async def _new_build(conn: AsyncConnection[Any], name: str, version: int, state: str) -> Build:
+    cur = await conn.execute(
+        "INSERT INTO projection_builds (name, version, schema_name, state, live_at) "
+        "VALUES (%(name)s, %(version)s, %(name)s || '_v' || %(version)s || '_' || "
+        "        currval(pg_get_serial_sequence('projection_builds', 'build_id')), "
+        "        %(state)s, CASE WHEN %(state)s::text = 'live' THEN now() END) "
+        f"RETURNING {BUILD_COLUMNS}",
+        {"name": name, "version": version, "state": state},
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    build = _build(row)
+    await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(build.schema_name)))
+    return build
+
+
+async def _point_views(conn: AsyncConnection[Any], schema: str, tables: tuple[str, ...]) -> None:
+    for table in tables:
+        view = sql.Identifier("read", table)
+        await conn.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(view))
+        await conn.execute(
+            sql.SQL("CREATE VIEW {} AS SELECT * FROM {}").format(
+                view, sql.Identifier(schema, table)
+            )
+        )
 
 
 async def advance(
@@ -131,14 +167,7 @@ async def swap_in(conn: AsyncConnection[Any], build: Build, tables: tuple[str, .
             "WHERE build_id = %s",
             [build.build_id],
         )
-        for table in tables:
-            view = sql.Identifier("read", table)
-            await conn.execute(sql.SQL("DROP VIEW IF EXISTS {}").format(view))
-            await conn.execute(
-                sql.SQL("CREATE VIEW {} AS SELECT * FROM {}").format(
-                    view, sql.Identifier(build.schema_name, table)
-                )
-            )
+        await _point_views(conn, build.schema_name, tables)
     build.state = "live"
     for schema in retired:
         await conn.execute(

@@ -70,6 +70,8 @@ class Runner:
         self.builds: dict[str, list[Build]] = {}
         self.failures: list[str] = []
         self._renewed_at = 0.0
+        self._indexed: set[int] = set()
+        """Builds whose indexes this runner made (they are idempotent, but take a lock)."""
         self._connections: dict[str, AsyncConnection[Any]] = {}
         self._next: tuple[int, asyncio.Task[list[FeedRecord]]] | None = None
 
@@ -154,9 +156,12 @@ class Runner:
             if applier.name in self.tokens
         ]
         for applier, build in feeding:
-            if build.state == "building" and build.position >= head:
-                # Made once, now, rather than kept up row by row through the catch-up.
+            if build.position >= head and build.build_id not in self._indexed:
+                # Made once, now, rather than kept up row by row through the catch-up: for a
+                # rebuild, and for the empty live build `db upgrade` makes (its first catch-up).
                 await applier.create_indexes(conn, build.schema_name)
+                self._indexed.add(build.build_id)
+            if build.state == "building" and build.position >= head:
                 await builds.swap_in(conn, build, applier.tables)
                 log.info("%s: %s is live at position %s", applier.name, build.schema_name, head)
         behind = [(a, b) for a, b in feeding if b.position < head]

@@ -73,6 +73,9 @@ STATUS = f"""
     END
 """
 
+PROFILE_READS = ("member_profiles", "contribution_counts", "connections")
+"""The projections `profile` and `list_members` read (STATUS and PROFILE below)."""
+
 PROFILE = f"""
     SELECT p.member_id AS id, p.display_name, p.handles, p.joined_at, p.bio, p.links,
            {STATUS} AS status,
@@ -142,6 +145,10 @@ async def list_members(
         return members, None
     last = members[-1]
     return members, encode_cursor(_sort_value(sort, last), str(last.id))
+
+
+CONNECTIONS_READS = ("connections", "member_profiles")
+"""The projections `connections` reads."""
 
 
 async def connections(

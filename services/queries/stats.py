@@ -23,6 +23,12 @@ METRICS = (
 )
 
 
+STATS_READS = ("contribution_counts", "member_profiles")
+"""The projections `contribution_stats` reads."""
+LEADERBOARD_READS = ("contribution_counts", "member_profiles", "connections")
+"""The projections the leaderboards read, all metrics together."""
+
+
 class StatRow(msgspec.Struct, kw_only=True, omit_defaults=True):
     period_start: date | None = None
     member_id: UUID | None = None

@@ -20,15 +20,19 @@ from domain.handles import parse_handle
 from domain.state import fold
 from services.api import schemas as s
 from services.api.auth import SECURITY, require
-from services.api.consistency import MinPosition, requested_position, wait_for
+from services.api.consistency import (
+    MinPosition,
+    projections_read,
+    reads,
+    requested_position,
+    wait_for,
+)
 from services.api.controllers import writes
 from services.api.controllers.events import EventOut, event_out, split_types
 from services.api.controllers.writes import IdempotencyKey, IfMatch, strict_body
 from services.queries import members as q
 from services.queries import stats
 from services.store.ledger import Ledger
-
-PROFILES = ("member_profiles", "connections", "contribution_counts")
 
 
 class MemberPage(msgspec.Struct, kw_only=True):
@@ -60,10 +64,13 @@ class Leaderboard(msgspec.Struct, kw_only=True):
     entries: list[stats.LeaderboardEntry]
 
 
-async def _consistent(
-    request: Request[Any, Any, Any], min_position: int | None, names: tuple[str, ...] = PROFILES
-) -> None:
-    await wait_for(request.app.state.pool, names, requested_position(request, min_position))
+async def _consistent(request: Request[Any, Any, Any], min_position: int | None) -> None:
+    """Wait for every projection the endpoint declares it reads (its `opt`, see `reads`)."""
+    await wait_for(
+        request.app.state.pool,
+        projections_read(request),
+        requested_position(request, min_position),
+    )
 
 
 async def _member(request: Request[Any, Any, Any], member_id: UUID) -> Response[q.MemberOut]:
@@ -120,7 +127,7 @@ class MemberController(Controller):
         await strict_body(request, s.MemberPatch)
         return await writes.update_member(request, member_id, data, idempotency_key, if_match)
 
-    @get(operation_id="ListMembers", summary="Search and list members")
+    @get(operation_id="ListMembers", summary="Search and list members", opt=reads(q.PROFILE_READS))
     async def list_members(
         self,
         request: Request[Any, Any, Any],
@@ -144,7 +151,12 @@ class MemberController(Controller):
             raise ValidationException(str(error)) from error
         return MemberPage(members=found, next_cursor=next_cursor)
 
-    @get("/{member_id:uuid}", operation_id="GetMember", summary="A member's profile")
+    @get(
+        "/{member_id:uuid}",
+        operation_id="GetMember",
+        summary="A member's profile",
+        opt=reads(q.PROFILE_READS),
+    )
     async def get_member(
         self, request: Request[Any, Any, Any], member_id: UUID, min_position: MinPosition = None
     ) -> Response[q.MemberOut]:
@@ -156,6 +168,7 @@ class MemberController(Controller):
         "/by-handle/{platform:str}/{handle:str}",
         operation_id="GetMemberByHandle",
         summary="A member's profile by a handle",
+        opt=reads(q.PROFILE_READS),
     )
     async def by_handle(
         self,
@@ -216,6 +229,7 @@ class MemberController(Controller):
         "/{member_id:uuid}/connections",
         operation_id="GetMemberConnections",
         summary="Who a member is connected to, strongest first",
+        opt=reads(q.PROFILE_READS, q.CONNECTIONS_READS),
     )
     async def connections(
         self,
@@ -246,6 +260,7 @@ class StatsController(Controller):
         "/v1/stats/contributions",
         operation_id="ContributionStats",
         summary="Contribution counts by member, kind, space and period",
+        opt=reads(stats.STATS_READS),
     )
     async def contributions(
         self,
@@ -264,7 +279,7 @@ class StatsController(Controller):
         min_position: MinPosition = None,
     ) -> Stats:
         """Sums of contributions (retractions excluded) by the dimensions you group by."""
-        await _consistent(request, min_position, ("contribution_counts", "member_profiles"))
+        await _consistent(request, min_position)
         groups: list[str] = list(dict.fromkeys(group_by or []))
         filters: dict[str, str | UUID] = {
             k: v for k, v in (("member", member), ("kind", kind), ("space", space)) if v is not None
@@ -285,6 +300,7 @@ class StatsController(Controller):
         "/v1/leaderboards/{metric:str}",
         operation_id="Leaderboard",
         summary="Top members by a metric over a window",
+        opt=reads(stats.LEADERBOARD_READS),
     )
     async def leaderboard(
         self,
