@@ -1,11 +1,13 @@
 # Two commands for a fresh machine with only Python 3.11+ and make:
 #   make demo   the main job: embedded PostgreSQL, the #kaizenblog example, the API on 127.0.0.1
+#               (port 8000, or DEMO_PORT=…)
 #   make test   the whole suite against a real PostgreSQL (embedded unless TEST_DATABASE_URL)
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+DEMO_PORT ?= 8000
 
 .PHONY: demo test lint format install clean
 
@@ -20,7 +22,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/community-ledger demo --host 127.0.0.1 --port 8000
+	$(BIN)/community-ledger demo --host 127.0.0.1 --port $(DEMO_PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

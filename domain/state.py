@@ -87,6 +87,22 @@ class Known(msgspec.Struct, frozen=True, kw_only=True):
         return None if owner is None else self.survivor_of(owner)
 
 
+def merged_in(member_id: UUID, merges: Iterable[MembersMerged]) -> list[UUID]:
+    """`member_id`, then every member merged into it, directly or down a chain of merges.
+
+    The survivor's history holds theirs: a merge joins histories, it moves no events.
+    """
+    duplicates: dict[UUID, list[UUID]] = {}
+    for merge in merges:
+        duplicates.setdefault(merge.survivor_id, []).append(merge.duplicate_id)
+    found = [member_id]
+    walked = 0
+    while walked < len(found):  # a cycle cannot be recorded, but never loop on bad data
+        found += [d for d in duplicates.get(found[walked], ()) if d not in found]
+        walked += 1
+    return found
+
+
 def evolve(known: Known, event: Event) -> Known:
     """`known` with one more event applied."""
     return fold([event], known)

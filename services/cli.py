@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 
 import psycopg
@@ -80,7 +82,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def exit_on_sigterm() -> None:
+    """Make SIGTERM unwind like Ctrl-C, so `finally` and atexit hooks run.
+
+    SIGTERM's default action kills the process on the spot: the atexit hook that stops
+    the embedded PostgreSQL never runs and the server outlives us (`timeout`, systemd,
+    CI runners and make all stop a process this way). uvicorn captures SIGTERM while it
+    serves and raises it again after its graceful shutdown, which lands here too.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_system_exit)
+
+
+def _raise_system_exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    exit_on_sigterm()
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:

@@ -234,6 +234,50 @@ READ_TAGGED = f"""
     LIMIT %(limit)s
 """
 
+# Several tags (a member and those merged into it): the walk above once per tag, each
+# stopping at `limit`, then the newest `limit` of them all. An event among the newest
+# `limit` overall is among the newest `limit` of every tag it carries, so a page costs
+# one tag's page per tag, however deep; IN keeps once an event that carries two of the
+# tags (a mention between a member and its duplicate).
+READ_TAGGED_ANY = f"""
+    SELECT {_COLUMNS}
+    FROM events
+    WHERE position IN (
+        SELECT found.position
+        FROM unnest(%(tags)s::text[]) AS wanted(tag)
+        CROSS JOIN LATERAL (
+            SELECT t.position
+            FROM event_tags t
+            JOIN events e ON e.position = t.position
+            WHERE t.tag = wanted.tag
+              AND t.position < %(before)s
+              AND (%(types)s::text[] IS NULL OR e.type = ANY (%(types)s::text[]))
+              AND (%(since)s::timestamptz IS NULL OR e.occurred_at >= %(since)s)
+              AND (%(until)s::timestamptz IS NULL OR e.occurred_at < %(until)s)
+            ORDER BY t.position DESC
+            LIMIT %(limit)s
+        ) AS found
+    )
+    ORDER BY position DESC
+    LIMIT %(limit)s
+"""
+
+# Rare types (merges) carrying any of the tags, oldest first. EXISTS rather than a walk
+# of each tag lets the planner start from the rarer side: the type index when the
+# members have many events, their tags when they have few.
+READ_TAGGED_OF_TYPES = f"""
+    SELECT {_COLUMNS}
+    FROM events e
+    WHERE e.type = ANY (%(types)s::text[])
+      AND EXISTS (
+          SELECT 1
+          FROM event_tags t
+          WHERE t.position = e.position
+            AND t.tag = ANY (%(tags)s::text[])
+      )
+    ORDER BY e.position
+"""
+
 READ_EVENT = f"SELECT {_COLUMNS} FROM events WHERE event_id = %(event_id)s"
 
 
@@ -409,6 +453,35 @@ class Ledger:
                 "until": until,
             },
         )
+
+    async def read_tagged_any(
+        self,
+        tags: Sequence[str],
+        *,
+        before: int | None = None,
+        limit: int = 50,
+        types: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[RecordedEvent]:
+        """Events carrying any of `tags`, each once, newest first; a cursor as in `read_tagged`."""
+        return await self._fetch(
+            READ_TAGGED_ANY,
+            {
+                "tags": list(dict.fromkeys(tags)),
+                "before": before if before is not None else 2**63 - 1,
+                "limit": limit,
+                "types": list(types) if types else None,
+                "since": since,
+                "until": until,
+            },
+        )
+
+    async def read_tagged_of_types(
+        self, tags: Sequence[str], types: Sequence[str]
+    ) -> list[RecordedEvent]:
+        """Every event of `types` carrying any of `tags`, oldest first: for rare types only."""
+        return await self._fetch(READ_TAGGED_OF_TYPES, {"tags": list(tags), "types": list(types)})
 
     async def get(self, event_id: UUID) -> RecordedEvent | None:
         found = await self._fetch(READ_EVENT, {"event_id": event_id})

@@ -16,8 +16,9 @@ from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import Parameter
 
 from domain.errors import LedgerError
+from domain.events import MembersMerged
 from domain.handles import parse_handle
-from domain.state import fold
+from domain.state import fold, merged_in
 from services.api import schemas as s
 from services.api.auth import SECURITY, require
 from services.api.consistency import (
@@ -87,6 +88,24 @@ async def _member(request: Request[Any, Any, Any], member_id: UUID) -> Response[
             "pass min_position to wait for your write)"
         )
     return Response(found, headers={"ETag": f'"{row[0] if row else 0}"'})
+
+
+async def _merged_in(ledger: Ledger, member_id: UUID) -> list[UUID]:
+    """The member and those merged into it, from the ledger: as fresh as the writes.
+
+    One read per link of the longest chain of merges; a member never merged costs one
+    probe that finds nothing.
+    """
+    members, merges = [member_id], []
+    frontier = [member_id]
+    while frontier:
+        found = await ledger.read_tagged_of_types(
+            [f"member:{member}" for member in frontier], ["MembersMerged"]
+        )
+        merges += [m for r in found if isinstance(m := r.decode(), MembersMerged)]
+        frontier = [m for m in merged_in(member_id, merges) if m not in members]
+        members += frontier
+    return members
 
 
 class MemberController(Controller):
@@ -208,10 +227,12 @@ class MemberController(Controller):
         ] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
     ) -> HistoryPage:
-        """Straight from the ledger (no projection lag): every event that names the member."""
+        """Straight from the ledger (no projection lag): every event that names the member
+        or a member merged into it, directly or down a chain of merges."""
         ledger: Ledger = request.app.state.ledger
-        records = await ledger.read_tagged(
-            f"member:{member_id}",
+        members = await _merged_in(ledger, member_id)
+        records = await ledger.read_tagged_any(
+            [f"member:{member}" for member in members],
             before=cursor,
             limit=limit,
             types=split_types(types),
