@@ -22,7 +22,7 @@ from domain.handles import parse_handle
 _CONTACT = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<email>[^<>\s]+@[^<>\s]+)>")
 # A quoted string, a (comment), an <address>, or plain text up to the next of those.
 _PART = re.compile(
-    r'"(?P<quoted>(?:\\.|[^"\\])*)"?|(?P<comment>\((?:\\.|[^()\\])*\)?)|<(?P<angle>[^<>]*)>?'
+    r'"(?P<quoted>(?:\\.|[^"\\])*)"|(?P<comment>\((?:\\.|[^()\\])*\)?)|<(?P<angle>[^<>]*)>?'
     r"|(?P<plain>[^\"(<]+|.)"
 )
 _PUNCTUATION = ",;:.'\"<>[]"
@@ -73,7 +73,7 @@ def parse_credit(value: str) -> tuple[str, str]:
             for word in part["plain"].split():
                 if not address and is_address(bare := word.strip(_PUNCTUATION)):
                     address = bare
-                else:
+                elif word := word.strip('"'):  # a quote never closed is a typo, not a name
                     names.append(word)
     name = " ".join(" ".join(names).replace("<", " ").replace(">", " ").split())
     return name.strip(",;: "), address

@@ -25,6 +25,8 @@ from services.importers.people import People, Person, name_key, parse_credit
         ("Stable <stable@vger.kernel.org> # 6.1.x", ("Stable", "stable@vger.kernel.org")),
         ("Ana <ana> (no domain)", ("Ana", "")),
         ("Ana <ana@one@example.org>", ("Ana", "")),
+        ('brian m. carlson" <sandals@example.org>', ("brian m. carlson", "sandals@example.org")),
+        ("Jo Nieder <jo <at> example.org>", ("Jo Nieder", "")),
         ("@octocat", ("@octocat", "")),
         ("(anonymous)", ("", "")),
     ],
