@@ -35,6 +35,7 @@ RECOGNITION_TRAILERS = {"reported-by": "reported", "suggested-by": "suggested"}
 FORMAT = "%H%x00%aN%x00%aE%x00%aI%x00%s%x00%(trailers:only,unfold)"
 # Who the history names: authors and committers, mapped by the mailmap and as written.
 PEOPLE_FORMAT = "%aN%x00%aE%x00%an%x00%cN%x00%cE%x00%cn"
+COMMITS = ("--no-merges", "--use-mailmap", "--reverse")
 READ_SIZE = 1 << 16
 
 
@@ -89,19 +90,19 @@ def known_people(top: Path, mailmap: Mailmap) -> People:
     for person, aliases in mailmap.entries():
         people.add(person, aliases)
     for a_name, a_email, a_written, c_name, c_email, c_written in records(
-        top, "log", "--use-mailmap", format=PEOPLE_FORMAT
+        top, ("--use-mailmap",), PEOPLE_FORMAT
     ):
         people.add(Person(a_name, a_email), [a_written])
         people.add(Person(c_name, c_email), [c_written])
     return people
 
 
-def records(top: Path, *args: str, format: str = FORMAT) -> Iterator[list[str]]:
+def records(
+    top: Path, options: tuple[str, ...] = COMMITS, pretty: str = FORMAT
+) -> Iterator[list[str]]:
     """`git log`'s fields per commit, read in blocks: memory stays flat however long the history."""
-    if not args:
-        args = ("log", "--no-merges", "--use-mailmap", "--reverse")
-    command = ["git", "-C", str(top), *args, "-z", f"--format={format}"]
-    fields_per_record = format.count("%x00") + 1
+    command = ["git", "-C", str(top), "log", *options, "-z", f"--format={pretty}"]
+    fields_per_record = pretty.count("%x00") + 1
     with (
         tempfile.TemporaryFile() as errors,
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors) as git,
