@@ -53,6 +53,9 @@ class Line:
     where: str
     items: tuple[Item, ...] = ()
     problems: tuple[str, ...] = ()
+    """What the line asked for and will not get: each is a rejection."""
+    skipped: tuple[str, ...] = ()
+    """Extras left out while the line itself is imported (a credit naming no one): warnings."""
     names: Mapping[str, str] = field(default_factory=dict)
     """Display names for handles registered on the fly by items that cannot carry one."""
 
@@ -65,6 +68,8 @@ class Source:
     unit: str
     lines: Iterable[Line]
     total: int | None = None
+    skippable: str | None = None
+    """What a line may leave out (`credits`): the summary counts them on a line of their own."""
 
 
 class Importer:
@@ -81,7 +86,8 @@ class Importer:
         self.source = source
         self.chunk_size = chunk_size
         self.progress = progress or Progress.silent()
-        self.summary = Summary(label=source.label, unit=source.unit, dry_run=dry_run)
+        self.summary = Summary(label=source.label, unit=source.unit, dry_run=dry_run,
+                               skippable=source.skippable)  # fmt: skip
         self.metadata = {"source": "import", "importer": source.kind, "origin": source.label}
         self.where = "at the start"
         self._created = 0
@@ -95,6 +101,8 @@ class Importer:
                 self.summary.read += 1
                 for problem in line.problems:
                     self.summary.reject(line.where, problem)
+                for left_out in line.skipped:
+                    self.summary.skip(line.where, left_out)
                 if line.items:
                     pending.append(line)
                     size += len(line.items)

@@ -76,6 +76,8 @@ def _rows(file: Path, columns: dict[str, str], options: CsvOptions) -> Iterator[
         for row in reader:
             where = f"line {start}"
             start = reader.line_num + 1
+            if not any(_cells(row)):
+                continue  # a row of empty cells (spreadsheets export them) asks for nothing
             try:
                 item = row_item(row, columns, used, options)
             except ValueError as error:
@@ -86,7 +88,7 @@ def _rows(file: Path, columns: dict[str, str], options: CsvOptions) -> Iterator[
 
 def row_item(row: dict[str | Any, Any], columns: dict[str, str], used: set[str],
              options: CsvOptions) -> s.RecordContributionItem:  # fmt: skip
-    if None in row:
+    if any(cell.strip() for cell in row.get(None) or ()):
         raise ValueError(f"{len(row[None])} more cells than the header has columns")
 
     def cell(name: str) -> str:
@@ -101,7 +103,8 @@ def row_item(row: dict[str | Any, Any], columns: dict[str, str], used: set[str],
     if not kind or not space:
         missing = "kind" if not kind else "space"
         raise ValueError(f"no {missing}: give a {missing} column or --{missing}")
-    attributes = {h: v.strip() for h, v in row.items() if h not in used and (v or "").strip()}
+    attributes = {h: v.strip() for h, v in row.items()
+                  if h is not None and h not in used and (v or "").strip()}  # fmt: skip
     fields = {"member": handle, "display_name": cell("display_name") or None, "kind": kind,
               "space": space, "title": cell("title"), "url": cell("url"), "body": cell("text"),
               "attributes": attributes, "occurred_at": _when(cell("occurred_at")),
@@ -121,6 +124,13 @@ def _when(value: str) -> datetime | None:
     except ValueError:
         raise ValueError(f"occurred_at {value!r} is not an ISO 8601 date or time") from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _cells(row: dict[str | Any, Any]) -> Iterator[str]:
+    """Every cell's text, those past the last header included."""
+    for value in row.values():
+        for cell in value if isinstance(value, list) else [value]:
+            yield (cell or "").strip()
 
 
 def _key(header: str) -> str:

@@ -3,8 +3,10 @@
 Every non-merge commit is a `commit` contribution of its author (identity: the author's
 e-mail through `.mailmap`, as `git log --use-mailmap` gives it). Trailers credit others:
 Co-authored-by, Reviewed-by, Tested-by and Acked-by become contributions of the person
-named; Reported-by and Suggested-by become thanks from the author to them. Every id is
-derived from the commit's sha, so importing the same history again finds it again.
+named; Reported-by and Suggested-by become thanks from the author to them. A credit
+that names no one we can tell (`people.py`) is skipped with a warning: the commit itself is
+still imported. Every id is derived from the commit's sha, so importing the same history
+again finds it again.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from domain.ids import deterministic_id
 from domain.limits import MAX_TITLE
 from services.api import schemas as s
 from services.importers.common import Line, Source, UnreadableSource
-from services.importers.people import Mailmap, Person, parse_person
+from services.importers.people import Mailmap, People, Person, parse_credit
 from services.intake import Item
 
 CONTRIBUTION_TRAILERS = {"co-authored-by": "co_authored_commit", "reviewed-by": "review",
@@ -31,7 +33,9 @@ CONTRIBUTION_TRAILERS = {"co-authored-by": "co_authored_commit", "reviewed-by": 
 RECOGNITION_TRAILERS = {"reported-by": "reported", "suggested-by": "suggested"}
 # NUL-separated fields, NUL-terminated records (-z): no text in a commit can contain a NUL.
 FORMAT = "%H%x00%aN%x00%aE%x00%aI%x00%s%x00%(trailers:only,unfold)"
-FIELDS = 6
+# Who the history names: authors and committers, mapped by the mailmap and as written.
+PEOPLE_FORMAT = "%aN%x00%aE%x00%an%x00%cN%x00%cE%x00%cn"
+COMMITS = ("--no-merges", "--use-mailmap", "--reverse")
 READ_SIZE = 1 << 16
 
 
@@ -39,7 +43,7 @@ def git_source(path: str, space: str | None = None) -> Source:
     top = Path(_git(path, "rev-parse", "--show-toplevel").strip())
     total = int(_git(path, "rev-list", "--count", "--no-merges", "HEAD").strip() or 0)
     return Source(kind="git", label=f"import git {path}", unit="commits", total=total,
-                  lines=_commits(top, space or space_of(top)))  # fmt: skip
+                  lines=_commits(top, space or space_of(top)), skippable="credits")  # fmt: skip
 
 
 def space_of(top: Path) -> str:
@@ -68,16 +72,37 @@ class Commit:
 
 def _commits(top: Path, space: str) -> Iterator[Line]:
     with Mailmap(top) as mailmap:
+        people = known_people(top, mailmap)
         for sha, name, email, date, subject, trailers in records(top):
             commit = Commit(sha, Person(name, email), datetime.fromisoformat(date), subject,
                             trailers)  # fmt: skip
-            yield commit_line(commit, space, mailmap)
+            yield commit_line(commit, space, mailmap, people)
 
 
-def records(top: Path) -> Iterator[list[str]]:
+def known_people(top: Path, mailmap: Mailmap) -> People:
+    """Everyone the mailmap and the whole history name, read before the first commit.
+
+    Reading it all first is what makes a name-only trailer match the same person whether
+    it comes before or after the commits that introduce the name. Merges count: their
+    committers are people of the history too.
+    """
+    people = People()
+    for person, aliases in mailmap.entries():
+        people.add(person, aliases)
+    for a_name, a_email, a_written, c_name, c_email, c_written in records(
+        top, ("--use-mailmap",), PEOPLE_FORMAT
+    ):
+        people.add(Person(a_name, a_email), [a_written])
+        people.add(Person(c_name, c_email), [c_written])
+    return people
+
+
+def records(
+    top: Path, options: tuple[str, ...] = COMMITS, pretty: str = FORMAT
+) -> Iterator[list[str]]:
     """`git log`'s fields per commit, read in blocks: memory stays flat however long the history."""
-    command = ["git", "-C", str(top), "log", "--no-merges", "--use-mailmap", "--reverse", "-z",
-               f"--format={FORMAT}"]  # fmt: skip
+    command = ["git", "-C", str(top), "log", *options, "-z", f"--format={pretty}"]
+    fields_per_record = pretty.count("%x00") + 1
     with (
         tempfile.TemporaryFile() as errors,
         subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors) as git,
@@ -86,7 +111,7 @@ def records(top: Path) -> Iterator[list[str]]:
         fields: list[str] = []
         for part in _split(git.stdout):
             fields.append(part.decode("utf-8", "replace"))
-            if len(fields) == FIELDS:
+            if len(fields) == fields_per_record:
                 yield fields
                 fields = []
         if git.wait() != 0:
@@ -101,24 +126,24 @@ def _split(stream: IO[bytes]) -> Iterator[bytes]:
         yield from parts
 
 
-def commit_line(commit: Commit, space: str, mailmap: Mailmap) -> Line:
+def commit_line(commit: Commit, space: str, mailmap: Mailmap, people: People) -> Line:
     where = f"commit {commit.sha[:12]}"
     author = commit.author
     if not author.email:
         return Line(where=where, problems=("the author has no e-mail address",))
     items: list[Item] = [_contribution(commit, space, "commit", author)]
     names = {author.handle: author.name}
-    problems: list[str] = []
+    skipped: list[str] = []
     seen: set[tuple[str, str]] = set()
-    for key, value in _trailers(commit.trailers):
+    for written, value in _trailers(commit.trailers):
+        key = written.lower()
         kind, reason = CONTRIBUTION_TRAILERS.get(key), RECOGNITION_TRAILERS.get(key)
         if kind is None and reason is None:
             continue  # Signed-off-by, Change-Id…: not a credit
-        person = parse_person(value)
+        person, why = credited(value, mailmap, people)
         if person is None:
-            problems.append(f"trailer {key}: {value!r} names no e-mail address")
+            skipped.append(f"{written}: {why}")  # the key, never the value: it is personal
             continue
-        person = mailmap.resolve(person)
         credit = (key, person.key)
         themself = person.key == author.key and (key == "co-authored-by" or reason is not None)
         if credit in seen or themself:
@@ -129,7 +154,22 @@ def commit_line(commit: Commit, space: str, mailmap: Mailmap) -> Line:
             items.append(_contribution(commit, space, kind, person))
         else:
             items.append(_thanks(commit, space, reason or "", person))
-    return Line(where=where, items=tuple(items), problems=tuple(problems), names=names)
+    return Line(where=where, items=tuple(items), skipped=tuple(skipped), names=names)
+
+
+def credited(value: str, mailmap: Mailmap, people: People) -> tuple[Person | None, str]:
+    """The person a trailer credits, or None and why not: a name must be one person's."""
+    name, address = parse_credit(value)
+    if address:
+        return people.name_of(mailmap.resolve(Person(name, address))), ""
+    found = people.named(name) if name else []
+    if len(found) == 1:
+        return found[0], ""
+    if not name:
+        return None, "names no one"
+    if not found:
+        return None, "no address, and no one by that name in the history or the mailmap"
+    return None, f"no address, and {len(found)} people in the history go by that name"
 
 
 def _contribution(commit: Commit, space: str, kind: str, person: Person) -> Item:
@@ -152,10 +192,11 @@ def _thanks(commit: Commit, space: str, reason: str, person: Person) -> Item:
 
 
 def _trailers(text: str) -> Iterator[tuple[str, str]]:
+    """(key as written, value) of each trailer."""
     for line in text.splitlines():
         key, colon, value = line.partition(":")
         if colon and value.strip():
-            yield key.strip().lower(), value.strip()
+            yield key.strip(), value.strip()
 
 
 def _git(path: str, *args: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 SHOWN_REJECTIONS = 50
+SHOWN_SKIPS = 10
 
 
 @dataclass
@@ -23,6 +24,11 @@ class Summary:
     rejected: int = 0
     rejections: list[tuple[str, str]] = field(default_factory=list)
     """The first `SHOWN_REJECTIONS` (where, why); `rejected` counts them all."""
+    skippable: str | None = None
+    """What a line of this source may leave out (`credits`), if anything: it gets its own line."""
+    skipped: int = 0
+    skips: list[tuple[str, str]] = field(default_factory=list)
+    """The first `SHOWN_SKIPS` (where, what); `skipped` counts them all."""
     stopped: str | None = None
 
     def reject(self, where: str, reason: str) -> None:
@@ -30,8 +36,14 @@ class Summary:
         if len(self.rejections) < SHOWN_REJECTIONS:
             self.rejections.append((where, " ".join(reason.split())))
 
+    def skip(self, where: str, what: str) -> None:
+        self.skipped += 1
+        if len(self.skips) < SHOWN_SKIPS:
+            self.skips.append((where, what))
+
     @property
     def exit_status(self) -> int:
+        """1 only when something the source asked for was not written; skips are warnings."""
         return 1 if self.rejected or self.stopped else 0
 
     def render(self) -> str:
@@ -44,8 +56,13 @@ class Summary:
             f"  already imported: {self.already_imported:,} items "
             f"({self.replayed_chunks:,} chunks replayed)",
             f"  already in the ledger: {self.already_recorded:,} items",
-            f"  rejected: {self.rejected:,}",
         ]
+        if self.skippable:
+            lines.append(f"  {self.skippable} skipped: {self.skipped:,}")
+            lines += [f"    {where}: {what}" for where, what in self.skips]
+            if self.skipped > len(self.skips):
+                lines.append(f"    … and {self.skipped - len(self.skips):,} more")
+        lines.append(f"  rejected: {self.rejected:,}")
         lines += [f"    {where}: {why}" for where, why in self.rejections]
         if self.rejected > len(self.rejections):
             lines.append(f"    … and {self.rejected - len(self.rejections):,} more")

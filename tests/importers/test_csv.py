@@ -10,6 +10,7 @@ import pytest
 from domain import commands as c
 from domain.events import ContributionRecorded, MemberRegistered
 from domain.ids import new_id
+from services.cli import main
 from services.handler import CommandHandler, execute_commands
 from services.importers.common import UnreadableSource, run_import
 from services.importers.csv import CsvOptions, csv_source
@@ -101,3 +102,44 @@ def test_a_mapping_to_a_header_the_file_lacks_is_refused_before_anything_is_read
 
     with pytest.raises(UnreadableSource, match="no header 'Handle'"):
         csv_source(str(path), CsvOptions(columns={"handle": "Handle"}))
+
+
+SHEET = """\
+Handle,Display Name,Kind,Space,Text
+github:octocat,Octo Cat,answer,forum,Use git bisect,,
+,,,,
+github:hubot,Hubot,answer,forum,Try -z, ,
+ , , , ,\x20
+"""
+
+
+def test_rows_of_empty_cells_ask_for_nothing_and_the_command_exits_0(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """Spreadsheets export blank rows and empty cells past the last header: no rejections."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    path = tmp_path / "forum.csv"
+    path.write_text(SHEET)
+
+    status = main(["import", "csv", str(path)])
+
+    output = capsys.readouterr().out
+    assert status == 0
+    assert "rows read: 2" in output and "events written: 4" in output and "rejected: 0" in output
+
+
+def test_the_command_exits_1_when_a_row_was_rejected(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    path = tmp_path / "forum.csv"
+    path.write_text(SHEET + "github:ana,Ana,answer,forum,Cells,past,the,header\n")
+
+    status = main(["import", "csv", str(path)])
+
+    output = capsys.readouterr().out
+    assert status == 1
+    assert "line 6: 3 more cells than the header has columns" in output
+    assert "credits skipped" not in output  # only sources that can skip say so

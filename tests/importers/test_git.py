@@ -13,6 +13,7 @@ from uuid import UUID
 import pytest
 
 from domain.events import ContributionRecorded, Event, MemberRegistered, RecognitionGiven
+from services.cli import main
 from services.importers.common import run_import
 from services.importers.git import git_source
 from services.store.ledger import Ledger
@@ -150,3 +151,107 @@ async def test_this_repositorys_own_history_counts_as_git_log_does(ledger: Ledge
     log = git(root, "log", "--no-merges", "--use-mailmap", "--format=%aE").split()
     assert counted == Counter(address.lower() for address in log)
     assert summary.read == len(log) and summary.rejected == 0
+
+
+DOUGLAS = "douglas.fuller@gmail.com"
+JOSE = "José Müller <jose@example.org>"
+SAM_ONE, SAM_TWO = "Sam Lee <sam@one.example>", "Sam Lee <sam@two.example>"
+
+
+@pytest.fixture
+def credits_repo(tmp_path: Path) -> Path:
+    """Trailers in the shapes found in the wild, some naming people only by name.
+
+    José is named (decomposed accents, odd case and spacing) before his first commit and
+    after it; Karen only the mailmap knows; two people go by Sam Lee; nobody by Nobody Known.
+    """
+    repo = tmp_path / "credits"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / ".mailmap").write_text(
+        f"{ANA} <ana@old.example>\nKaren Huang <karen@example.org> <khuang@old.example>\n"
+    )
+    commit(repo, f"Start\n\nReported-by: {DOUGLAS}\nReported-by: Karen Huang (via GitHub)\n"
+                 "Tested-by:  Jose\u0301   MU\u0308LLER \nAcked-by: Sam Lee\n"
+                 "Suggested-by: Nobody Known\nCo-authored-by: Cy <cy@example.org> (on a plane)",
+           author=ANA_OLD, day=1)  # fmt: skip
+    commit(repo, "One Sam", author=SAM_ONE, day=2)
+    commit(repo, "Another Sam", author=SAM_TWO, day=3)
+    commit(repo, "José's fix", author=JOSE, day=4)
+    commit(repo, 'Bob\'s turn\n\nReviewed-by: "Lima, Ana" <ANA@example.org> (maintainer)\n'
+                 "Suggested-by: ana\nReported-by: <dee@example.org>\nTested-by: josé müller",
+           author=BOB, day=5)  # fmt: skip
+    return repo
+
+
+async def test_bare_addresses_and_names_the_history_knows_are_credited_the_rest_skipped(
+    credits_repo: Path, ledger: Ledger
+) -> None:
+    summary = await run_import(ledger, git_source(str(credits_repo)))
+
+    events = [event for *_, event in await all_events(ledger)]
+    email = by_email(events)
+    credits = sorted((e.kind, email[e.member_id]) for e in events
+                     if isinstance(e, ContributionRecorded) and e.kind != "commit")  # fmt: skip
+    assert credits == [("co_authored_commit", "cy@example.org"), ("review", "ana@example.org"),
+                       ("test", "jose@example.org"), ("test", "jose@example.org")]  # fmt: skip
+    thanks = sorted((email[e.from_id], e.reason, email[e.to_id]) for e in events
+                    if isinstance(e, RecognitionGiven))  # fmt: skip
+    assert thanks == [("ana@example.org", "reported", DOUGLAS),
+                      ("ana@example.org", "reported", "karen@example.org"),
+                      ("bob@example.org", "reported", "dee@example.org"),
+                      ("bob@example.org", "suggested", "ana@example.org")]  # fmt: skip
+    names = {e.display_name for e in events if isinstance(e, MemberRegistered)}
+    assert {"Karen Huang", "José Müller", "Ana Lima", "Cy"} <= names
+    assert (summary.read, summary.rejected, summary.skipped, summary.exit_status) == (5, 0, 2, 0)
+    assert [what for _, what in summary.skips] == [
+        "Acked-by: no address, and 2 people in the history go by that name",
+        "Suggested-by: no address, and no one by that name in the history or the mailmap",
+    ]
+
+
+async def test_the_summary_counts_skipped_credits_without_naming_anyone(
+    credits_repo: Path, ledger: Ledger
+) -> None:
+    summary = await run_import(ledger, git_source(str(credits_repo)))
+
+    first = git(credits_repo, "rev-list", "--max-parents=0", "HEAD").strip()
+    rendered = summary.render()
+    assert "  credits skipped: 2\n" in rendered and "  rejected: 0" in rendered
+    assert f"    commit {first[:12]}: Acked-by: no address" in rendered
+    assert "Sam" not in rendered and "Nobody" not in rendered
+
+
+def test_the_command_exits_0_when_every_commit_was_imported_though_credits_were_skipped(
+    credits_repo: Path, database_url: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.setenv("DATABASE_URL", database_url)
+
+    dry_status = main(["import", "git", str(credits_repo), "--dry-run"])
+    dry_output = capsys.readouterr().out
+    status = main(["import", "git", str(credits_repo)])
+    output = capsys.readouterr().out
+
+    assert (dry_status, status) == (0, 0)
+    for shown in (dry_output, output):
+        assert "commits read: 5" in shown and "credits skipped: 2" in shown
+        assert "rejected: 0" in shown
+    assert main(["import", "git", str(credits_repo / "missing")]) == 2
+
+
+def test_the_command_exits_1_when_a_commit_was_not_imported(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    repo = tmp_path / "nameless"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    commit(repo, "A commit with an address")
+    commit(repo, "A commit without one", author="Anonymous <>")
+
+    status = main(["import", "git", str(repo)])
+
+    assert status == 1
+    assert "the author has no e-mail address" in capsys.readouterr().out

@@ -113,6 +113,19 @@ def test_the_command_prints_a_summary_and_exits_1_when_a_line_was_rejected(
     assert count_rows(database_url) == 4
 
 
+def test_the_command_exits_0_when_every_line_was_imported_blank_lines_included(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    path = write_lines(tmp_path / "in.jsonl", *good_lines(), "", "  ")
+
+    statuses = main(["import", "jsonl", path, "--dry-run"]), main(["import", "jsonl", path])
+
+    assert statuses == (0, 0)
+    assert "rejected: 0" in capsys.readouterr().out and count_rows(database_url) == 4
+
+
 async def test_an_import_that_breaks_off_says_where_and_a_rerun_resumes(
     ledger: Ledger, database_url: str
 ) -> None:
