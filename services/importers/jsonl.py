@@ -1,11 +1,13 @@
 """`import jsonl FILE`: one batch item per line, the same shapes as `POST /v1/batch` items.
 
-Blank lines are skipped (JSON has no comments). A line that does not decode, or breaks
+Blank lines are skipped (JSON has no comments), and so is a UTF-8 byte-order mark at the
+start, which editors on Windows write. A line that does not decode, or breaks
 a shape's rules (a wrong type, an unknown field), is rejected with msgspec's message.
 """
 
 from __future__ import annotations
 
+import codecs
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +35,8 @@ def jsonl_source(path: str) -> Source:
 
 def read_lines(stream: BinaryIO) -> Iterator[Line]:
     for number, raw in enumerate(stream, 1):
+        if number == 1:
+            raw = raw.removeprefix(codecs.BOM_UTF8)
         if not raw.strip():
             continue
         where = f"line {number}"
@@ -51,4 +55,4 @@ def _lines_of(file: Path) -> Iterator[Line]:
 
 def _count(file: Path) -> int:
     with file.open("rb") as stream:
-        return sum(1 for raw in stream if raw.strip())
+        return sum(1 for raw in stream if raw.removeprefix(codecs.BOM_UTF8).strip())

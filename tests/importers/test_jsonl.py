@@ -150,3 +150,17 @@ async def test_an_import_that_breaks_off_says_where_and_a_rerun_resumes(
 
 def _member(n: int) -> RegisterMemberItem:
     return RegisterMemberItem(display_name=f"Member {n}", handles=[f"github:m{n}"])
+
+
+def test_a_file_that_starts_with_a_byte_order_mark_imports_its_first_line(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + Path(write_lines(path, *good_lines())).read_bytes())
+
+    status = main(["import", "jsonl", str(path)])
+
+    assert status == 0, capsys.readouterr().out
+    assert count_rows(database_url) == 4
