@@ -17,7 +17,7 @@ from services.api.auth import BEARER_SECURITY
 from services.api.controllers.events import EventController
 from services.api.controllers.operations import OperationsController, ProjectionController
 from services.api.controllers.writes import WriteController
-from services.api.metrics import Metrics, metrics_middleware
+from services.api.metrics import CatchUpRate, metrics_middleware
 from services.api.openapi import finish as finish_openapi
 from services.api.problems import EXCEPTION_HANDLERS
 from services.handler import CommandHandler
@@ -31,7 +31,6 @@ VERSION = "1.0.0"
 
 def create_app(database_url: str, *, run_projector: bool = False, pool_size: int = 10) -> Litestar:
     """The API over the database at `database_url`; with `run_projector`, projections too."""
-    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -47,7 +46,7 @@ def create_app(database_url: str, *, run_projector: bool = False, pool_size: int
             app.state.pool = pool
             app.state.ledger = Ledger(pool)
             app.state.handler = CommandHandler(app.state.ledger)
-            app.state.metrics = metrics
+            app.state.catch_up = CatchUpRate()
             projector = asyncio.create_task(_project(database_url)) if run_projector else None
             try:
                 yield
@@ -69,7 +68,7 @@ def create_app(database_url: str, *, run_projector: bool = False, pool_size: int
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[metrics_middleware(metrics)],
+        middleware=[metrics_middleware],
         request_max_body_size=MAX_BODY,
         openapi_config=openapi_config(),
     )
