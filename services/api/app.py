@@ -15,8 +15,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.api.auth import BEARER_SECURITY
 from services.api.controllers.events import EventController
+from services.api.controllers.home import home
 from services.api.controllers.operations import OperationsController, ProjectionController
 from services.api.controllers.writes import WriteController
+from services.api.docs import SCHEMA_PATH, assets_router, render_plugins
 from services.api.metrics import CatchUpRate, metrics_middleware
 from services.api.openapi import finish as finish_openapi
 from services.api.problems import EXCEPTION_HANDLERS
@@ -60,11 +62,13 @@ def create_app(database_url: str, *, run_projector: bool = False, pool_size: int
 
     app = Litestar(
         route_handlers=[
+            home,
             OperationsController,
             WriteController,
             EventController,
             ProjectionController,
             *READ_CONTROLLERS,
+            assets_router(),
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -88,7 +92,8 @@ def openapi_config() -> OpenAPIConfig:
         ),
         servers=[Server(url="http://127.0.0.1:8000")],
         components=Components(security_schemes={"bearerAuth": BEARER_SECURITY}),
-        path="/schema",
+        path=SCHEMA_PATH,
+        render_plugins=render_plugins(),
     )
 
 
