@@ -67,6 +67,7 @@ class _Families:
 
 
 async def projection_families(conn: AsyncConnection[Any], rates: CatchUpRate) -> list[Metric]:
+    """Lag, stall and catch-up rate per projection, as /v1/projections counts them."""
     statuses = await projection_statuses(conn)
     stalled = await stalled_seconds(conn)
     lag = GaugeMetricFamily(
