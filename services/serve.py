@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -29,17 +33,41 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         f"(projector {'in this process' if projector else 'not running here'})",
         flush=True,
     )
-    uvicorn.run(
-        "services.serve:app_from_environment",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=args.log_level,
-        access_log=args.access_log,
-        http="services.serve:NoDelayH11Protocol",
-    )
+    with metrics_shared_by(args.workers):
+        uvicorn.run(
+            "services.serve:app_from_environment",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=args.log_level,
+            access_log=args.access_log,
+            http="services.serve:NoDelayH11Protocol",
+        )
     return 0
+
+
+@contextmanager
+def metrics_shared_by(workers: int) -> Iterator[None]:
+    """With several workers, a private directory where each keeps its metrics, so that a
+    scrape answered by any of them sums them all (prometheus-client's multiprocess mode).
+
+    A fresh directory per start (mkdtemp: mode 0700), removed at exit: counters left by an
+    earlier run would be summed into this one's. The workers are spawned, so they import
+    prometheus-client with the variable already set, as it requires.
+    """
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "prometheus_multiproc_dir"):
+        os.environ.pop(name, None)
+    if workers <= 1:
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="community-ledger-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    try:
+        yield
+    finally:
+        del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def no_delay(transport: asyncio.BaseTransport) -> None:

@@ -15,9 +15,11 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.api.auth import BEARER_SECURITY
 from services.api.controllers.events import EventController
+from services.api.controllers.home import home
 from services.api.controllers.operations import OperationsController, ProjectionController
 from services.api.controllers.writes import WriteController
-from services.api.metrics import Metrics, metrics_middleware
+from services.api.docs import SCHEMA_PATH, assets_router, render_plugins
+from services.api.metrics import CatchUpRate, metrics_middleware
 from services.api.openapi import finish as finish_openapi
 from services.api.problems import EXCEPTION_HANDLERS
 from services.handler import CommandHandler
@@ -31,7 +33,6 @@ VERSION = "1.0.0"
 
 def create_app(database_url: str, *, run_projector: bool = False, pool_size: int = 10) -> Litestar:
     """The API over the database at `database_url`; with `run_projector`, projections too."""
-    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -47,7 +48,7 @@ def create_app(database_url: str, *, run_projector: bool = False, pool_size: int
             app.state.pool = pool
             app.state.ledger = Ledger(pool)
             app.state.handler = CommandHandler(app.state.ledger)
-            app.state.metrics = metrics
+            app.state.catch_up = CatchUpRate()
             projector = asyncio.create_task(_project(database_url)) if run_projector else None
             try:
                 yield
@@ -61,15 +62,17 @@ def create_app(database_url: str, *, run_projector: bool = False, pool_size: int
 
     app = Litestar(
         route_handlers=[
+            home,
             OperationsController,
             WriteController,
             EventController,
             ProjectionController,
             *READ_CONTROLLERS,
+            assets_router(),
         ],
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[metrics_middleware(metrics)],
+        middleware=[metrics_middleware],
         request_max_body_size=MAX_BODY,
         openapi_config=openapi_config(),
     )
@@ -89,7 +92,8 @@ def openapi_config() -> OpenAPIConfig:
         ),
         servers=[Server(url="http://127.0.0.1:8000")],
         components=Components(security_schemes={"bearerAuth": BEARER_SECURITY}),
-        path="/schema",
+        path=SCHEMA_PATH,
+        render_plugins=render_plugins(),
     )
 
 

@@ -1,97 +1,131 @@
-"""Prometheus metrics without a dependency: request counts and latencies, appends, lag."""
+"""The /metrics exposition: the processes' counters (summed over workers) and the
+projections' gauges, read from the database at scrape time.
+
+The projections run in another process (or in one of the workers), so their lag and stall
+are taken from the database, where every API process sees the same numbers, rather than
+from any process's memory.
+"""
 
 from __future__ import annotations
 
+import os
 import time
-from bisect import bisect_left
-from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from psycopg import AsyncConnection
 
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+from services.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
+from services.projector.status import projection_statuses, stalled_seconds
 
-
-class Metrics:
-    def __init__(self) -> None:
-        self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
-        self.latency: dict[tuple[str, str], list[int]] = {}
-        self.latency_sum: dict[tuple[str, str], float] = defaultdict(float)
-        self.appended_events = 0
-
-    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests[(method, route, status)] += 1
-        counts = self.latency.setdefault((method, route), [0] * (len(BUCKETS) + 1))
-        counts[bisect_left(BUCKETS, seconds)] += 1
-        self.latency_sum[(method, route)] += seconds
-
-    def render(self, lags: dict[str, int]) -> str:
-        lines = [
-            "# HELP ledger_http_requests_total HTTP requests by method, route and status.",
-            "# TYPE ledger_http_requests_total counter",
-        ]
-        for (method, route, status), count in sorted(self.requests.items()):
-            lines.append(
-                f'ledger_http_requests_total{{method="{method}",route="{route}",'
-                f'status="{status}"}} {count}'
-            )
-        lines += [
-            "# HELP ledger_http_request_seconds HTTP request latency.",
-            "# TYPE ledger_http_request_seconds histogram",
-        ]
-        for (method, route), counts in sorted(self.latency.items()):
-            labels = f'method="{method}",route="{route}"'
-            cumulative = 0
-            for bound, count in zip((*BUCKETS, float("inf")), counts, strict=True):
-                cumulative += count
-                le = "+Inf" if bound == float("inf") else f"{bound:g}"
-                lines.append(
-                    f'ledger_http_request_seconds_bucket{{{labels},le="{le}"}} {cumulative:g}'
-                )
-            lines.append(
-                f"ledger_http_request_seconds_sum{{{labels}}} "
-                f"{self.latency_sum[(method, route)]:.6f}"
-            )
-            lines.append(f"ledger_http_request_seconds_count{{{labels}}} {cumulative:g}")
-        lines += [
-            "# HELP ledger_appended_events_total Events appended through this process.",
-            "# TYPE ledger_appended_events_total counter",
-            f"ledger_appended_events_total {self.appended_events}",
-            "# HELP ledger_projection_lag_events Events the live projection has still to apply.",
-            "# TYPE ledger_projection_lag_events gauge",
-        ]
-        lines += [
-            f'ledger_projection_lag_events{{projection="{n}"}} {lag}'
-            for n, lag in sorted(lags.items())
-        ]
-        return "\n".join(lines) + "\n"
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
-def metrics_middleware(metrics: Metrics) -> Any:
-    """ASGI middleware factory that times every HTTP request by its route template."""
+class CatchUpRate:
+    """Events per second each projection's checkpoint moved between two scrapes.
 
-    def factory(app: ASGIApp) -> ASGIApp:
-        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != ScopeType.HTTP:
-                await app(scope, receive, send)
-                return
-            started = time.perf_counter()
-            status = 500
+    Kept per process: the checkpoint is in the database, so whichever worker answers
+    measures the same thing over its own interval. A process's first scrape has no rate.
+    """
 
-            async def capture(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                await send(message)
+    MIN_INTERVAL = 1.0
+    """Seconds between the two samples of a rate; closer scrapes reuse the last one."""
 
-            try:
-                await app(scope, receive, capture)
-            finally:
-                route = scope.get("path_template") or "unmatched"
-                method = str(scope.get("method", "GET"))
-                metrics.observe(method, route, status, time.perf_counter() - started)
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._sampled: dict[str, tuple[float, int]] = {}
+        self._rates: dict[str, float] = {}
 
-        return middleware
+    def update(self, checkpoints: dict[str, int]) -> dict[str, float]:
+        now = self._clock()
+        for name, checkpoint in checkpoints.items():
+            sampled = self._sampled.get(name)
+            if sampled is None:
+                self._sampled[name] = (now, checkpoint)
+            elif now - sampled[0] >= self.MIN_INTERVAL:
+                # A rebuild that swaps in can move the checkpoint back: no negative rates.
+                self._rates[name] = max(0.0, (checkpoint - sampled[1]) / (now - sampled[0]))
+                self._sampled[name] = (now, checkpoint)
+        return {name: rate for name, rate in self._rates.items() if name in checkpoints}
 
-    return factory
+
+class _Families:
+    """A collector that answers metric families already gathered."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self.families = list(families)
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)
+
+
+async def projection_families(conn: AsyncConnection[Any], rates: CatchUpRate) -> list[Metric]:
+    """Lag, stall and catch-up rate per projection, as /v1/projections counts them."""
+    statuses = await projection_statuses(conn)
+    stalled = await stalled_seconds(conn)
+    lag = GaugeMetricFamily(
+        "ledger_projection_lag_events",
+        "Events the live projection has still to apply.",
+        labels=["projection"],
+    )
+    stall = GaugeMetricFamily(
+        "ledger_projection_stalled_seconds",
+        "Seconds the live checkpoint has not moved while events wait for it (0 when none wait).",
+        labels=["projection"],
+    )
+    rate = GaugeMetricFamily(
+        "ledger_projection_catchup_events_per_second",
+        "Events per second the live checkpoint moved since this process's previous scrape.",
+        labels=["projection"],
+    )
+    for s in statuses:
+        lag.add_metric([s.name], s.lag_events)
+        stall.add_metric([s.name], stalled.get(s.name, 0.0) if s.lag_events > 0 else 0.0)
+    for name, value in rates.update({s.name: s.checkpoint for s in statuses}).items():
+        rate.add_metric([name], value)
+    return [lag, stall, rate]
+
+
+def render(projections: list[Metric]) -> bytes:
+    """The text exposition; blocking (it reads the workers' files), so run it off the loop."""
+    if os.environ.get(MULTIPROCESS_ENV):
+        process = MultiProcessCollector(None).collect()  # type: ignore[no-untyped-call]
+    else:
+        process = REGISTRY.collect()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families([*process, *projections]))
+    return generate_latest(registry)
+
+
+def metrics_middleware(app: ASGIApp) -> ASGIApp:
+    """Time every HTTP request by its route template (bounded labels, no ids)."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, capture)
+        finally:
+            route = scope.get("path_template") or "unmatched"
+            method = str(scope.get("method", "GET"))
+            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            HTTP_REQUEST_SECONDS.labels(method, route).observe(time.perf_counter() - started)
+
+    return middleware

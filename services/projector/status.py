@@ -47,6 +47,31 @@ async def projection_statuses(conn: AsyncConnection[Any]) -> list[ProjectionStat
     return [_status(applier.name, applier.version, head, rows) for applier in APPLIERS]
 
 
+STALLED = """
+    SELECT n.name,
+           extract(epoch FROM now() - greatest(b.updated_at, e.recorded_at))
+    FROM unnest(%(names)s::text[]) AS n(name)
+    LEFT JOIN projection_builds b ON b.name = n.name AND b.state = 'live'
+    CROSS JOIN LATERAL (
+        SELECT recorded_at FROM events
+        WHERE position > coalesce(b.position, 0)
+        ORDER BY position
+        LIMIT 1
+    ) e
+"""
+
+
+async def stalled_seconds(conn: AsyncConnection[Any]) -> dict[str, float]:
+    """Per projection with events left to apply, how long its checkpoint has stood still.
+
+    Counted from the later of the checkpoint's last move and the arrival of the first event
+    it has yet to apply: a projection idle for an hour that gets an event is not stalled
+    for an hour. Projections with nothing to apply are absent.
+    """
+    cur = await conn.execute(STALLED, {"names": [applier.name for applier in APPLIERS]})
+    return {name: max(0.0, float(seconds)) for name, seconds in await cur.fetchall()}
+
+
 def _status(
     name: str, version: int, head: int, rows: dict[tuple[str, str], tuple[Any, ...]]
 ) -> ProjectionStatus:

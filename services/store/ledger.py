@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,7 @@ from domain.errors import (
     WrongExpectedVersion,
 )
 from domain.events import Event
+from services.metrics import APPEND_SECONDS, APPENDED_EVENTS
 
 log = logging.getLogger("community_ledger.store")
 
@@ -372,6 +374,7 @@ class Ledger:
             idempotency_key,
             fingerprint,
         )
+        started = time.perf_counter()
         try:
             if conn is not None:
                 rows = await _call_append(conn, params)
@@ -379,11 +382,15 @@ class Ledger:
                 rows = await self._append_retrying_races(params)
         except psycopg.Error as error:
             raise _translate(error, len(events)) from error
-        return Appended(
+        appended = Appended(
             positions=tuple(row[0] for row in rows),
             event_ids=tuple(row[1] for row in rows),
             replayed=bool(rows) and rows[0][2],
         )
+        APPEND_SECONDS.observe(time.perf_counter() - started)
+        if not appended.replayed:
+            APPENDED_EVENTS.inc(len(rows))
+        return appended
 
     async def _append_retrying_races(self, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         """Appends run their checks in parallel, so two of them racing for one stream version,

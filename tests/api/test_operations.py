@@ -1,4 +1,4 @@
-"""Health, readiness, metrics, and the projections' status and rebuilds over HTTP."""
+"""Health, readiness, and the projections' status and rebuilds over HTTP."""
 
 from __future__ import annotations
 
@@ -18,20 +18,6 @@ async def test_health_and_ready_need_no_key(client: Client) -> None:
 
     assert health.json() == {"status": "ok"}
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
-
-
-async def test_metrics_count_requests_and_show_projection_lag(
-    client: Client, writer: dict[str, str]
-) -> None:
-    await client.post("/v1/members", json={"display_name": "Ana"}, headers=writer)
-
-    metrics = (await client.get("/metrics")).text
-
-    assert 'ledger_http_requests_total{method="POST",route="/v1/members",status="201"} 1' in metrics
-    assert 'ledger_http_request_seconds_bucket{method="POST",route="/v1/members",le="+Inf"} 1' in (
-        metrics
-    )
-    assert 'ledger_projection_lag_events{projection="member_profiles"} 1' in metrics
 
 
 async def test_a_rebuild_needs_an_admin_key_and_starts_a_build(

@@ -1,13 +1,28 @@
-"""`community-ledger serve` turns Nagle's algorithm off even where uvicorn leaves it on."""
+"""`community-ledger serve`: Nagle's algorithm off even where uvicorn leaves it on, and one
+set of metrics over all its workers."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import signal
 import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 import uvicorn
+from prometheus_client.multiprocess import MultiProcessCollector
 
-from services.serve import NoDelayH11Protocol, no_delay
+from services.serve import NoDelayH11Protocol, metrics_shared_by, no_delay
+from tests.api.scrape import count
 
 
 class Transport:
@@ -45,3 +60,111 @@ def test_uvicorn_loads_the_protocol_by_the_name_serve_gives_it() -> None:
     config.load()
 
     assert config.http_protocol_class is NoDelayH11Protocol
+
+
+@pytest.mark.anyio
+async def test_metrics_scraped_from_any_of_two_workers_sum_both(
+    database_url: str, writer: dict[str, str], tmp_path: Path
+) -> None:
+    port = _free_port()
+    serve = ["serve", "--port", str(port), "--workers", "2", "--no-projector", "--no-access-log"]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", *serve, "--log-level", "warning"],
+        env={**os.environ, "DATABASE_URL": database_url, "TMPDIR": str(tmp_path)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    # No keep-alive: each request is a new connection, which either worker may accept.
+    limits = httpx.Limits(max_keepalive_connections=0)
+    writes, appended, writers = 0, 0, 0
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=10
+        ) as client:
+            await _wait_until_up(client, server)
+            # The kernel may hand one worker a run of connections: write until both wrote.
+            while (writes < 16 or writers < 2) and writes < 400:
+                answers = await asyncio.gather(
+                    *(
+                        client.post("/v1/members", json={"display_name": "W"}, headers=writer)
+                        for _ in range(4)
+                    )
+                )
+                assert all(a.status_code == 201 for a in answers), answers[0].text
+                writes += len(answers)
+                appended += sum(len(a.json()["positions"]) for a in answers)
+                writers = len(_workers_that_wrote(tmp_path))
+            scrapes = [(await client.get("/metrics")).text for _ in range(8)]
+        modes = [stat.S_IMODE(d.stat().st_mode) for d in tmp_path.glob("community-ledger-*")]
+    finally:
+        server.send_signal(signal.SIGINT)
+        output, _ = server.communicate(timeout=30)
+
+    assert modes == [0o700]
+    assert writers == 2, f"one worker took all {writes} writes; no sum to see"
+    members = {"method": "POST", "route": "/v1/members", "status": "201"}
+    for scraped in scrapes:
+        assert count(scraped, "ledger_appended_events_total") == appended
+        assert count(scraped, "ledger_http_requests_total", **members) == writes
+        assert count(scraped, "ledger_append_seconds_count") == writes
+    assert not list(tmp_path.glob("community-ledger-metrics-*")), output
+
+
+def test_one_worker_keeps_its_metrics_in_memory_whatever_the_environment_says(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+
+    with metrics_shared_by(1):
+        inside = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+
+    assert inside is None
+
+
+def test_several_workers_share_a_fresh_private_directory_removed_at_exit(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() caches the first answer
+    (tmp_path / "community-ledger-metrics-old").mkdir()  # an earlier run's: not reused
+
+    with metrics_shared_by(2):
+        shared = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+        mode = stat.S_IMODE(shared.stat().st_mode)
+        contents = list(shared.iterdir())
+
+    assert shared.parent == tmp_path and shared.name != "community-ledger-metrics-old"
+    assert mode == 0o700 and contents == []
+    assert not shared.exists() and "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def _wait_until_up(client: httpx.AsyncClient, server: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert server.poll() is None, server.communicate()[0]
+        with contextlib.suppress(httpx.TransportError):
+            if (await client.get("/health")).status_code == 200:
+                return
+        await asyncio.sleep(0.2)
+    raise AssertionError("the server did not answer /health within 60 s")
+
+
+def _workers_that_wrote(tmp_path: Path) -> list[Path]:
+    """The workers' own files (one per process) that count a POST to /v1/members."""
+    return [
+        path
+        for path in tmp_path.glob("community-ledger-metrics-*/counter_*.db")
+        if any(
+            sample.name == "ledger_http_requests_total" and sample.labels.get("method") == "POST"
+            for family in MultiProcessCollector.merge([str(path)])
+            for sample in family.samples
+        )
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
@@ -10,7 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from services import migrate
 from services.api.auth import require
-from services.api.metrics import Metrics
+from services.api.metrics import CONTENT_TYPE, projection_families, render
 from services.projector import builds
 from services.projector.appliers import APPLIERS
 from services.projector.status import ProjectionStatus, projection_statuses
@@ -44,10 +45,9 @@ class OperationsController(Controller):
     async def metrics(self, request: Request[Any, Any, Any]) -> Response[str]:
         pool: AsyncConnectionPool = request.app.state.pool
         async with pool.connection() as conn:
-            statuses = await projection_statuses(conn)
-        registry: Metrics = request.app.state.metrics
-        body = registry.render({s.name: s.lag_events for s in statuses})
-        return Response(body, media_type="text/plain; version=0.0.4")
+            projections = await projection_families(conn, request.app.state.catch_up)
+        body = await asyncio.to_thread(render, projections)
+        return Response(body.decode(), media_type=CONTENT_TYPE)
 
 
 class ProjectionController(Controller):
