@@ -2,8 +2,8 @@
 
 Every guarantee of an append (expected versions, cross-stream conditions, idempotency,
 atomic batches, gap-free positions) is enforced inside one server-side function,
-`ledger_append` (migrations/versions/0001_ledger.py), so an append is one round trip
-and the lock that orders positions is held for as short a time as possible.
+`ledger_append` (migrations/versions/0005_readable_append.py), so an append is one
+round trip and the lock that orders positions is held for as short a time as possible.
 """
 
 from __future__ import annotations
