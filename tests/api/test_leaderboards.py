@@ -7,12 +7,14 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
 
 from services.api.app import create_app
 from services.api.spec import SPEC_PATH
-from services.queries.stats import METRICS, WINDOWS
+from services.projector.runner import Runner
+from services.queries.stats import METRICS, WINDOWS, leaderboard, window_of
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.anyio
@@ -199,3 +201,21 @@ def test_the_documented_metric_is_an_enum_of_every_leaderboard() -> None:
     assert parameters["metric"]["schema"]["enum"] == list(METRICS)
     assert parameters["window"]["schema"]["enum"] == list(WINDOWS)
     assert "until" in parameters
+
+
+async def test_no_leaderboard_reads_the_ledger_on_the_request_path(database_url: str) -> None:
+    await Runner(database_url).run()  # the read models exist, empty
+    now = datetime.now(UTC)
+    async with (
+        await psycopg.AsyncConnection.connect(database_url, autocommit=True) as holder,
+        await psycopg.AsyncConnection.connect(database_url, autocommit=True) as reader,
+        holder.transaction(),
+    ):
+        # Anything that reads `events` now waits for this lock, and gives up at once.
+        await holder.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+        await reader.execute("SET lock_timeout = '100ms'")
+        for metric in METRICS:
+            for window in WINDOWS:
+                for until in (None, ANCHOR):
+                    days = window_of(window, until, now)
+                    assert await leaderboard(reader, metric, days, 10) == []
