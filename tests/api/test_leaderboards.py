@@ -11,10 +11,14 @@ import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
 
+from services import demo
 from services.api.app import create_app
 from services.api.spec import SPEC_PATH
+from services.importers.common import run_import
+from services.importers.jsonl import jsonl_source
 from services.projector.runner import Runner
 from services.queries.stats import METRICS, WINDOWS, leaderboard, window_of
+from services.store.ledger import Ledger
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.anyio
@@ -219,3 +223,28 @@ async def test_no_leaderboard_reads_the_ledger_on_the_request_path(database_url:
                 for until in (None, ANCHOR):
                     days = window_of(window, until, now)
                     assert await leaderboard(reader, metric, days, 10) == []
+
+
+async def test_the_kaizenblog_demo_shows_windowed_leaderboards_and_its_curls_answer(
+    ledger: Ledger, live: Client, reader: dict[str, str]
+) -> None:
+    await run_import(ledger, jsonl_source(str(ROOT / demo.EXAMPLE)))
+    last = (await ledger.read_feed(after=0, limit=1000))[-1].position
+    waiting = {**reader, "Ledger-Min-Position": str(last)}
+
+    for path in demo.TRY:
+        answer = await live.get(path, headers=waiting)
+        assert answer.status_code == 200, (path, answer.text)
+    shown = [p for p in demo.TRY if p.startswith("/v1/leaderboards/") and "until=" in p]
+    assert shown, "make demo prints an anchored leaderboard"
+    for metric in ("recognitions_received", "recognitions_given", "mentions", "contributions"):
+        for window in ("7d", "30d", "365d"):
+            answer = await live.get(
+                f"/v1/leaderboards/{metric}",
+                headers=waiting,
+                params={"window": window, "until": "2009-09-01"},
+            )
+            assert answer.json()["entries"], (metric, window)
+    board = (await live.get(shown[0], headers=waiting)).json()
+    assert (board["since"], board["until"]) == ("2009-08-02", "2009-09-01")
+    assert board["entries"] and board["entries"][0]["value"] >= 1, board
