@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -32,7 +33,7 @@ READS: dict[str, tuple[str, ...]] = {
 }
 """The projections each leaderboard reads: a read with min_position waits for all of them."""
 
-Query = tuple[sql.Composable, dict[str, Any]]
+Query = tuple[sql.Composed, dict[str, Any]]
 
 
 class Window(msgspec.Struct, frozen=True, kw_only=True):
@@ -200,7 +201,7 @@ def _contributions(window: Window) -> Query:
     return _ranked(inner), window.params()
 
 
-def _interactions(fact: str) -> Any:
+def _interactions(fact: str) -> Callable[[Window], Query]:
     """A fact of interaction_counts summed over the window's days."""
 
     def build(window: Window) -> Query:
@@ -220,18 +221,17 @@ def _connections(window: Window) -> Query:
         where.append(sql.SQL("last_at >= %(first_day)s::timestamp AT TIME ZONE 'UTC'"))
     if window.end_day is not None:
         where.append(sql.SQL("last_at < %(end_day)s::timestamp AT TIME ZONE 'UTC'"))
-    since = sql.SQL(" AND ").join(where)
     inner = sql.SQL("""
         SELECT member_id, count(*) AS value FROM (
-            SELECT member_a AS member_id FROM read.connections WHERE {since}
+            SELECT member_a AS member_id FROM read.connections WHERE {within}
             UNION ALL
-            SELECT member_b FROM read.connections WHERE {since}
+            SELECT member_b FROM read.connections WHERE {within}
         ) pairs GROUP BY member_id
-    """).format(since=since)
+    """).format(within=sql.SQL(" AND ").join(where))
     return _ranked(inner), window.params()
 
 
-_LEADERBOARDS: dict[str, Any] = {
+_LEADERBOARDS: dict[str, Callable[[Window], Query]] = {
     "contributions": _contributions,
     "recognitions_received": _interactions("recognitions_received"),
     "recognitions_given": _interactions("recognitions_given"),
