@@ -20,6 +20,13 @@ from services.settings import Settings
 
 EXAMPLE = Path("examples") / "kaizenblog" / "kaizenblog.jsonl"
 DEMO_KEY_NAME = "demo"
+TRY = (
+    "/v1/members/by-handle/twitter/yannr",
+    "/v1/members?sort=contributions&limit=5",
+    "/v1/stats/contributions?group_by=member&kind=chat_answer",
+    "/v1/leaderboards/recognitions_received?window=30d&until=2009-09-01",
+)
+"""The reads the demo suggests; the example is from August 2009, so windows end then."""
 
 
 def demo(args: argparse.Namespace, settings: Settings) -> int:
@@ -37,6 +44,7 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
     token = asyncio.run(_fresh_demo_key(url))
     base = f"http://{args.host}:{args.port}"
     auth = f'-H "Authorization: Bearer {token}"'
+    tries = "\n".join(f'  curl -s {auth} "{base}{path}"' for path in TRY)
     print(
         f"""
 Community Ledger is serving the #kaizenblog community on {base}
@@ -44,9 +52,7 @@ Community Ledger is serving the #kaizenblog community on {base}
   OpenAPI document: {base}/schema
 
 Try:
-  curl -s {auth} {base}/v1/members/by-handle/twitter/yannr
-  curl -s {auth} "{base}/v1/members?sort=contributions&limit=5"
-  curl -s {auth} "{base}/v1/stats/contributions?group_by=member&kind=chat_answer"
+{tries}
 
 Ctrl-C stops the server and the embedded PostgreSQL; `make demo` again reuses the data.
 """,

@@ -172,6 +172,8 @@ RESPONSE_EXAMPLES: dict[str, Any] = {
     "Leaderboard": {
         "metric": "contributions",
         "window": "30d",
+        "since": "2009-08-02",
+        "until": "2009-09-01",
         "entries": [
             {
                 "rank": 1,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -19,8 +20,63 @@ METRICS = (
     "recognitions_received",
     "recognitions_given",
     "introductions_made",
+    "mentions",
     "connections",
 )
+READS: dict[str, tuple[str, ...]] = {
+    "contributions": ("contribution_counts", "member_profiles"),
+    "recognitions_received": ("interaction_counts", "member_profiles"),
+    "recognitions_given": ("interaction_counts", "member_profiles"),
+    "introductions_made": ("interaction_counts", "member_profiles"),
+    "mentions": ("interaction_counts", "member_profiles"),
+    "connections": ("connections", "member_profiles"),
+}
+"""The projections each leaderboard reads: a read with min_position waits for all of them."""
+
+Query = tuple[sql.Composed, dict[str, Any]]
+
+
+class Window(msgspec.Struct, frozen=True, kw_only=True):
+    """Whole UTC days: from `first_day` up to, not including, `end_day` (None: unbounded)."""
+
+    first_day: date | None
+    end_day: date | None
+
+    def params(self) -> dict[str, Any]:
+        return {"first_day": self.first_day, "end_day": self.end_day}
+
+
+def window_of(name: str, until: str | None, now: datetime) -> Window:
+    """The days of a window ending at `until` (a date, exclusive, or a moment; default now).
+
+    A moment counts the whole UTC day it falls in, so `2009-09-01` and
+    `2009-09-01T00:00:00Z` end the same window. Raises ValueError for a bad `until`.
+    """
+    days = WINDOWS[name]
+    if until is None and days is None:
+        return Window(first_day=None, end_day=None)
+    try:
+        end_day = _end_day(_moment(until) if until is not None else now)
+        first_day = end_day - timedelta(days=days) if days is not None else None
+    except OverflowError:
+        raise ValueError(f"until {until!r} is out of range for a {name} window") from None
+    return Window(first_day=first_day, end_day=end_day)
+
+
+def _moment(text: str) -> date | datetime:
+    try:
+        return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"until must be a date (2009-09-01) or a moment (2009-09-01T12:00:00Z), got {text!r}"
+        ) from None
+
+
+def _end_day(until: date | datetime) -> date:
+    if not isinstance(until, datetime):
+        return until
+    at = (until if until.tzinfo else until.replace(tzinfo=UTC)).astimezone(UTC)
+    return at.date() if at.time() == datetime.min.time() else at.date() + timedelta(days=1)
 
 
 STATS_READS = ("contribution_counts", "member_profiles")
@@ -104,13 +160,12 @@ async def contribution_stats(
 
 
 async def leaderboard(
-    conn: AsyncConnection[Any], metric: str, window: str, limit: int
+    conn: AsyncConnection[Any], metric: str, window: Window, limit: int
 ) -> list[LeaderboardEntry]:
-    days = WINDOWS[window]
-    since = date.today() - timedelta(days=days) if days else None
-    query = _LEADERBOARDS[metric](since is not None)
+    """Top members by `metric` over the window's days, summed from the read models."""
+    query, params = _LEADERBOARDS[metric](window)
     cur = conn.cursor(row_factory=dict_row)
-    await cur.execute(query, {"since": since, "limit": limit})
+    await cur.execute(query, {**params, "limit": limit})
     rows = await cur.fetchall()
     return [
         LeaderboardEntry(
@@ -123,68 +178,70 @@ async def leaderboard(
     ]
 
 
-def _ranked(inner: str) -> str:
-    return f"""
+def _ranked(inner: sql.Composable) -> sql.Composed:
+    return sql.SQL("""
         SELECT s.member_id, p.display_name, s.value
-        FROM ({inner}) s
+        FROM ({}) s
         JOIN read.member_profiles p ON p.member_id = s.member_id AND p.merged_into IS NULL
         WHERE s.value > 0
         ORDER BY s.value DESC, s.member_id
         LIMIT %(limit)s
-    """
+    """).format(inner)
 
 
-def _contributions(windowed: bool) -> str:
-    since = "WHERE day >= %(since)s" if windowed else ""
-    return _ranked(
-        f"SELECT member_id, sum(count) AS value FROM read.contribution_counts "
-        f"{since} GROUP BY member_id"
-    )
+def _days(window: Window, column: str) -> sql.Composed:
+    """The window as a condition on a `date` column: its first day to the day after its last."""
+    where: list[sql.Composable] = [sql.SQL("true")]
+    if window.first_day is not None:
+        where.append(sql.SQL("{} >= %(first_day)s").format(sql.Identifier(column)))
+    if window.end_day is not None:
+        where.append(sql.SQL("{} < %(end_day)s").format(sql.Identifier(column)))
+    return sql.SQL(" AND ").join(where)
 
 
-def _profile_total(column: str, event_type: str, member_field: str, undo: str | None) -> Any:
-    """All-time totals come from profiles; windows count the ledger's events of the window."""
+def _contributions(window: Window) -> Query:
+    inner = sql.SQL(
+        "SELECT member_id, sum(count) AS value FROM read.contribution_counts "
+        "WHERE {} GROUP BY member_id"
+    ).format(_days(window, "day"))
+    return _ranked(inner), window.params()
 
-    def build(windowed: bool) -> str:
-        if not windowed:
-            return _ranked(f"SELECT member_id, {column} AS value FROM read.member_profiles")
-        undone = ""
-        if undo:
-            undone = (
-                f" - (SELECT count(*) FROM events w WHERE w.type = '{undo}' "
-                f"AND w.occurred_at >= %(since)s AND w.data->>'{member_field}' = "
-                f"e.data->>'{member_field}')"
-            )
-        return _ranked(
-            f"SELECT (e.data->>'{member_field}')::uuid AS member_id, count(*){undone} AS value "
-            f"FROM events e WHERE e.type = '{event_type}' AND e.occurred_at >= %(since)s "
-            f"GROUP BY e.data->>'{member_field}'"
-        )
+
+def _interactions(fact: str) -> Callable[[Window], Query]:
+    """A fact of interaction_counts summed over the window's days."""
+
+    def build(window: Window) -> Query:
+        inner = sql.SQL(
+            "SELECT member_id, sum(count) AS value FROM read.interaction_counts "
+            "WHERE fact = %(fact)s AND {} GROUP BY member_id"
+        ).format(_days(window, "day"))
+        return _ranked(inner), {**window.params(), "fact": fact}
 
     return build
 
 
-def _connections(windowed: bool) -> str:
-    since = "WHERE last_at >= %(since)s" if windowed else ""
-    return _ranked(f"""
+def _connections(window: Window) -> Query:
+    """Pairs whose latest interaction falls in the window (the model keeps only the latest)."""
+    where: list[sql.Composable] = [sql.SQL("true")]
+    if window.first_day is not None:
+        where.append(sql.SQL("last_at >= %(first_day)s::timestamp AT TIME ZONE 'UTC'"))
+    if window.end_day is not None:
+        where.append(sql.SQL("last_at < %(end_day)s::timestamp AT TIME ZONE 'UTC'"))
+    inner = sql.SQL("""
         SELECT member_id, count(*) AS value FROM (
-            SELECT member_a AS member_id FROM read.connections {since}
+            SELECT member_a AS member_id FROM read.connections WHERE {within}
             UNION ALL
-            SELECT member_b FROM read.connections {since}
+            SELECT member_b FROM read.connections WHERE {within}
         ) pairs GROUP BY member_id
-    """)
+    """).format(within=sql.SQL(" AND ").join(where))
+    return _ranked(inner), window.params()
 
 
-_LEADERBOARDS = {
+_LEADERBOARDS: dict[str, Callable[[Window], Query]] = {
     "contributions": _contributions,
-    "recognitions_received": _profile_total(
-        "recognitions_received", "RecognitionGiven", "to_id", "RecognitionWithdrawn"
-    ),
-    "recognitions_given": _profile_total(
-        "recognitions_given", "RecognitionGiven", "from_id", "RecognitionWithdrawn"
-    ),
-    "introductions_made": _profile_total(
-        "introductions_made", "IntroductionMade", "introducer_id", None
-    ),
+    "recognitions_received": _interactions("recognitions_received"),
+    "recognitions_given": _interactions("recognitions_given"),
+    "introductions_made": _interactions("introductions_made"),
+    "mentions": _interactions("mentions_received"),
     "connections": _connections,
 }

@@ -35,4 +35,5 @@ async def test_a_rebuild_needs_an_admin_key_and_starts_a_build(
         "member_profiles",
         "contribution_counts",
         "connections",
+        "interaction_counts",
     }

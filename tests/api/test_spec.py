@@ -9,6 +9,8 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from services.api.spec import SPEC_PATH, render
+from services.projector.appliers import APPLIERS
+from services.queries.stats import METRICS
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.anyio
@@ -49,3 +51,15 @@ def test_every_operation_has_an_id_a_summary_and_documents_its_problems() -> Non
         assert all(media.get("examples") for r in answers for media in r["content"].values()), (
             f"{where} has no response example"
         )
+
+
+def test_path_parameters_from_a_closed_set_are_enums_so_a_fuzzer_reaches_each_value() -> None:
+    paths = json.loads((ROOT / SPEC_PATH).read_text())["paths"]
+
+    def enum(path: str, method: str, name: str) -> list[str]:
+        parameters = {p["name"]: p for p in paths[path][method]["parameters"]}
+        values: list[str] = parameters[name]["schema"]["enum"]
+        return values
+
+    assert enum("/v1/leaderboards/{metric}", "get", "metric") == list(METRICS)
+    assert enum("/v1/projections/{name}/rebuild", "post", "name") == [a.name for a in APPLIERS]

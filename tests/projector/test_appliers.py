@@ -120,7 +120,12 @@ async def test_create_tables_makes_exactly_the_tables_each_applier_declares(
     declared = [table for applier in APPLIERS for table in applier.tables]
     assert sorted(row["table_name"] for row in found) == sorted(declared)
     assert len(set(declared)) == len(declared), "the read schema holds them side by side"
-    assert [a.name for a in APPLIERS] == ["member_profiles", "contribution_counts", "connections"]
+    assert [a.name for a in APPLIERS] == [
+        "member_profiles",
+        "contribution_counts",
+        "connections",
+        "interaction_counts",
+    ]
 
 
 def test_pairs_are_read_back_into_every_column_in_table_order() -> None:

@@ -6,7 +6,7 @@ wait, bounded, until the projections they read have caught up to it.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -62,6 +62,10 @@ class Stats(msgspec.Struct, kw_only=True):
 class Leaderboard(msgspec.Struct, kw_only=True):
     metric: str
     window: str
+    since: date | None
+    """The first day counted (UTC); null for window=all."""
+    until: date | None
+    """The day after the last counted; null for window=all without `until`."""
     entries: list[stats.LeaderboardEntry]
 
 
@@ -326,21 +330,46 @@ class StatsController(Controller):
     async def leaderboard(
         self,
         request: Request[Any, Any, Any],
-        metric: str,
+        metric: Annotated[
+            str,
+            Parameter(
+                description="What members are ranked by; `mentions` counts times mentioned",
+                schema_extra={"enum": list(stats.METRICS)},
+            ),
+        ],
         window: Literal["7d", "30d", "365d", "all"] = "30d",
+        until: Annotated[
+            str | None,
+            Parameter(
+                max_length=40,
+                description="End of the window: a day (not counted, as in stats) or a moment "
+                "(its whole UTC day counted); default now. `2009-09-01` ranks August 2009 "
+                "with window=30d",
+            ),
+        ] = None,
         limit: Annotated[int, Parameter(ge=1, le=100)] = 10,
         min_position: MinPosition = None,
     ) -> Leaderboard:
         """Metrics: contributions, recognitions_received, recognitions_given,
-        introductions_made, connections."""
+        introductions_made, mentions, connections. Windows are whole UTC days."""
         if metric not in stats.METRICS:
             raise NotFoundException(
                 f"no leaderboard {metric!r}; there are: " + ", ".join(stats.METRICS)
             )
-        await _consistent(request, min_position)
+        try:
+            days = stats.window_of(window, until, datetime.now(UTC))
+        except ValueError as error:
+            raise ValidationException(str(error)) from error
+        await _consistent(request, min_position, stats.READS[metric])
         async with request.app.state.pool.connection() as conn:
-            entries = await stats.leaderboard(conn, metric, window, limit)
-        return Leaderboard(metric=metric, window=window, entries=entries)
+            entries = await stats.leaderboard(conn, metric, days, limit)
+        return Leaderboard(
+            metric=metric,
+            window=window,
+            since=days.first_day,
+            until=days.end_day,
+            entries=entries,
+        )
 
 
 READ_CONTROLLERS: list[type[Controller]] = [MemberController, StatsController]

@@ -284,9 +284,15 @@ def _appliers() -> tuple[Applier, ...]:
     # Imported here: each applier module imports the helpers above.
     from services.projector.appliers.connections import ConnectionsApplier
     from services.projector.appliers.contribution_counts import ContributionCountsApplier
+    from services.projector.appliers.interaction_counts import InteractionCountsApplier
     from services.projector.appliers.member_profiles import MemberProfilesApplier
 
-    return (MemberProfilesApplier(), ContributionCountsApplier(), ConnectionsApplier())
+    return (
+        MemberProfilesApplier(),
+        ContributionCountsApplier(),
+        ConnectionsApplier(),
+        InteractionCountsApplier(),
+    )
 
 
 APPLIERS: tuple[Applier, ...] = _appliers()

@@ -5,7 +5,13 @@ from __future__ import annotations
 from hypothesis import given, settings
 
 from domain import events as e
-from domain.projections import Entry, connections, contribution_counts, member_profiles
+from domain.projections import (
+    Entry,
+    connections,
+    contribution_counts,
+    interaction_counts,
+    member_profiles,
+)
 from tests.domain.projections.strategies import valid_ledgers
 
 
@@ -53,3 +59,24 @@ def test_pairs_are_ordered_never_self_never_empty_and_never_name_a_merged_member
         assert not {a, b} & merged
         for relation in connections.RELATIONS:
             assert (pair.counts[relation] == 0) == (pair.last_at[relation] is None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(valid_ledgers())
+def test_interactions_summed_over_days_are_the_profiles_counters_and_name_no_merged_member(
+    entries: list[Entry],
+) -> None:
+    profiles = member_profiles.fold(member_profiles.State(), entries).profiles
+    counts = interaction_counts.fold(interaction_counts.State(), entries).counts
+
+    summed: dict[tuple[object, str], int] = {}
+    for (member_id, fact, _day), count in counts.items():
+        summed[member_id, fact] = summed.get((member_id, fact), 0) + count
+    assert all(count > 0 for count in counts.values())
+    assert summed == {
+        (p.member_id, fact): getattr(p, fact)
+        for p in profiles.values()
+        for fact in interaction_counts.FACTS
+        if getattr(p, fact)
+    }
+    assert set(interaction_counts.FACTS) == set(member_profiles.COUNTERS)
