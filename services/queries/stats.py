@@ -81,8 +81,8 @@ def _end_day(until: date | datetime) -> date:
 
 STATS_READS = ("contribution_counts", "member_profiles")
 """The projections `contribution_stats` reads."""
-LEADERBOARD_READS = ("contribution_counts", "member_profiles", "connections")
-"""The projections the leaderboards read, all metrics together."""
+LEADERBOARD_READS = tuple(dict.fromkeys(name for names in READS.values() for name in names))
+"""The projections the leaderboards read, all metrics together; a read waits for its metric's."""
 
 
 class StatRow(msgspec.Struct, kw_only=True, omit_defaults=True):

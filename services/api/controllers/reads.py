@@ -69,11 +69,19 @@ class Leaderboard(msgspec.Struct, kw_only=True):
     entries: list[stats.LeaderboardEntry]
 
 
-async def _consistent(request: Request[Any, Any, Any], min_position: int | None) -> None:
-    """Wait for every projection the endpoint declares it reads (its `opt`, see `reads`)."""
+async def _consistent(
+    request: Request[Any, Any, Any],
+    min_position: int | None,
+    only: tuple[str, ...] | None = None,
+) -> None:
+    """Wait for the projections the endpoint declares it reads (its `opt`, see `reads`), or
+    for `only` those of them this request reads (a leaderboard reads its metric's)."""
+    declared = projections_read(request)
+    if only is not None and (undeclared := set(only) - set(declared)):
+        raise LookupError(f"{request.url.path} reads undeclared projections {undeclared}")
     await wait_for(
         request.app.state.pool,
-        projections_read(request),
+        declared if only is None else only,
         requested_position(request, min_position),
     )
 
