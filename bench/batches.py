@@ -26,7 +26,8 @@ from psycopg_pool import AsyncConnectionPool
 from bench import peers
 from bench.core import Bench, Ratio, Result
 from bench.synthetic import synthetic_events
-from services.store.ledger import Ledger, NewEvent
+from services.store.ledger import Ledger
+from services.store.records import NewEvent
 
 BATCH = 1_000
 EVENTS = 100_000

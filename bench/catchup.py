@@ -31,6 +31,7 @@ from bench.synthetic import fill
 from services.database import with_database
 from services.projector.progress import Progress
 from services.projector.runner import BATCH_SIZE, Runner
+from services.store.feed import readable_head
 from services.store.ledger import Ledger
 
 MEMBERS = 20_000
@@ -130,9 +131,7 @@ def measure(server_url: str, template: str, terminal: bool = False) -> tuple[int
 
 def catch_up(url: str, terminal: bool) -> tuple[int, float, float]:
     """In the child: every projection from zero; (events, seconds, peak MiB of this process)."""
-    with psycopg.connect(url) as conn:
-        row = conn.execute("SELECT count(*) FROM events").fetchone()
-    events = int(row[0]) if row else 0
+    events = asyncio.run(_head(url))  # appended one batch after another: positions 1..head
     progress = Progress.for_terminal() if terminal else Progress()
     started = time.perf_counter()
     failures = asyncio.run(Runner(url, progress=progress).run())
@@ -140,6 +139,11 @@ def catch_up(url: str, terminal: bool) -> tuple[int, float, float]:
     if failures:
         raise RuntimeError(f"catch-up failed: {failures}")
     return events, seconds, peak_memory_mib()
+
+
+async def _head(url: str) -> int:
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        return await readable_head(conn)
 
 
 def main() -> None:

@@ -20,7 +20,6 @@ import time
 import uuid
 from collections.abc import Iterator
 
-import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from bench.core import Bench, Ratio, Result
@@ -28,7 +27,9 @@ from bench.http import contribution_event, create_key, new_event, running_server
 from bench.loadgen import Load, Outcome, measure, request
 from bench.synthetic import synthetic_events
 from domain import events as e
-from services.store.ledger import Ledger, NewEvent
+from domain.streams import member_tag
+from services.store.ledger import Ledger
+from services.store.records import NewEvent
 
 PAGE = 50
 BATCH = 5_000
@@ -43,7 +44,7 @@ def run(bench: Bench) -> list[Result | Ratio]:
         token = create_key(url)
         started = time.perf_counter()
         member = asyncio.run(_fill(url, total, own))
-        deep = _cursor(url, member, int(own * 0.9))
+        deep = asyncio.run(_cursor(url, member, int(own * 0.9)))
         bench.log(
             f"ledger of {total:,} events, {own:,} of them the member's, filled in "
             f"{time.perf_counter() - started:.0f} s; deep cursor {deep:,} "
@@ -127,16 +128,12 @@ def _interleaved(member: uuid.UUID, total: int, own: int) -> Iterator[NewEvent]:
         yield contribution_event(member, n)
 
 
-def _cursor(url: str, member: uuid.UUID, depth: int) -> int:
+async def _cursor(url: str, member: uuid.UUID, depth: int) -> int:
     """The position to pass as `cursor` to start `depth` events into the member's history."""
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT position FROM event_tags WHERE tag = %s ORDER BY position DESC "
-            "OFFSET %s LIMIT 1",
-            [f"member:{member}", depth - 1],
-        ).fetchone()
-    assert row is not None, f"the member has fewer than {depth} events"
-    return int(row[0])
+    async with AsyncConnectionPool(url, min_size=1, max_size=1, open=False) as pool:
+        newest = await Ledger(pool).read_tagged(member_tag(member), limit=depth)
+    assert len(newest) == depth, f"the member has fewer than {depth} events"
+    return newest[-1].position
 
 
 async def _store_latencies(
@@ -146,7 +143,7 @@ async def _store_latencies(
         url, min_size=1, max_size=1, kwargs={"autocommit": True}, open=False
     ) as pool:
         ledger = Ledger(pool)
-        tag = f"member:{member}"
+        tag = member_tag(member)
         for _ in range(20):
             await ledger.read_tagged(tag, before=cursor, limit=PAGE)
         latencies = []

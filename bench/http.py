@@ -42,7 +42,8 @@ from bench.synthetic import START
 from domain import events as e
 from domain.codec import encode_payload
 from domain.events import stream_of, tags_of, type_name
-from services.store.ledger import Ledger, NewEvent
+from services.store.ledger import Ledger
+from services.store.records import NewEvent
 
 CONNECTIONS = 64
 WORKERS = (2, 1)

@@ -21,7 +21,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from bench.synthetic import synthetic_events
 from domain.ids import new_id
-from services.store.ledger import NewEvent
+from services.store.records import NewEvent
 
 try:
     from eventsourcing.application import Application

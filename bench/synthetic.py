@@ -17,7 +17,8 @@ import msgspec
 from domain import events as e
 from domain.codec import encode_payload
 from domain.events import stream_of, tags_of, type_name
-from services.store.ledger import Ledger, NewEvent
+from services.store.ledger import Ledger
+from services.store.records import NewEvent
 
 KINDS = ("chat_answer", "article", "recap", "mentoring", "answer", "review", "commit")
 SPACES = ("kaizenblog", "forum", "community-ledger", "meetup", "newsletter")

@@ -15,6 +15,17 @@ from uuid import UUID
 import msgspec
 
 from domain.handles import normalize_handle
+from domain.streams import (
+    contribution_stream,
+    contribution_tag,
+    handle_tag,
+    introduction_stream,
+    member_stream,
+    member_tag,
+    mention_stream,
+    recognition_stream,
+    space_tag,
+)
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -178,17 +189,17 @@ def stream_of(event: Event) -> str:
     """The consistency boundary an event is versioned in."""
     match event:
         case ContributionRecorded(contribution_id=cid) | ContributionRetracted(contribution_id=cid):
-            return f"contribution-{cid}"
+            return contribution_stream(cid)
         case IntroductionMade(introduction_id=iid):
-            return f"introduction-{iid}"
+            return introduction_stream(iid)
         case MentionRecorded(mention_id=mid):
-            return f"mention-{mid}"
+            return mention_stream(mid)
         case RecognitionGiven(recognition_id=rid) | RecognitionWithdrawn(recognition_id=rid):
-            return f"recognition-{rid}"
+            return recognition_stream(rid)
         case MembersMerged(duplicate_id=duplicate):
-            return f"member-{duplicate}"
+            return member_stream(duplicate)
         case _:
-            return f"member-{event.member_id}"  # type: ignore[attr-defined]
+            return member_stream(event.member_id)  # type: ignore[attr-defined]
 
 
 def tags_of(event: Event) -> tuple[str, ...]:
@@ -196,19 +207,19 @@ def tags_of(event: Event) -> tuple[str, ...]:
 
     Handle tags use the normalised key, so `twitter:@CASUDI` and `x:casudi` find one history.
     """
-    tags = [f"member:{member_id}" for member_id in member_ids_of(event)]
+    tags = [member_tag(member_id) for member_id in member_ids_of(event)]
     match event:
         case ContributionRecorded(contribution_id=cid, space=space):
-            tags += [f"contribution:{cid}", f"space:{space}"]
+            tags += [contribution_tag(cid), space_tag(space)]
         case ContributionRetracted(contribution_id=cid):
-            tags.append(f"contribution:{cid}")
+            tags.append(contribution_tag(cid))
         case MentionRecorded(contribution_id=cid) | RecognitionGiven(contribution_id=cid) if cid:
-            tags.append(f"contribution:{cid}")
+            tags.append(contribution_tag(cid))
         case MemberRegistered(handles=handles):
-            tags += [f"handle:{normalize_handle(handle)}" for handle in handles]
+            tags += [handle_tag(normalize_handle(handle)) for handle in handles]
         case HandleLinked(handle=handle) | HandleUnlinked(handle=handle):
-            tags.append(f"handle:{normalize_handle(handle)}")
+            tags.append(handle_tag(normalize_handle(handle)))
     space = getattr(event, "space", "")
-    if space and f"space:{space}" not in tags:
-        tags.append(f"space:{space}")
+    if space and space_tag(space) not in tags:
+        tags.append(space_tag(space))
     return tuple(tags)

@@ -29,7 +29,8 @@ from domain.ids import new_id
 from domain.rules import decide_each
 from domain.state import Known
 from services.loading import Loader
-from services.store.ledger import Appended, Ledger, NewEvent
+from services.store.ledger import Ledger
+from services.store.records import Appended, NewEvent
 
 RETRIES_ON_CONFLICT = 3
 

@@ -12,6 +12,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from domain.errors import Conflict, LedgerError, NotFound, RuleViolation, WrongExpectedVersion
+from domain.streams import is_member_stream
 from services.api.schemas import Problem
 
 log = logging.getLogger("community_ledger.api")
@@ -37,7 +38,7 @@ def ledger_error(request: Request[Any, Any, Any], error: LedgerError) -> Respons
         status = 422
     detail = " ".join([str(error), *(f"({note})" for note in getattr(error, "__notes__", []))])
     headers = {}
-    if isinstance(error, WrongExpectedVersion) and error.stream.startswith("member-"):
+    if isinstance(error, WrongExpectedVersion) and is_member_stream(error.stream):
         headers["ETag"] = f'"{error.actual}"'
     problem = Problem(
         type=TYPE_BASE + _slug(type(error).__name__),

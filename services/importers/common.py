@@ -30,7 +30,8 @@ from services.importers.dry_run import DryRunLedger
 from services.importers.progress import Progress
 from services.importers.summary import Summary
 from services.intake import Item, handles_named, plan_items
-from services.store.ledger import Appended, Ledger
+from services.store.ledger import Ledger
+from services.store.records import Appended
 
 CHUNK_SIZE = 500
 ALREADY_RECORDED = (

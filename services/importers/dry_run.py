@@ -17,15 +17,15 @@ import psycopg
 
 from domain.codec import decode_event, encode_payload
 from domain.events import ContributionRecorded
-from services.loading import MEMBER_LIFECYCLE, Row, Wanted, fetch_state
-from services.store.ledger import (
+from services.store.ledger import Ledger
+from services.store.records import (
     AppendCondition,
     Appended,
-    Ledger,
     NewEvent,
     RecordedEvent,
     StoredAnswer,
 )
+from services.store.state import MEMBER_LIFECYCLE, Row, Wanted
 
 # Above any position a real ledger will reach, so decided events sort after recorded ones.
 FIRST_POSITION = 2**62
@@ -80,8 +80,7 @@ class DryRunLedger(Ledger):
 
     async def read_state(self, wanted: Wanted) -> list[Row]:
         """What the handler's loader asks for: the ledger's rows, then the decided ones."""
-        async with self.pool.connection() as conn:
-            rows = await fetch_state(conn, wanted)
+        rows = await super().read_state(wanted)
         decided = [r for stream in wanted.streams for r in self.streams.get(stream, ())]
         decided += [r for tag in wanted.tags for r in self.tagged.get(tag, ())]
         decided += [

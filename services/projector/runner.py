@@ -28,7 +28,8 @@ from services.projector import builds
 from services.projector.appliers import APPLIERS, Applier
 from services.projector.builds import Build, LostLease
 from services.projector.progress import Progress
-from services.store.ledger import FeedRecord, listen, read_feed_for_folds, readable_head
+from services.store.feed import listen, read_feed_for_folds, readable_head
+from services.store.records import FeedRecord
 
 log = logging.getLogger("community_ledger.projector")
 

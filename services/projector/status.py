@@ -8,14 +8,11 @@ import msgspec
 from psycopg import AsyncConnection
 
 from services.projector.appliers import APPLIERS
-from services.store.ledger import readable_head
+from services.store.feed import readable_head, waiting_seconds
 
 STATUS = """
     SELECT b.name, b.version, b.state, b.position, b.error, b.schema_name,
-           l.owner, l.expires_at > now() AS leased,
-           (SELECT extract(epoch FROM now() - e.recorded_at)
-              FROM events e WHERE e.position > b.position
-              ORDER BY e.position LIMIT 1) AS waiting_seconds
+           l.owner, l.expires_at > now() AS leased
     FROM projection_builds b
     LEFT JOIN projection_leases l ON l.name = b.name
     WHERE b.state IN ('live', 'building')
@@ -41,23 +38,19 @@ class ProjectionStatus(msgspec.Struct, kw_only=True):
 async def projection_statuses(conn: AsyncConnection[Any]) -> list[ProjectionStatus]:
     head = await readable_head(conn)
     cur = await conn.execute(STATUS)
+    found = await cur.fetchall()
+    # The store knows when events were recorded: each row gains how long its next one waited.
+    waiting = await waiting_seconds(conn, [row[3] for row in found])
     rows: dict[tuple[str, str], tuple[Any, ...]] = {
-        (row[0], row[2]): row for row in await cur.fetchall()
+        (row[0], row[2]): (*row, waiting.get(row[3])) for row in found
     }
     return [_status(applier.name, applier.version, head, rows) for applier in APPLIERS]
 
 
 STALLED = """
-    SELECT n.name,
-           extract(epoch FROM now() - greatest(b.updated_at, e.recorded_at))
+    SELECT n.name, coalesce(b.position, 0), extract(epoch FROM now() - b.updated_at)
     FROM unnest(%(names)s::text[]) AS n(name)
     LEFT JOIN projection_builds b ON b.name = n.name AND b.state = 'live'
-    CROSS JOIN LATERAL (
-        SELECT recorded_at FROM events
-        WHERE position > coalesce(b.position, 0)
-        ORDER BY position
-        LIMIT 1
-    ) e
 """
 
 
@@ -69,7 +62,16 @@ async def stalled_seconds(conn: AsyncConnection[Any]) -> dict[str, float]:
     for an hour. Projections with nothing to apply are absent.
     """
     cur = await conn.execute(STALLED, {"names": [applier.name for applier in APPLIERS]})
-    return {name: max(0.0, float(seconds)) for name, seconds in await cur.fetchall()}
+    checkpoints = await cur.fetchall()
+    waiting = await waiting_seconds(conn, [position for _, position, _ in checkpoints])
+    stalled = {}
+    for name, position, since_moved in checkpoints:
+        if position in waiting:
+            seconds = waiting[position]
+            if since_moved is not None:
+                seconds = min(seconds, float(since_moved))
+            stalled[name] = max(0.0, seconds)
+    return stalled
 
 
 def _status(

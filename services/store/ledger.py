@@ -4,14 +4,15 @@ Every guarantee of an append (expected versions, cross-stream conditions, idempo
 atomic batches, gap-free positions) is enforced inside one server-side function,
 `ledger_append` (migrations/versions/0005_readable_append.py), so an append is one
 round trip and the lock that orders positions is held for as short a time as possible.
+The call itself is in `services.store.appending`; the row shapes in `records`, the
+global feed in `feed`, and the handler's state reads in `state`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -20,112 +21,25 @@ import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from domain.codec import decode_event
-from domain.errors import (
-    AppendConditionFailed,
-    DuplicateEventIds,
-    IdempotencyKeyReused,
-    WrongExpectedVersion,
-)
-from domain.events import Event
 from services.metrics import APPEND_SECONDS, APPENDED_EVENTS
+from services.store import appending
+from services.store.feed import NOTIFY, read_feed_on, readable_head
+from services.store.records import (
+    COLUMNS,
+    FIELDS,
+    AppendCondition,
+    Appended,
+    NewEvent,
+    RecordedEvent,
+    StoredAnswer,
+    fetch,
+)
+from services.store.state import Row, Wanted, fetch_state
 
 log = logging.getLogger("community_ledger.store")
 
-NOTIFY_CHANNEL = "ledger_events"
-_NOTIFY = f"SELECT pg_notify('{NOTIFY_CHANNEL}', %s)"
-
-
-class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """An event on its way into the ledger: the payload already encoded, the envelope beside it."""
-
-    event_id: UUID
-    type: str
-    data: msgspec.Raw
-    stream: str
-    occurred_at: datetime
-    tags: tuple[str, ...] = ()
-    schema_version: int = 1
-    metadata: dict[str, Any] = {}
-
-
-class FeedRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """Just what a fold needs of an event: a projection reads millions of them, and
-    parsing metadata, tags and a second timestamp per row cost it a sixth of its time."""
-
-    position: int
-    event_id: UUID
-    type: str
-    schema_version: int
-    data: msgspec.Raw
-    occurred_at: datetime
-
-    def decode(self) -> Event:
-        return decode_event(self.type, self.schema_version, bytes(self.data))
-
-
-class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):
-    position: int
-    event_id: UUID
-    type: str
-    schema_version: int
-    data: msgspec.Raw
-    metadata: dict[str, Any]
-    stream: str
-    stream_version: int
-    tags: tuple[str, ...]
-    occurred_at: datetime
-    recorded_at: datetime
-
-    def decode(self) -> Event:
-        return decode_event(self.type, self.schema_version, bytes(self.data))
-
-
-class Query(msgspec.Struct, frozen=True, kw_only=True):
-    """Events carrying all of `tags` and, when `types` is given, of one of those types."""
-
-    tags: tuple[str, ...] = ()
-    types: tuple[str, ...] = ()
-
-
-class AppendCondition(msgspec.Struct, frozen=True, kw_only=True):
-    """Fail the append if any event matching one of `fail_if_events_match` came after `after`."""
-
-    fail_if_events_match: tuple[Query, ...]
-    after: int
-
-
-class Appended(msgspec.Struct, frozen=True, kw_only=True):
-    positions: tuple[int, ...]
-    event_ids: tuple[UUID, ...]
-    replayed: bool = False
-    """True when this answers a retry: nothing was written this time."""
-
-
-class StoredAnswer(msgspec.Struct, frozen=True, kw_only=True):
-    fingerprint: str
-    answer: Appended
-
-
-_encoder = msgspec.json.Encoder()
-
-_FIELDS = (
-    "position",
-    "event_id",
-    "type",
-    "schema_version",
-    "data::text",
-    "metadata",
-    "stream",
-    "stream_version",
-    "tags",
-    "occurred_at",
-    "recorded_at",
-)
-_COLUMNS = ", ".join(_FIELDS)
-
 READ_STREAM = f"""
-    SELECT {_COLUMNS}
+    SELECT {COLUMNS}
     FROM events
     WHERE stream = %(stream)s
       AND stream_version >= %(from_version)s
@@ -133,98 +47,10 @@ READ_STREAM = f"""
     LIMIT %(limit)s
 """
 
-# Appends commit in any order, so a reader must not pass a position whose lower
-# neighbours may still commit. Positions rise with the xids of the appends that took
-# them, so a reader first asks for the horizon (the oldest xid among the appends in
-# flight, `ledger_horizon()`, in a statement of its own), then reads only below the
-# lowest position written at or above it. docs/ledger.md gives the whole argument.
-#
-# Written for the planner: `position + 0` keeps it off a walk of the primary key for
-# min(), and the upper bound (a no-op: rows of later xids are invisible anyway) makes the
-# condition a range, estimated as a few rows even in a generic plan, so it takes the
-# index on xid.
-HORIZON = "SELECT ledger_horizon()::text"
-
-_BOUND = """
-    SELECT coalesce(min(h.position + 0), 9223372036854775807)
-    FROM events h
-    WHERE h.xid >= %(horizon)s::xid8
-      AND h.xid < pg_snapshot_xmax(pg_current_snapshot())
-"""
-
-_READ_FEED = f"""
-    SELECT {_COLUMNS}
-    FROM events
-    WHERE position > %(after)s
-      AND position < ({_BOUND})
-      AND (%(types)s::text[] IS NULL OR type = ANY (%(types)s::text[]))
-    ORDER BY position
-    LIMIT %(limit)s
-"""
-
-
-async def readable_head(conn: psycopg.AsyncConnection[Any]) -> int:
-    """The highest position a feed reader can reach now: every event up to it has committed."""
-    cur = await conn.execute("SELECT ledger_head()", prepare=True)
-    row = await cur.fetchone()
-    return int(row[0]) if row else 0
-
-
-async def read_feed_on(
-    conn: psycopg.AsyncConnection[Any],
-    *,
-    after: int,
-    limit: int,
-    types: Sequence[str] | None = None,
-) -> list[RecordedEvent]:
-    """Events after `after` in position order, never past one that may still commit."""
-    horizon = await _horizon(conn)
-    params = {"after": after, "limit": limit, "types": list(types) if types else None}
-    return await fetch(conn, _READ_FEED, {**params, "horizon": horizon})
-
-
-_READ_FEED_FOR_FOLDS = f"""
-    SELECT position, event_id, type, schema_version, data::text, occurred_at
-    FROM events
-    WHERE position > %(after)s
-      AND position < ({_BOUND})
-    ORDER BY position
-    LIMIT %(limit)s
-"""
-
-
-async def read_feed_for_folds(
-    conn: psycopg.AsyncConnection[Any], *, after: int, limit: int
-) -> list[FeedRecord]:
-    """`read_feed_on` for projections: the same rows, only the columns a fold uses."""
-    horizon = await _horizon(conn)
-    cur = await conn.execute(
-        _READ_FEED_FOR_FOLDS, {"after": after, "limit": limit, "horizon": horizon}, prepare=True
-    )
-    return [
-        FeedRecord(
-            position=position,
-            event_id=event_id,
-            type=type_,
-            schema_version=version,
-            data=msgspec.Raw(data.encode()),
-            occurred_at=occurred_at,
-        )
-        for position, event_id, type_, version, data, occurred_at in await cur.fetchall()
-    ]
-
-
-async def _horizon(conn: psycopg.AsyncConnection[Any]) -> str:
-    cur = await conn.execute(HORIZON, prepare=True)
-    row = await cur.fetchone()
-    assert row is not None
-    return str(row[0])
-
-
 # Walks event_tags' primary key (tag, position) backwards: newest first, no sort,
 # and a deep page costs what the first one does (the cursor is a position, not an OFFSET).
 READ_TAGGED = f"""
-    SELECT {", ".join(f"e.{field}" for field in _FIELDS)}
+    SELECT {", ".join(f"e.{field}" for field in FIELDS)}
     FROM event_tags t
     JOIN events e ON e.position = t.position
     WHERE t.tag = %(tag)s
@@ -242,7 +68,7 @@ READ_TAGGED = f"""
 # one tag's page per tag, however deep; IN keeps once an event that carries two of the
 # tags (a mention between a member and its duplicate).
 READ_TAGGED_ANY = f"""
-    SELECT {_COLUMNS}
+    SELECT {COLUMNS}
     FROM events
     WHERE position IN (
         SELECT found.position
@@ -268,7 +94,7 @@ READ_TAGGED_ANY = f"""
 # of each tag lets the planner start from the rarer side: the type index when the
 # members have many events, their tags when they have few.
 READ_TAGGED_OF_TYPES = f"""
-    SELECT {_COLUMNS}
+    SELECT {COLUMNS}
     FROM events e
     WHERE e.type = ANY (%(types)s::text[])
       AND EXISTS (
@@ -280,40 +106,9 @@ READ_TAGGED_OF_TYPES = f"""
     ORDER BY e.position
 """
 
-READ_EVENT = f"SELECT {_COLUMNS} FROM events WHERE event_id = %(event_id)s"
+READ_EVENT = f"SELECT {COLUMNS} FROM events WHERE event_id = %(event_id)s"
 
-
-def _recorded(row: tuple[Any, ...]) -> RecordedEvent:
-    (
-        position,
-        event_id,
-        type_,
-        version,
-        data,
-        metadata,
-        stream,
-        stream_version,
-        tags,
-        occurred_at,
-        recorded_at,
-    ) = row
-    return RecordedEvent(
-        position=position,
-        event_id=event_id,
-        type=type_,
-        schema_version=version,
-        data=msgspec.Raw(data.encode()),
-        metadata=metadata,
-        stream=stream,
-        stream_version=stream_version,
-        tags=tuple(tags),
-        occurred_at=occurred_at,
-        recorded_at=recorded_at,
-    )
-
-
-RACED = {"events_event_id_key", "events_stream_version_key", "idempotency_keys_pkey"}
-RACE_RETRIES = 3
+_NEWEST = 2**63 - 1
 
 
 class Ledger:
@@ -343,7 +138,7 @@ class Ledger:
         try:
             while True:
                 self._notify_again = False
-                await conn.execute(_NOTIFY, [str(self._notified_up_to)], prepare=True)
+                await conn.execute(NOTIFY, [str(self._notified_up_to)], prepare=True)
                 if not self._notify_again:
                     return
         except psycopg.Error as error:
@@ -367,21 +162,17 @@ class Ledger:
         A retry (same idempotency key and fingerprint, or the same event ids) writes nothing
         and answers the first append's positions with `replayed=True`.
         """
-        params = (
-            _encoder.encode(events).decode(),
-            json.dumps(dict(expected_versions)) if expected_versions is not None else None,
-            _encoder.encode(_condition_json(condition)).decode() if condition else None,
-            idempotency_key,
-            fingerprint,
+        params = appending.parameters(
+            events, expected_versions, condition, idempotency_key, fingerprint
         )
         started = time.perf_counter()
         try:
             if conn is not None:
-                rows = await _call_append(conn, params)
+                rows = await appending.call_append(conn, params)
             else:
                 rows = await self._append_retrying_races(params)
         except psycopg.Error as error:
-            raise _translate(error, len(events)) from error
+            raise appending.translate(error, len(events)) from error
         appended = Appended(
             positions=tuple(row[0] for row in rows),
             event_ids=tuple(row[1] for row in rows),
@@ -397,12 +188,12 @@ class Ledger:
         event id or idempotency key can both pass; the unique index then refuses the later
         one. Run again, it sees the winner and answers as if it had come second: a version
         conflict, or a replay of the first answer."""
-        for attempt in range(RACE_RETRIES + 1):
+        for attempt in range(appending.RACE_RETRIES + 1):
             try:
                 async with self.pool.connection() as conn:
-                    return await _append_alone(conn, params, self._notify)
+                    return await appending.append_alone(conn, params, self._notify)
             except psycopg.errors.UniqueViolation as error:
-                if attempt == RACE_RETRIES or error.diag.constraint_name not in RACED:
+                if attempt == appending.RACE_RETRIES or not appending.raced(error):
                     raise
         raise AssertionError("unreachable")
 
@@ -438,6 +229,11 @@ class Ledger:
         async with self.pool.connection() as conn:
             return await read_feed_on(conn, after=after, limit=limit, types=types)
 
+    async def read_state(self, wanted: Wanted) -> list[Row]:
+        """What the handler's loader asks for (a dry run adds what it decided in memory)."""
+        async with self.pool.connection() as conn:
+            return await fetch_state(conn, wanted)
+
     async def read_tagged(
         self,
         tag: str,
@@ -453,7 +249,7 @@ class Ledger:
             READ_TAGGED,
             {
                 "tag": tag,
-                "before": before if before is not None else 2**63 - 1,
+                "before": before if before is not None else _NEWEST,
                 "limit": limit,
                 "types": list(types) if types else None,
                 "since": since,
@@ -476,7 +272,7 @@ class Ledger:
             READ_TAGGED_ANY,
             {
                 "tags": list(dict.fromkeys(tags)),
-                "before": before if before is not None else 2**63 - 1,
+                "before": before if before is not None else _NEWEST,
                 "limit": limit,
                 "types": list(types) if types else None,
                 "since": since,
@@ -497,83 +293,3 @@ class Ledger:
     async def _fetch(self, query: str, params: Mapping[str, Any]) -> list[RecordedEvent]:
         async with self.pool.connection() as conn:
             return await fetch(conn, query, params)
-
-
-async def fetch(
-    conn: psycopg.AsyncConnection[Any], query: str, params: Mapping[str, Any]
-) -> list[RecordedEvent]:
-    """Run one of the read queries above on a connection the caller holds."""
-    cur = await conn.execute(query, params, prepare=True)
-    return [_recorded(row) for row in await cur.fetchall()]
-
-
-async def listen(conninfo: str) -> AsyncIterator[int]:
-    """Yield the newest position each time an append commits (LISTEN/NOTIFY)."""
-    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
-        await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-        async for notice in conn.notifies():
-            yield int(notice.payload)
-
-
-_APPEND = (
-    "SELECT out_position, out_event_id, out_replayed "
-    "FROM ledger_append(%s::jsonb, %s::jsonb, %s::jsonb, %s, %s)"
-)
-
-
-async def _call_append(
-    conn: psycopg.AsyncConnection[Any], params: tuple[Any, ...]
-) -> list[tuple[Any, ...]]:
-    """Within the caller's transaction: the append, and a NOTIFY delivered at its commit."""
-    async with conn.transaction():
-        cur = await conn.execute(_APPEND, params, prepare=True)
-        rows = await cur.fetchall()
-        if rows and not rows[0][2]:
-            await conn.execute(_NOTIFY, [str(rows[-1][0])], prepare=True)
-        return rows
-
-
-async def _append_alone(
-    conn: psycopg.AsyncConnection[Any],
-    params: tuple[Any, ...],
-    after_commit: Callable[[psycopg.AsyncConnection[Any], int], Awaitable[None]],
-) -> list[tuple[Any, ...]]:
-    """One autocommitted statement (the function is atomic by itself), then `after_commit`
-    with the highest new position, still in autocommit."""
-    manage = not conn.autocommit
-    if manage:
-        await conn.set_autocommit(True)
-    try:
-        cur = await conn.execute(_APPEND, params, prepare=True)
-        rows = await cur.fetchall()
-        if rows and not rows[0][2]:
-            await after_commit(conn, rows[-1][0])
-        return rows
-    finally:
-        if manage and not conn.closed:
-            await conn.set_autocommit(False)
-
-
-def _condition_json(condition: AppendCondition) -> dict[str, Any]:
-    return {
-        "after": condition.after,
-        "items": [{"tags": q.tags, "types": q.types} for q in condition.fail_if_events_match],
-    }
-
-
-def _translate(error: psycopg.Error, total: int) -> Exception:
-    """Turn the append function's coded exceptions into the domain's named errors."""
-    coded = (error.sqlstate or "").startswith("LE")
-    detail = json.loads(error.diag.message_detail or "{}") if coded else {}
-    match error.sqlstate:
-        case "LE001":
-            return WrongExpectedVersion(detail["stream"], detail["expected"], detail["actual"])
-        case "LE002":
-            return AppendConditionFailed(detail["after"], detail["positions"])
-        case "LE003":
-            return DuplicateEventIds([UUID(i) for i in detail["event_ids"]], detail["total"])
-        case "LE004":
-            return IdempotencyKeyReused(detail["key"])
-        case "23505" if "event_id" in (error.diag.constraint_name or ""):
-            return DuplicateEventIds([], total)
-    return error

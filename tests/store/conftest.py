@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import msgspec
 import psycopg
 
-from services.store.ledger import NewEvent
+from services.store.records import NewEvent
 
 
 def new_event(

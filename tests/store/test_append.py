@@ -12,7 +12,8 @@ from domain.errors import (
     IdempotencyKeyReused,
     WrongExpectedVersion,
 )
-from services.store.ledger import AppendCondition, Ledger, Query
+from services.store.ledger import Ledger
+from services.store.records import AppendCondition, Query
 from tests.store.conftest import count_rows, new_event
 
 pytestmark = pytest.mark.anyio

@@ -16,7 +16,8 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from services.store.ledger import Ledger, read_feed_for_folds
+from services.store.feed import read_feed_for_folds
+from services.store.ledger import Ledger
 from tests.store.conftest import new_event
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from services.store.ledger import READ_TAGGED, Ledger, listen
+from services.store.feed import listen
+from services.store.ledger import READ_TAGGED, Ledger
 from tests.store.conftest import new_event
 
 pytestmark = pytest.mark.anyio

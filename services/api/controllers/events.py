@@ -12,7 +12,8 @@ from litestar.exceptions import NotFoundException
 from litestar.params import Parameter
 
 from services.api.auth import require
-from services.store.ledger import Ledger, RecordedEvent
+from services.store.ledger import Ledger
+from services.store.records import RecordedEvent
 
 
 class EventOut(msgspec.Struct, kw_only=True):

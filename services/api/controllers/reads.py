@@ -16,9 +16,8 @@ from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import Parameter
 
 from domain.errors import LedgerError
-from domain.events import MembersMerged
 from domain.handles import parse_handle
-from domain.state import fold, merged_in
+from domain.streams import member_stream, member_tag
 from services.api import schemas as s
 from services.api.auth import SECURITY, require
 from services.api.consistency import (
@@ -33,7 +32,9 @@ from services.api.controllers.events import EventOut, event_out, split_types
 from services.api.controllers.writes import IdempotencyKey, IfMatch, strict_body
 from services.queries import members as q
 from services.queries import stats
+from services.store.identity import handle_owner, merged_into
 from services.store.ledger import Ledger
+from services.store.state import stream_version
 
 
 class MemberPage(msgspec.Struct, kw_only=True):
@@ -89,35 +90,13 @@ async def _consistent(
 async def _member(request: Request[Any, Any, Any], member_id: UUID) -> Response[q.MemberOut]:
     async with request.app.state.pool.connection() as conn:
         found = await q.profile(conn, member_id)
-        cur = await conn.execute(
-            "SELECT coalesce(max(stream_version), 0) FROM events WHERE stream = %s",
-            [f"member-{member_id}"],
-        )
-        row = await cur.fetchone()
+        version = await stream_version(conn, member_stream(member_id))
     if found is None:
         raise NotFoundException(
             f"no member with id {member_id} (or not projected yet: "
             "pass min_position to wait for your write)"
         )
-    return Response(found, headers={"ETag": f'"{row[0] if row else 0}"'})
-
-
-async def _merged_in(ledger: Ledger, member_id: UUID) -> list[UUID]:
-    """The member and those merged into it, from the ledger: as fresh as the writes.
-
-    One read per link of the longest chain of merges; a member never merged costs one
-    probe that finds nothing.
-    """
-    members, merges = [member_id], []
-    frontier = [member_id]
-    while frontier:
-        found = await ledger.read_tagged_of_types(
-            [f"member:{member}" for member in frontier], ["MembersMerged"]
-        )
-        merges += [m for r in found if isinstance(m := r.decode(), MembersMerged)]
-        frontier = [m for m in merged_in(member_id, merges) if m not in members]
-        members += frontier
-    return members
+    return Response(found, headers={"ETag": f'"{version}"'})
 
 
 class MemberController(Controller):
@@ -215,9 +194,7 @@ class MemberController(Controller):
         except LedgerError as error:
             raise ValidationException(str(error)) from error
         ledger: Ledger = request.app.state.ledger
-        owner = fold(
-            r.decode() for r in reversed(await ledger.read_tagged(f"handle:{key}", limit=1000))
-        ).owner_of(key)
+        owner = await handle_owner(ledger, key)
         if owner is None:
             raise NotFoundException(f"no member holds the handle {platform}:{handle}")
         return await _member(request, owner)
@@ -242,9 +219,9 @@ class MemberController(Controller):
         """Straight from the ledger (no projection lag): every event that names the member
         or a member merged into it, directly or down a chain of merges."""
         ledger: Ledger = request.app.state.ledger
-        members = await _merged_in(ledger, member_id)
+        members = await merged_into(ledger, member_id)
         records = await ledger.read_tagged_any(
-            [f"member:{member}" for member in members],
+            [member_tag(member) for member in members],
             before=cursor,
             limit=limit,
             types=split_types(types),
@@ -253,7 +230,7 @@ class MemberController(Controller):
         )
         # An event naming the member proves it exists (the rules admit no event naming an
         # unknown member): only an empty page pays for the existence check.
-        if not records and not await ledger.read_stream(f"member-{member_id}", limit=1):
+        if not records and not await ledger.read_stream(member_stream(member_id), limit=1):
             raise NotFoundException(f"no member with id {member_id}")
         next_cursor = records[-1].position if len(records) == limit else None
         return HistoryPage(events=[event_out(r) for r in records], next_cursor=next_cursor)

@@ -17,6 +17,7 @@ from litestar.exceptions import ValidationException
 from litestar.params import Parameter
 
 from domain import commands as c
+from domain.streams import member_stream
 from services.api import schemas as s
 from services.api.auth import require
 from services.handler import CommandHandler, Resolver, Submission
@@ -261,7 +262,7 @@ async def update_member(
     if if_match is not None:
         expected = _version_from_etag(if_match)
     commands = member_patch_commands(member_id, data)
-    versions = {f"member-{member_id}": expected} if expected is not None else None
+    versions = {member_stream(member_id): expected} if expected is not None else None
     return await _run(request, member_id, commands, idempotency_key, versions)
 
 
