@@ -12,6 +12,7 @@ from uuid import UUID
 import msgspec
 
 from services.items import BatchItem, MemberRef, Request
+from services.queries import members as q
 
 MAX_BATCH_ITEMS = 10_000
 """The API's own limit, not a rule: importers chunk as they like (`--chunk-size`)."""
@@ -43,6 +44,17 @@ class BatchWritten(msgspec.Struct, kw_only=True):
     event_ids: list[UUID]
     positions: list[int]
     replayed: bool = False
+
+
+class MemberPage(msgspec.Struct, kw_only=True):
+    members: list[q.MemberOut]
+    next_cursor: str | None
+    """Pass as `cursor` for the next page; null on the last page."""
+
+
+class ConnectionPage(msgspec.Struct, kw_only=True):
+    connections: list[q.ConnectionOut]
+    next_cursor: str | None
 
 
 class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):

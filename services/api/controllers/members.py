@@ -36,21 +36,10 @@ from services.queries import members as q
 from services.store.ledger import Ledger
 
 
-class MemberPage(msgspec.Struct, kw_only=True):
-    members: list[q.MemberOut]
-    next_cursor: str | None
-    """Pass as `cursor` for the next page; null on the last page."""
-
-
 class HistoryPage(msgspec.Struct, kw_only=True):
     events: list[EventOut]
     next_cursor: int | None
     """Pass as `cursor` for older events; null when there are none."""
-
-
-class ConnectionPage(msgspec.Struct, kw_only=True):
-    connections: list[q.ConnectionOut]
-    next_cursor: str | None
 
 
 class MemberController(Controller):
@@ -155,7 +144,7 @@ class MemberController(Controller):
         cursor: Annotated[str | None, Parameter(max_length=500)] = None,
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
         min_position: MinPosition = None,
-    ) -> MemberPage:
+    ) -> s.MemberPage:
         """Members not merged into another, most active (or most contributing…) first."""
         await consistent(request, pool, min_position)
         try:
@@ -165,7 +154,7 @@ class MemberController(Controller):
                 )
         except ValueError as error:
             raise ValidationException(str(error)) from error
-        return MemberPage(members=found, next_cursor=next_cursor)
+        return s.MemberPage(members=found, next_cursor=next_cursor)
 
     @get(
         "/{member_id:uuid}",
@@ -265,7 +254,7 @@ class MemberController(Controller):
         cursor: Annotated[str | None, Parameter(max_length=500)] = None,
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
         min_position: MinPosition = None,
-    ) -> ConnectionPage:
+    ) -> s.ConnectionPage:
         """Through introductions, mentions and recognitions, with counts and last times."""
         await consistent(request, pool, min_position)
         try:
@@ -275,7 +264,7 @@ class MemberController(Controller):
                 found, next_cursor = await q.connections(conn, member_id, limit, cursor)
         except ValueError as error:
             raise ValidationException(str(error)) from error
-        return ConnectionPage(connections=found, next_cursor=next_cursor)
+        return s.ConnectionPage(connections=found, next_cursor=next_cursor)
 
 
 async def _member(pool: AsyncConnectionPool, member_id: UUID) -> Response[q.MemberOut]:
