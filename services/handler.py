@@ -35,11 +35,25 @@ from services.store.records import Appended, NewEvent
 RETRIES_ON_CONFLICT = 3
 
 
+class Reference(msgspec.Struct, frozen=True, kw_only=True):
+    """A member named by a handle, to be found in fresh state (or registered, if asked)."""
+
+    handle: str
+    register_unknown: bool = False
+    display_name: str | None = None
+    """The name a member registered for an unknown handle gets; the handle's name if None."""
+
+
 class Submission(msgspec.Struct, frozen=True, kw_only=True):
-    """A command with the envelope facts the caller knows (imports carry their own dates)."""
+    """A command with the envelope facts the caller knows (imports carry their own dates).
+
+    `references` maps stand-in ids in `command` to the handles they name: the handler
+    swaps in the members' ids once it has loaded who holds those handles.
+    """
 
     command: c.Command
     occurred_at: datetime | None = None
+    references: dict[UUID, Reference] = {}
 
 
 class Resolver:
@@ -91,6 +105,36 @@ class Resolver:
 
 
 Plan = Callable[[Resolver], Sequence[Submission]]
+"""Submissions made while resolving: for callers that resolve names of their own first."""
+
+
+def resolve(submissions: Iterable[Submission], resolver: Resolver) -> list[Submission]:
+    """Each submission with its stand-in ids swapped for members, in order, so an item sees
+    the members the items before it register."""
+    resolved = []
+    for submission in submissions:
+        ids = {
+            standin: resolver.member(
+                ref.handle, register_unknown=ref.register_unknown, display_name=ref.display_name
+            )
+            for standin, ref in submission.references.items()
+        }
+        command = _swap(submission.command, ids) if ids else submission.command
+        if isinstance(command, c.RegisterMember):
+            resolver.plan(command)
+        resolved.append(Submission(command=command, occurred_at=submission.occurred_at))
+    return resolved
+
+
+def _swap(command: c.Command, ids: dict[UUID, UUID]) -> c.Command:
+    changes: dict[str, Any] = {}
+    for name in command.__struct_fields__:
+        value = getattr(command, name)
+        if isinstance(value, UUID) and value in ids:
+            changes[name] = ids[value]
+        elif isinstance(value, tuple) and any(v in ids for v in value):
+            changes[name] = tuple(ids.get(v, v) for v in value)
+    return msgspec.structs.replace(command, **changes)
 
 
 class CommandHandler:
@@ -100,7 +144,7 @@ class CommandHandler:
 
     async def execute(
         self,
-        plan: Plan,
+        plan: Plan | Sequence[Submission],
         *,
         handles: Iterable[str] = (),
         idempotency_key: str | None = None,
@@ -108,9 +152,10 @@ class CommandHandler:
         metadata: dict[str, Any] | None = None,
         expected_versions: dict[str, int] | None = None,
     ) -> Appended:
-        """Run `plan` against fresh state and append what the rules decide, atomically.
+        """Resolve `plan` against fresh state and append what the rules decide, atomically.
 
-        `handles` names the handles `plan` will resolve, so their owners are loaded first.
+        `handles` names the handles a `Plan` will resolve (submissions name theirs), so
+        their owners are loaded first.
         A conflict with a concurrent writer re-runs the plan on the new state, a few times;
         a conflict with the caller's own `expected_versions` does not (it is theirs to resolve).
         """
@@ -120,6 +165,9 @@ class CommandHandler:
                 if stored.fingerprint != fingerprint:
                     raise IdempotencyKeyReused(idempotency_key)
                 return stored.answer
+        if not callable(plan):
+            plan = list(plan)
+            handles = [*handles, *(r.handle for s in plan for r in s.references.values())]
         handle_keys = {normalize_handle(handle) for handle in handles}
         for attempt in range(RETRIES_ON_CONFLICT + 1):
             try:
@@ -141,7 +189,7 @@ class CommandHandler:
 
     async def _attempt(
         self,
-        plan: Plan,
+        plan: Plan | list[Submission],
         handle_keys: set[str],
         idempotency_key: str | None,
         fingerprint: str | None,
@@ -152,7 +200,7 @@ class CommandHandler:
         loader = Loader(self.ledger)
         await loader.load_handles(handle_keys)
         resolver = Resolver(loader.known())
-        submissions = list(plan(resolver))
+        submissions = list(plan(resolver)) if callable(plan) else resolve(plan, resolver)
         commands = [*resolver.registrations, *(s.command for s in submissions)]
         await loader.load_for(commands)
         for stream, expected in expected_versions.items():

@@ -1,7 +1,8 @@
-"""From request shapes (API bodies, batch items, import lines) to domain commands.
+"""From the write vocabulary (HTTP bodies, batch items, import lines) to commands.
 
-The API's endpoints, `POST /v1/batch` and the importers share these shapes, so one
-function turns them into commands; handles are resolved by the handler's Resolver.
+The one translation of an item: the API's endpoints, `POST /v1/batch` and the
+importers all come through `submissions`. A member named by a handle gets a stand-in
+id and a `Reference`; the handler resolves it against the state it loads.
 """
 
 from __future__ import annotations
@@ -11,23 +12,13 @@ from uuid import UUID
 
 from domain import commands as c
 from domain.ids import deterministic_id, new_id
-from services.api import schemas as s
-from services.handler import Plan, Resolver, Submission
+from services import items as s
+from services.handler import Plan, Reference, Submission, resolve
+from services.items import Item
+
+__all__ = ["IdMaker", "Item", "handles_named", "id_maker", "plan_items", "submissions"]
 
 IdMaker = Callable[[int], UUID]
-
-Item = (
-    s.MemberCreate
-    | s.ContributionCreate
-    | s.IntroductionCreate
-    | s.MentionCreate
-    | s.RecognitionCreate
-    | s.RetractContributionItem
-    | s.WithdrawRecognitionItem
-    | s.UpdateMemberItem
-    | s.MergeMembersItem
-    | s.ForgetMemberItem
-)
 
 
 def id_maker(idempotency_key: str | None) -> IdMaker:
@@ -57,20 +48,36 @@ def handles_named(items: Sequence[Item]) -> list[str]:
     return [ref for ref in refs if not _is_uuid(ref)]
 
 
-def plan_items(items: Sequence[Item], make_id: IdMaker) -> tuple[Plan, list[UUID]]:
-    """A plan for the handler, and the id each item creates or changes, in order."""
+def submissions(items: Sequence[Item], make_id: IdMaker) -> tuple[list[Submission], list[UUID]]:
+    """The items as commands with references, and the id each creates or changes, in order."""
     ids = [
         getattr(item, "id", None) or _subject_id(item) or make_id(i) for i, item in enumerate(items)
     ]
+    made = [sub for item, subject in zip(items, ids, strict=True) for sub in _submit(item, subject)]
+    return made, ids
 
-    def plan(resolver: Resolver) -> list[Submission]:
-        return [
-            submission
-            for item, subject in zip(items, ids, strict=True)
-            for submission in _submissions(item, subject, resolver)
-        ]
 
-    return plan, ids
+def plan_items(items: Sequence[Item], make_id: IdMaker) -> tuple[Plan, list[UUID]]:
+    """`submissions` as a plan, for callers that resolve names of their own first (importers)."""
+    made, ids = submissions(items, make_id)
+    return (lambda resolver: resolve(made, resolver)), ids
+
+
+class _Members:
+    """Member references of one item: ids as they are, handles as stand-ins to resolve."""
+
+    def __init__(self, register_unknown: bool = False) -> None:
+        self.register_unknown = register_unknown
+        self.references: dict[UUID, Reference] = {}
+
+    def __call__(self, ref: str, display_name: str | None = None) -> UUID:
+        if _is_uuid(ref):
+            return UUID(ref)
+        standin = new_id()
+        self.references[standin] = Reference(
+            handle=ref, register_unknown=self.register_unknown, display_name=display_name
+        )
+        return standin
 
 
 def _subject_id(item: Item) -> UUID | None:
@@ -88,88 +95,84 @@ def _subject_id(item: Item) -> UUID | None:
     return None
 
 
-def _submissions(item: Item, subject: UUID, resolver: Resolver) -> list[Submission]:
-    if isinstance(item, s.UpdateMemberItem | s.MergeMembersItem | s.ForgetMemberItem):
-        commands = _member_commands(item, resolver)
-        return [Submission(command=command, occurred_at=item.occurred_at) for command in commands]
-
-    def member(ref: str, display_name: str | None = None) -> UUID:
-        register = getattr(item, "register_unknown", False)
-        return resolver.member(ref, register_unknown=register, display_name=display_name)
-
+def _submit(item: Item, subject: UUID) -> list[Submission]:
+    member = _Members(getattr(item, "register_unknown", False))
     when = getattr(item, "occurred_at", None)
-    command: c.Command
+    commands: list[c.Command]
     match item:
         case s.MemberCreate():
-            command = c.RegisterMember(
-                member_id=subject,
-                display_name=item.display_name,
-                handles=tuple(item.handles),
-                joined_at=item.joined_at,
-            )
-            resolver.plan(command)
+            commands = [
+                c.RegisterMember(
+                    member_id=subject,
+                    display_name=item.display_name,
+                    handles=tuple(item.handles),
+                    joined_at=item.joined_at,
+                )
+            ]
             when = when or item.joined_at  # a batch item may carry its own occurred_at
         case s.ContributionCreate():
-            command = c.RecordContribution(
-                contribution_id=subject,
-                member_id=member(item.member, item.display_name),
-                kind=item.kind,
-                space=item.space,
-                title=item.title,
-                body=item.body,
-                url=item.url,
-                attributes=item.attributes,
-                reply_to=item.reply_to,
-            )
+            commands = [
+                c.RecordContribution(
+                    contribution_id=subject,
+                    member_id=member(item.member, item.display_name),
+                    kind=item.kind,
+                    space=item.space,
+                    title=item.title,
+                    body=item.body,
+                    url=item.url,
+                    attributes=item.attributes,
+                    reply_to=item.reply_to,
+                )
+            ]
         case s.IntroductionCreate():
-            command = c.MakeIntroduction(
-                introduction_id=subject,
-                introducer_id=member(item.introducer),
-                introduced_ids=tuple(member(ref) for ref in item.introduced),
-                note=item.note,
-                space=item.space,
-            )
+            commands = [
+                c.MakeIntroduction(
+                    introduction_id=subject,
+                    introducer_id=member(item.introducer),
+                    introduced_ids=tuple(member(ref) for ref in item.introduced),
+                    note=item.note,
+                    space=item.space,
+                )
+            ]
         case s.MentionCreate():
-            command = c.RecordMention(
-                mention_id=subject,
-                member_id=member(item.member),
-                mentioned_id=member(item.mentioned),
-                contribution_id=item.contribution_id,
-                space=item.space,
-            )
+            commands = [
+                c.RecordMention(
+                    mention_id=subject,
+                    member_id=member(item.member),
+                    mentioned_id=member(item.mentioned),
+                    contribution_id=item.contribution_id,
+                    space=item.space,
+                )
+            ]
         case s.RecognitionCreate():
-            command = c.GiveRecognition(
-                recognition_id=subject,
-                from_id=member(item.from_),
-                to_id=member(item.to),
-                kind=item.kind,
-                reason=item.reason,
-                contribution_id=item.contribution_id,
-                space=item.space,
-            )
+            commands = [
+                c.GiveRecognition(
+                    recognition_id=subject,
+                    from_id=member(item.from_),
+                    to_id=member(item.to),
+                    kind=item.kind,
+                    reason=item.reason,
+                    contribution_id=item.contribution_id,
+                    space=item.space,
+                )
+            ]
         case s.RetractContributionItem():
-            command = c.RetractContribution(contribution_id=subject, reason=item.reason)
+            commands = [c.RetractContribution(contribution_id=subject, reason=item.reason)]
         case s.WithdrawRecognitionItem():
-            command = c.WithdrawRecognition(recognition_id=subject, reason=item.reason)
+            commands = [c.WithdrawRecognition(recognition_id=subject, reason=item.reason)]
+        case s.MergeMembersItem():
+            survivor = member(item.survivor)
+            commands = [c.MergeMembers(survivor_id=survivor, duplicate_id=member(item.duplicate))]
+        case s.ForgetMemberItem():
+            commands = [c.ForgetMember(member_id=member(item.member), reason=item.reason)]
+        case s.UpdateMemberItem():
+            commands = member_patch_commands(member(item.member), item)
         case _:
             raise TypeError(f"no command for {type(item).__name__}")
-    return [Submission(command=command, occurred_at=when)]
-
-
-def _member_commands(
-    item: s.UpdateMemberItem | s.MergeMembersItem | s.ForgetMemberItem, resolver: Resolver
-) -> list[c.Command]:
-    if isinstance(item, s.MergeMembersItem):
-        return [
-            c.MergeMembers(
-                survivor_id=resolver.member(item.survivor),
-                duplicate_id=resolver.member(item.duplicate),
-            )
-        ]
-    member_id = resolver.member(item.member)
-    if isinstance(item, s.ForgetMemberItem):
-        return [c.ForgetMember(member_id=member_id, reason=item.reason)]
-    return member_patch_commands(member_id, item)
+    return [
+        Submission(command=command, occurred_at=when, references=member.references)
+        for command in commands
+    ]
 
 
 def member_patch_commands(member_id: UUID, patch: s.MemberPatch) -> list[c.Command]:

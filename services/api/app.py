@@ -8,16 +8,20 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+from litestar import Controller, Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, Server
 from psycopg_pool import AsyncConnectionPool
 
 from services.api.auth import BEARER_SECURITY
+from services.api.bodies import StrictBody
+from services.api.controllers.activity import ActivityController
 from services.api.controllers.events import EventController
 from services.api.controllers.home import home
+from services.api.controllers.members import MemberController
 from services.api.controllers.operations import OperationsController, ProjectionController
-from services.api.controllers.writes import WriteController
+from services.api.controllers.stats import StatsController
+from services.api.dependencies import DEPENDENCIES
 from services.api.docs import SCHEMA_PATH, assets_router, render_plugins
 from services.api.metrics import CatchUpRate, metrics_middleware
 from services.api.openapi import finish as finish_openapi
@@ -29,6 +33,9 @@ log = logging.getLogger("community_ledger.api")
 
 MAX_BODY = 1024 * 1024
 VERSION = "1.0.0"
+
+READ_CONTROLLERS: list[type[Controller]] = [MemberController, StatsController]
+"""The controllers whose reads wait for projections (`min_position`)."""
 
 
 def create_app(database_url: str, *, run_projector: bool = False, pool_size: int = 10) -> Litestar:
@@ -58,18 +65,20 @@ def create_app(database_url: str, *, run_projector: bool = False, pool_size: int
                     with contextlib.suppress(asyncio.CancelledError):
                         await projector
 
-    from services.api.controllers.reads import READ_CONTROLLERS
-
     app = Litestar(
         route_handlers=[
             home,
             OperationsController,
-            WriteController,
+            ActivityController,
             EventController,
             ProjectionController,
             *READ_CONTROLLERS,
             assets_router(),
         ],
+        dependencies=DEPENDENCIES,
+        # Every request body is decoded once, strictly; answers are encoded as returned.
+        dto=StrictBody,
+        return_dto=None,
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[metrics_middleware],

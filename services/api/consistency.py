@@ -46,6 +46,22 @@ def reads(*declared: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     return {"reads": names}
 
 
+async def consistent(
+    request: Request[Any, Any, Any],
+    pool: AsyncConnectionPool,
+    min_position: int | None,
+    only: tuple[str, ...] | None = None,
+) -> None:
+    """Wait for the projections the endpoint declares it reads (its `opt`, see `reads`), or
+    for `only` those of them this request reads (a leaderboard reads its metric's)."""
+    declared = projections_read(request)
+    if only is not None and (undeclared := set(only) - set(declared)):
+        raise LookupError(f"{request.url.path} reads undeclared projections {undeclared}")
+    await wait_for(
+        pool, declared if only is None else only, requested_position(request, min_position)
+    )
+
+
 def projections_read(request: Request[Any, Any, Any]) -> tuple[str, ...]:
     names: tuple[str, ...] = request.route_handler.opt["reads"]
     return names

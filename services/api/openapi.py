@@ -16,7 +16,7 @@ from litestar.openapi.spec import (
     Schema,
 )
 
-from services.api import schemas as s
+from services import items
 
 PROBLEM_SCHEMA = Schema(
     type="object",  # type: ignore[arg-type]
@@ -268,7 +268,7 @@ def _request_schemas(names: set[str]) -> dict[str, Any]:
     client reading its document would send what the server refuses. Plain dicts pass
     through `to_schema` as they are.
     """
-    bodies = [t for t in _subclasses(s.Request) if t.__name__ in names]
+    bodies = [t for t in _subclasses(items.Request) if t.__name__ in names]
     _, found = msgspec.json.schema_components(bodies, ref_template="#/components/schemas/{name}")
     return found
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import msgspec
 
-from services.api import schemas as s
+from services import items as s
 from services.importers.common import Line, Source, UnreadableSource
 
 FIELDS = ("occurred_at", "handle", "display_name", "kind", "space", "title", "url", "text")

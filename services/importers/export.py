@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 import msgspec
 
 from domain import events as e
-from services.api import schemas as s
+from services import items as s
 from services.store.ledger import Ledger
 
 PAGE = 1000

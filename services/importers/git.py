@@ -23,10 +23,10 @@ from uuid import UUID
 
 from domain.ids import deterministic_id
 from domain.limits import MAX_TITLE
-from services.api import schemas as s
+from services import items as s
 from services.importers.common import Line, Source, UnreadableSource
 from services.importers.people import Mailmap, People, Person, parse_credit
-from services.intake import Item
+from services.items import Item
 
 CONTRIBUTION_TRAILERS = {"co-authored-by": "co_authored_commit", "reviewed-by": "review",
                          "tested-by": "test", "acked-by": "ack"}  # fmt: skip

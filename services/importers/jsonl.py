@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 import msgspec
 
-from services.api import schemas as s
+from services import items as s
 from services.importers.common import Line, Source, UnreadableSource
 
 _decoder = msgspec.json.Decoder(s.BatchItem)

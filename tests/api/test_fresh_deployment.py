@@ -14,7 +14,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.testing import AsyncTestClient
 from psycopg import sql
 
-from services.api.controllers.reads import READ_CONTROLLERS
+from services.api.app import READ_CONTROLLERS
 from services.projector.appliers import APPLIERS, Applier
 from services.projector.fresh import make_live_builds
 from services.projector.runner import Runner

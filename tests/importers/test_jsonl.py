@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from services.api.schemas import RegisterMemberItem
 from services.cli import main
 from services.importers.common import Importer, Line, Source, run_import
 from services.importers.jsonl import jsonl_source
+from services.items import RegisterMemberItem
 from services.store.ledger import Ledger
 from tests.store.conftest import count_rows
 

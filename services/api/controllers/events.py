@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Request, get
+from litestar import Controller, get
 from litestar.exceptions import NotFoundException
 from litestar.params import Parameter
 
@@ -70,13 +70,12 @@ class EventController(Controller):
     @get(operation_id="ReadFeed", summary="The global feed after a position")
     async def read_feed(
         self,
-        request: Request[Any, Any, Any],
+        ledger: Ledger,
         after: Annotated[int, Parameter(ge=0, description="The last position you processed")] = 0,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
         types: Annotated[list[str] | None, Parameter(description="Only these event types")] = None,
     ) -> EventPage:
         """Events in position order. A reader that saw position P never later finds one below P."""
-        ledger: Ledger = request.app.state.ledger
         records = await ledger.read_feed(after=after, limit=limit, types=split_types(types))
         return EventPage(
             events=[event_out(r) for r in records],
@@ -84,8 +83,7 @@ class EventController(Controller):
         )
 
     @get("/{event_id:uuid}", operation_id="GetEvent", summary="One event by id")
-    async def get_event(self, request: Request[Any, Any, Any], event_id: UUID) -> EventOut:
-        ledger: Ledger = request.app.state.ledger
+    async def get_event(self, ledger: Ledger, event_id: UUID) -> EventOut:
         record = await ledger.get(event_id)
         if record is None:
             raise NotFoundException(f"no event with id {event_id}")

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.exceptions import NotFoundException, ServiceUnavailableException
 from litestar.params import Parameter
 from psycopg_pool import AsyncConnectionPool
 
 from services import migrate
 from services.api.auth import require
-from services.api.metrics import CONTENT_TYPE, projection_families, render
+from services.api.metrics import CONTENT_TYPE, CatchUpRate, projection_families, render
 from services.projector import builds
 from services.projector.appliers import APPLIERS
 from services.projector.status import ProjectionStatus, projection_statuses
@@ -26,8 +26,7 @@ class OperationsController(Controller):
         return {"status": "ok"}
 
     @get("/ready", operation_id="Ready", summary="The database answers and the schema is at head")
-    async def ready(self, request: Request[Any, Any, Any]) -> dict[str, str]:
-        pool: AsyncConnectionPool = request.app.state.pool
+    async def ready(self, pool: AsyncConnectionPool) -> dict[str, str]:
         try:
             async with pool.connection(timeout=2) as conn:
                 cur = await conn.execute("SELECT version_num FROM alembic_version")
@@ -43,10 +42,9 @@ class OperationsController(Controller):
         return {"status": "ready", "schema": head}
 
     @get("/metrics", operation_id="Metrics", summary="Prometheus metrics", media_type="text/plain")
-    async def metrics(self, request: Request[Any, Any, Any]) -> Response[str]:
-        pool: AsyncConnectionPool = request.app.state.pool
+    async def metrics(self, pool: AsyncConnectionPool, catch_up: CatchUpRate) -> Response[str]:
         async with pool.connection() as conn:
-            projections = await projection_families(conn, request.app.state.catch_up)
+            projections = await projection_families(conn, catch_up)
         body = await asyncio.to_thread(render, projections)
         return Response(body.decode(), media_type=CONTENT_TYPE)
 
@@ -61,8 +59,7 @@ class ProjectionController(Controller):
         guards=[require("read")],
         security=[{"bearerAuth": []}],
     )
-    async def list_projections(self, request: Request[Any, Any, Any]) -> list[ProjectionStatus]:
-        pool: AsyncConnectionPool = request.app.state.pool
+    async def list_projections(self, pool: AsyncConnectionPool) -> list[ProjectionStatus]:
         async with pool.connection() as conn:
             return await projection_statuses(conn)
 
@@ -76,7 +73,7 @@ class ProjectionController(Controller):
     )
     async def rebuild(
         self,
-        request: Request[Any, Any, Any],
+        pool: AsyncConnectionPool,
         # An enum, so that the spec (and a fuzzer) knows every projection by name.
         name: Annotated[str, Parameter(schema_extra={"enum": [a.name for a in APPLIERS]})],
     ) -> ProjectionStatus:
@@ -85,7 +82,6 @@ class ProjectionController(Controller):
         if applier is None:
             known = ", ".join(a.name for a in APPLIERS)
             raise NotFoundException(f"no projection named {name!r}; known: {known}")
-        pool: AsyncConnectionPool = request.app.state.pool
         async with pool.connection() as conn:
             await builds.start_build(conn, applier.name, applier.version, applier.create_tables)
             statuses = await projection_statuses(conn)
