@@ -11,30 +11,32 @@ from collections.abc import Callable, Sequence
 import psycopg
 
 from domain.errors import LedgerError
-from services import migrate
-from services.database import database_url
+from services import bootstrap, demo, keys_cli, migrate, serve
+from services.api import spec
 from services.embedded_db import EmbeddedDatabaseError
-from services.settings import Settings, load_settings
+from services.importers import cli as importers_cli
+from services.projector import cli as projector_cli
+from services.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 
 def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    url = database_url(settings)
+    url = bootstrap.database(settings)
     migrate.upgrade(url, args.revision, app_role=settings.app_role)
     print(f"database at revision {migrate.current_revision(url)}")
     return 0
 
 
 def db_downgrade(args: argparse.Namespace, settings: Settings) -> int:
-    url = database_url(settings)
+    url = bootstrap.database(settings)
     migrate.downgrade(url, args.revision)
     print(f"database at revision {migrate.current_revision(url) or 'base (empty)'}")
     return 0
 
 
 def db_current(args: argparse.Namespace, settings: Settings) -> int:
-    url = database_url(settings)
+    url = bootstrap.database(settings)
     current = migrate.current_revision(url)
     head = migrate.head_revision()
     state = "at head" if current == head else f"behind head {head}"
@@ -43,7 +45,7 @@ def db_current(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def db_url(args: argparse.Namespace, settings: Settings) -> int:
-    print(database_url(settings))
+    print(bootstrap.database(settings))
     return 0
 
 
@@ -67,11 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
     downgrade.set_defaults(handler=db_downgrade)
     db.add_parser("current", help="show the schema's revision").set_defaults(handler=db_current)
     db.add_parser("url", help="print the database URL in use").set_defaults(handler=db_url)
-
-    from services import demo, keys_cli, serve
-    from services.api import spec
-    from services.importers import cli as importers_cli
-    from services.projector import cli as projector_cli
 
     demo.add_commands(commands)
     serve.add_commands(commands)
@@ -103,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:
-        return handler(args, load_settings())
+        return handler(args, bootstrap.settings())
     except (LedgerError, EmbeddedDatabaseError, LookupError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

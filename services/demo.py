@@ -12,10 +12,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
-from services import keys, migrate
-from services.database import database_url
+from services import bootstrap, keys, migrate
+from services.importers.cli import import_from
+from services.importers.jsonl import jsonl_source
+from services.projector.cli import run_projections
+from services.serve import serve_api
 from services.settings import Settings
 
 EXAMPLE = Path("examples") / "kaizenblog" / "kaizenblog.jsonl"
@@ -30,16 +31,14 @@ TRY = (
 
 
 def demo(args: argparse.Namespace, settings: Settings) -> int:
-    from services.cli import main
-
-    url = database_url(settings)
+    url = bootstrap.database(settings)
     migrate.upgrade(url, app_role=settings.app_role)
     example = _example_file()
     print(f"Loading the #kaizenblog example from {example} …", flush=True)
-    if main(["import", "jsonl", str(example)]) != 0:
+    if import_from(settings, lambda: jsonl_source(str(example))) != 0:
         print("error: the example did not load; see the lines above", flush=True)
         return 1
-    if main(["projections", "run"]) != 0:
+    if run_projections(settings) != 0:
         return 1
     token = asyncio.run(_fresh_demo_key(url))
     base = f"http://{args.host}:{args.port}"
@@ -58,14 +57,12 @@ Ctrl-C stops the server and the embedded PostgreSQL; `make demo` again reuses th
 """,
         flush=True,
     )
-    return main(
-        ["serve", "--host", args.host, "--port", str(args.port), "--projector", "--no-access-log"]
-    )
+    return serve_api(settings, host=args.host, port=args.port, projector=True, access_log=False)
 
 
 async def _fresh_demo_key(url: str) -> str:
     """Revoke the previous demo keys (their tokens were shown once and are gone), make one."""
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+    async with bootstrap.connection(url) as conn:
         for key in await keys.list_keys(conn):
             if key.name == DEMO_KEY_NAME and key.revoked_at is None:
                 await keys.revoke_key(conn, str(key.key_id))

@@ -13,8 +13,7 @@ import msgspec
 import psycopg
 from psycopg import AsyncConnection
 
-from services import keys
-from services.database import database_url
+from services import bootstrap, keys
 from services.settings import Settings
 
 T = TypeVar("T")
@@ -77,7 +76,7 @@ def revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run(settings: Settings, work: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
     async def go() -> T:
-        async with await AsyncConnection.connect(database_url(settings), autocommit=True) as conn:
+        async with bootstrap.connection(bootstrap.database(settings)) as conn:
             return await work(conn)
 
     try:

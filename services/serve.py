@@ -14,34 +14,56 @@ from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from services import migrate
-from services.database import database_url
-from services.settings import Settings, load_settings
+from services import bootstrap, migrate
+from services.settings import Settings
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
+    return serve_api(
+        settings,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        projector=args.projector,
+    )
+
+
+def serve_api(
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    log_level: str = "info",
+    access_log: bool = True,
+    projector: bool | None = None,
+) -> int:
+    """Migrate, then serve until stopped; `projector` None means on with the embedded database."""
     import uvicorn
 
-    url = database_url(settings)
+    url = bootstrap.database(settings)
     migrate.upgrade(url, app_role=settings.app_role)
-    projector = settings.uses_embedded_database if args.projector is None else args.projector
+    if projector is None:
+        projector = settings.uses_embedded_database
     # Worker processes build the app from these variables; the embedded server is shared.
     os.environ["LEDGER_RESOLVED_DATABASE_URL"] = url
     os.environ["LEDGER_RUN_PROJECTOR"] = "1" if projector else "0"
     print(
-        f"Community Ledger API on http://{args.host}:{args.port} "
+        f"Community Ledger API on http://{host}:{port} "
         f"(projector {'in this process' if projector else 'not running here'})",
         flush=True,
     )
-    with metrics_shared_by(args.workers):
+    with metrics_shared_by(workers):
         uvicorn.run(
             "services.serve:app_from_environment",
             factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            log_level=args.log_level,
-            access_log=args.access_log,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            access_log=access_log,
             http="services.serve:NoDelayH11Protocol",
         )
     return 0
@@ -94,7 +116,7 @@ class NoDelayH11Protocol(H11Protocol):
 def app_from_environment() -> Any:
     from services.api.app import create_app
 
-    url = os.environ.get("LEDGER_RESOLVED_DATABASE_URL") or database_url(load_settings())
+    url = os.environ.get("LEDGER_RESOLVED_DATABASE_URL") or bootstrap.database(bootstrap.settings())
     return create_app(url, run_projector=os.environ.get("LEDGER_RUN_PROJECTOR") == "1")
 
 

@@ -11,8 +11,8 @@ from contextlib import asynccontextmanager
 from litestar import Controller, Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, Server
-from psycopg_pool import AsyncConnectionPool
 
+from services import bootstrap
 from services.api.auth import BEARER_SECURITY
 from services.api.bodies import StrictBody
 from services.api.controllers.activity import ActivityController
@@ -26,8 +26,7 @@ from services.api.docs import SCHEMA_PATH, assets_router, render_plugins
 from services.api.metrics import CatchUpRate, metrics_middleware
 from services.api.openapi import finish as finish_openapi
 from services.api.problems import EXCEPTION_HANDLERS
-from services.handler import CommandHandler
-from services.store.ledger import Ledger
+from services.projector.progress import Progress
 
 log = logging.getLogger("community_ledger.api")
 
@@ -43,18 +42,10 @@ def create_app(database_url: str, *, run_projector: bool = False, pool_size: int
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        # Autocommit: a read is one round trip, not a query and then a COMMIT when the
-        # connection goes back to the pool; writes open their own transactions.
-        async with AsyncConnectionPool(
-            database_url,
-            min_size=1,
-            max_size=pool_size,
-            kwargs={"autocommit": True},
-            open=False,
-        ) as pool:
-            app.state.pool = pool
-            app.state.ledger = Ledger(pool)
-            app.state.handler = CommandHandler(app.state.ledger)
+        async with bootstrap.write_path(database_url, pool_size=pool_size) as wired:
+            app.state.pool = wired.pool
+            app.state.ledger = wired.ledger
+            app.state.handler = wired.handler
             app.state.catch_up = CatchUpRate()
             projector = asyncio.create_task(_project(database_url)) if run_projector else None
             try:
@@ -108,12 +99,9 @@ def openapi_config() -> OpenAPIConfig:
 
 async def _project(database_url: str) -> None:
     """The projection runner inside the server process, so one command gives a live system."""
-    from services.projector.progress import Progress
-    from services.projector.runner import Runner
-
     while True:
         try:
-            failures = await Runner(database_url, progress=Progress()).run(follow=True)
+            failures = await bootstrap.runner(database_url, progress=Progress()).run(follow=True)
             for failure in failures:
                 log.error("projection stopped: %s", failure)
             await asyncio.sleep(5)

@@ -11,7 +11,7 @@ from litestar.exceptions import ServiceUnavailableException, ValidationException
 from litestar.params import Parameter
 from psycopg_pool import AsyncConnectionPool
 
-from services.projector.appliers import APPLIERS
+from services.projector.appliers import projection_names
 
 WAIT_SECONDS = 5.0
 POLL_SECONDS = 0.025
@@ -40,7 +40,7 @@ def reads(*declared: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     The one list both the `min_position` wait and the tests take, so they cannot drift.
     """
     names = tuple(dict.fromkeys(name for names in declared for name in names))
-    known = {applier.name for applier in APPLIERS}
+    known = projection_names()
     if unknown := [name for name in names if name not in known]:
         raise LookupError(f"unknown projection {', '.join(unknown)}; known: {', '.join(known)}")
     return {"reads": names}

@@ -10,9 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from psycopg_pool import AsyncConnectionPool
-
-from services.database import database_url
+from services import bootstrap
 from services.importers.common import CHUNK_SIZE, Importer, Source
 from services.importers.csv import CsvOptions, csv_source
 from services.importers.export import export_jsonl
@@ -21,7 +19,6 @@ from services.importers.jsonl import jsonl_source
 from services.importers.progress import Progress
 from services.importers.summary import Summary
 from services.settings import Settings
-from services.store.ledger import Ledger
 
 
 def import_jsonl(args: argparse.Namespace, settings: Settings) -> int:
@@ -45,15 +42,27 @@ def import_git(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _import(args: argparse.Namespace, settings: Settings, open_source: Callable[[], Source]) -> int:
+    return import_from(settings, open_source, dry_run=args.dry_run, chunk_size=args.chunk_size)
+
+
+def import_from(
+    settings: Settings,
+    open_source: Callable[[], Source],
+    *,
+    dry_run: bool = False,
+    chunk_size: int = CHUNK_SIZE,
+) -> int:
+    """Import a source through the one write path; print its summary; answer the exit status."""
     source = open_source()  # a missing file is an error before touching the database
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s")
     progress = Progress.for_terminal(source.label, source.total, source.unit)
     summaries: list[Summary] = []
 
     async def run() -> None:
-        async with _pool(settings) as pool:
-            importer = Importer(Ledger(pool), source, dry_run=args.dry_run,
-                                chunk_size=args.chunk_size, progress=progress)  # fmt: skip
+        url = bootstrap.database(settings)
+        async with bootstrap.write_path(url, pool_size=2, dry_run=dry_run) as wired:
+            importer = Importer(wired.ledger, source, dry_run=dry_run, handler=wired.handler,
+                                chunk_size=chunk_size, progress=progress)  # fmt: skip
             summaries.append(importer.summary)
             await importer.run()
 
@@ -67,20 +76,16 @@ def _import(args: argparse.Namespace, settings: Settings, open_source: Callable[
 
 def export(args: argparse.Namespace, settings: Settings) -> int:
     async def run() -> int:
-        async with _pool(settings) as pool:
+        async with bootstrap.write_path(bootstrap.database(settings), pool_size=2) as wired:
             if args.output == "-":
-                return await export_jsonl(Ledger(pool), sys.stdout.buffer)
+                return await export_jsonl(wired.ledger, sys.stdout.buffer)
             with Path(args.output).open("wb") as output:
-                return await export_jsonl(Ledger(pool), output)
+                return await export_jsonl(wired.ledger, output)
 
     count = asyncio.run(run())
     if args.output != "-":
         print(f"exported {count:,} events to {args.output}", file=sys.stderr)
     return 0
-
-
-def _pool(settings: Settings) -> AsyncConnectionPool:
-    return AsyncConnectionPool(database_url(settings), min_size=1, max_size=2, open=False)
 
 
 def add_commands(commands: Any) -> None:

@@ -82,8 +82,11 @@ class Importer:
         dry_run: bool = False,
         chunk_size: int = CHUNK_SIZE,
         progress: Progress | None = None,
+        handler: CommandHandler | None = None,
     ) -> None:
-        self.handler = CommandHandler(DryRunLedger(ledger) if dry_run else ledger)
+        # The command line passes the handler the composition root built (bootstrap);
+        # library callers (run_import, tests) pass only the ledger, wired the same way.
+        self.handler = handler or CommandHandler(DryRunLedger(ledger) if dry_run else ledger)
         self.source = source
         self.chunk_size = chunk_size
         self.progress = progress or Progress.silent()

@@ -6,26 +6,46 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from psycopg import AsyncConnection
 
-from services.database import database_url
-from services.projector.runner import BATCH_SIZE, Runner
+from services import bootstrap
+from services.projector.runner import BATCH_SIZE
 from services.projector.status import projection_statuses
 from services.settings import Settings
 
+WAIT_SECONDS = 15.0
+"""How long a run waits for a projection another runner holds."""
+
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    _log_to_stderr()
-    runner = Runner(
-        database_url(settings),
+    return run_projections(
+        settings,
         args.names,
-        batch_size=args.batch_size,
+        follow=args.follow,
         rebuild=getattr(args, "rebuild", ()),
+        batch_size=args.batch_size,
+        wait_seconds=args.wait,
     )
-    failures = asyncio.run(runner.run(follow=args.follow, wait_seconds=args.wait))
+
+
+def run_projections(
+    settings: Settings,
+    names: Sequence[str] = (),
+    *,
+    follow: bool = False,
+    rebuild: Sequence[str] = (),
+    batch_size: int = BATCH_SIZE,
+    wait_seconds: float = WAIT_SECONDS,
+) -> int:
+    """Catch the projections up (and with `follow`, keep them up); 1 if any stopped."""
+    _log_to_stderr()
+    runner = bootstrap.runner(
+        bootstrap.database(settings), names, batch_size=batch_size, rebuild=rebuild
+    )
+    failures = asyncio.run(runner.run(follow=follow, wait_seconds=wait_seconds))
     for failure in failures:
         print(f"error: {failure}", file=sys.stderr)
     return 1 if failures else 0
@@ -38,7 +58,7 @@ def rebuild(args: argparse.Namespace, settings: Settings) -> int:
 
 def status(args: argparse.Namespace, settings: Settings) -> int:
     async def fetch() -> list[Any]:
-        async with await AsyncConnection.connect(database_url(settings)) as conn:
+        async with bootstrap.connection(bootstrap.database(settings)) as conn:
             return await projection_statuses(conn)
 
     statuses = asyncio.run(fetch())
@@ -92,7 +112,7 @@ def _tuning(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--wait",
         type=float,
-        default=15.0,
+        default=WAIT_SECONDS,
         metavar="SECONDS",
         help="how long to wait for a projection another runner holds",
     )

@@ -14,11 +14,11 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from services.projector import builds
-from services.projector.appliers import APPLIERS, Applier
+from services.projector.appliers import Applier, make_appliers
 
 
 async def make_live_builds(
-    conn: AsyncConnection[Any], appliers: Sequence[Applier] = APPLIERS
+    conn: AsyncConnection[Any], appliers: Sequence[Applier] | None = None
 ) -> list[str]:
     """Give each projection that has no live build an empty one at position 0; answer their names.
 
@@ -29,7 +29,7 @@ async def make_live_builds(
     """
     owner = f"db upgrade:{socket.gethostname()}:{os.getpid()}"
     made = []
-    for applier in appliers:
+    for applier in make_appliers() if appliers is None else appliers:
         if "live" in await builds.builds_of(conn, applier.name):
             continue
         if await builds.take_lease(conn, applier.name, owner) is None:

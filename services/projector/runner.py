@@ -10,14 +10,12 @@ one overlaps the folds of the others (docs/projections.md, "Speed").
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import logging
 import os
 import socket
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
@@ -25,20 +23,23 @@ from psycopg import AsyncConnection
 
 from domain.projections import Entry
 from services.projector import builds
-from services.projector.appliers import APPLIERS, Applier
+from services.projector.appliers import Applier, make_appliers
 from services.projector.builds import Build, LostLease
+from services.projector.collector import fewer_collections
+from services.projector.feed import (
+    FeedReader,
+    Wakeups,
+    decode_error,
+    decode_until_poison,
+    sleep_until,
+)
 from services.projector.progress import Progress
-from services.store.feed import listen, read_feed_for_folds, readable_head
 from services.store.records import FeedRecord
 
 log = logging.getLogger("community_ledger.projector")
 
 BATCH_SIZE = 20_000
 POLL_SECONDS = 5.0
-
-
-GC_THRESHOLD = (100_000, 20, 20)
-"""The cyclic collector's pace while batches are applied (Python's default: 700, 10, 10)."""
 
 
 class ProjectionFailed(Exception):
@@ -57,8 +58,11 @@ class Runner:
         owner: str | None = None,
         batch_size: int = BATCH_SIZE,
         progress: Progress | None = None,
+        appliers: Sequence[Applier] | None = None,
     ) -> None:
-        known = {applier.name: applier for applier in APPLIERS}
+        # Appliers remember rows between batches: each runner has its own set.
+        every = make_appliers() if appliers is None else appliers
+        known = {applier.name: applier for applier in every}
         if unknown := [name for name in (*names, *rebuild) if name not in known]:
             raise LookupError(f"unknown projection {', '.join(unknown)}; known: {', '.join(known)}")
         self.conninfo = conninfo
@@ -74,13 +78,12 @@ class Runner:
         self._indexed: set[int] = set()
         """Builds whose indexes this runner made (they are idempotent, but take a lock)."""
         self._connections: dict[str, AsyncConnection[Any]] = {}
-        self._next: tuple[int, asyncio.Task[list[FeedRecord]]] | None = None
 
     async def run(self, *, follow: bool = False, wait_seconds: float = 15.0) -> list[str]:
         """Catch up (and with `follow`, keep up); answer the failures, if any."""
         async with await AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
-            ledger = _FeedReader(conn)
-            wakeups = _Wakeups(self.conninfo) if follow else None
+            ledger = FeedReader(conn, self.batch_size)
+            wakeups = Wakeups(self.conninfo) if follow else None
             started = time.monotonic()
             try:
                 while True:
@@ -95,9 +98,10 @@ class Runner:
                             self._report_busy(conn, waiting)
                             break
                     if not moved:
-                        await _sleep_until(wakeups, 1.0 if waiting else POLL_SECONDS)
+                        await sleep_until(wakeups, 1.0 if waiting else POLL_SECONDS)
             finally:
                 self.progress.close()
+                await ledger.close()
                 await self._close()
                 for name in list(self.tokens):
                     await builds.release_lease(conn, name, self.owner)
@@ -148,7 +152,7 @@ class Runner:
                 return []
         return feeding
 
-    async def _step(self, conn: AsyncConnection[Any], ledger: _FeedReader, head: int) -> bool:
+    async def _step(self, conn: AsyncConnection[Any], ledger: FeedReader, head: int) -> bool:
         """Apply one batch to every build behind the head; answer whether anything moved."""
         feeding = [
             (applier, build)
@@ -169,35 +173,18 @@ class Runner:
         self.progress.update({f"{a.name} ({b.state})": (b.position, head) for a, b in feeding})
         if not behind:
             return False
-        with _fewer_collections():
+        with fewer_collections():
             await self._apply_batch(ledger, behind)
         return True
 
-    async def _apply_batch(self, ledger: _FeedReader, behind: list[tuple[Applier, Build]]) -> None:
-        low = min(build.position for _, build in behind)
-        records = await self._read(ledger, low)
-        entries = _decode_until_poison(records)
+    async def _apply_batch(self, ledger: FeedReader, behind: list[tuple[Applier, Build]]) -> None:
+        records = await ledger.batch(min(build.position for _, build in behind))
+        entries = decode_until_poison(records)
         poison = records[len(entries)] if len(entries) < len(records) else None
-        if len(records) == self.batch_size:
-            # Read ahead on the runner's connection while the projections write on theirs.
-            after = records[-1].position
-            self._next = (
-                after,
-                asyncio.create_task(ledger.read(after=after, limit=self.batch_size)),
-            )
         async with asyncio.TaskGroup() as group:
             for applier in dict.fromkeys(applier for applier, _ in behind):
                 own = [build for a, build in behind if a is applier]
                 group.create_task(self._feed(applier, own, entries, records, poison))
-
-    async def _read(self, ledger: _FeedReader, after: int) -> list[FeedRecord]:
-        """The batch after `after`: the one read ahead if it starts there, else read now."""
-        ahead, self._next = self._next, None
-        if ahead is not None:
-            if ahead[0] == after:
-                return await ahead[1]
-            await _cancelled(ahead[1])
-        return await ledger.read(after=after, limit=self.batch_size)
 
     async def _feed(
         self,
@@ -214,7 +201,7 @@ class Runner:
             if batch:
                 await self._apply(conn, applier, build, batch, records)
             elif poison is not None and poison.position > build.position:
-                await self._stop(conn, applier, build, poison, _decode_error(poison))
+                await self._stop(conn, applier, build, poison, decode_error(poison))
 
     async def _connection(self, name: str) -> AsyncConnection[Any]:
         if (conn := self._connections.get(name)) is None or conn.closed:
@@ -223,9 +210,6 @@ class Runner:
         return conn
 
     async def _close(self) -> None:
-        if self._next is not None:
-            await _cancelled(self._next[1])
-            self._next = None
         for conn in self._connections.values():
             await conn.close()
         self._connections.clear()
@@ -300,97 +284,3 @@ class Runner:
     def _report_busy(self, conn: AsyncConnection[Any], waiting: list[str]) -> None:
         for name in waiting:
             log.warning("%s: another runner holds it; left to that runner", name)
-
-
-class _FeedReader:
-    """Reads the feed on the runner's own connection (one connection per runner)."""
-
-    def __init__(self, conn: AsyncConnection[Any]) -> None:
-        self.conn = conn
-
-    async def head(self) -> int:
-        return await readable_head(self.conn)
-
-    async def read(self, *, after: int, limit: int) -> list[FeedRecord]:
-        return await read_feed_for_folds(self.conn, after=after, limit=limit)
-
-
-class _Wakeups:
-    """NOTIFY from appends, with polling as the fallback when notifications are lost."""
-
-    def __init__(self, conninfo: str) -> None:
-        self.event = asyncio.Event()
-        self.task = asyncio.create_task(self._listen(conninfo))
-
-    async def _listen(self, conninfo: str) -> None:
-        while True:
-            try:
-                async for _ in listen(conninfo):
-                    self.event.set()
-            except psycopg.OperationalError:
-                await asyncio.sleep(1.0)
-
-    async def close(self) -> None:
-        self.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self.task
-
-
-async def _sleep_until(wakeups: _Wakeups | None, seconds: float) -> None:
-    if wakeups is None:
-        await asyncio.sleep(seconds)
-        return
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(wakeups.event.wait(), timeout=seconds)
-    wakeups.event.clear()
-
-
-_collecting_less = 0
-_collecting_less_from: list[int] = []
-
-
-@contextlib.contextmanager
-def _fewer_collections() -> Iterator[None]:
-    """Collect cycles less often while a batch is applied.
-
-    A batch allocates hundreds of thousands of objects (rows, events, their fields) and
-    reference counting frees them all; there are next to no cycles to find. At the
-    default pace the collector still walked them again and again: a third of the
-    catch-up's Python time, measured with py-spy (docs/projections.md, "Speed").
-    """
-    global _collecting_less
-    if _collecting_less == 0:
-        _collecting_less_from[:] = gc.get_threshold()
-        gc.set_threshold(*GC_THRESHOLD)
-    _collecting_less += 1
-    try:
-        yield
-    finally:
-        _collecting_less -= 1
-        if _collecting_less == 0:
-            gc.set_threshold(*_collecting_less_from)
-
-
-async def _cancelled(task: asyncio.Task[Any]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await task
-
-
-def _decode_until_poison(records: list[FeedRecord]) -> list[Entry]:
-    entries = []
-    for record in records:
-        try:
-            event = record.decode()
-        except Exception:
-            break
-        entries.append(Entry(position=record.position, occurred_at=record.occurred_at, event=event))
-    return entries
-
-
-def _decode_error(record: FeedRecord) -> BaseException:
-    try:
-        record.decode()
-    except Exception as error:
-        return error
-    return RuntimeError("decoded on the second try")

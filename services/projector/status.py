@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 from psycopg import AsyncConnection
 
-from services.projector.appliers import APPLIERS
+from services.projector.appliers import PROJECTIONS, projection_names
 from services.store.feed import readable_head, waiting_seconds
 
 STATUS = """
@@ -44,7 +44,7 @@ async def projection_statuses(conn: AsyncConnection[Any]) -> list[ProjectionStat
     rows: dict[tuple[str, str], tuple[Any, ...]] = {
         (row[0], row[2]): (*row, waiting.get(row[3])) for row in found
     }
-    return [_status(applier.name, applier.version, head, rows) for applier in APPLIERS]
+    return [_status(applier.name, applier.version, head, rows) for applier in PROJECTIONS]
 
 
 STALLED = """
@@ -61,7 +61,7 @@ async def stalled_seconds(conn: AsyncConnection[Any]) -> dict[str, float]:
     it has yet to apply: a projection idle for an hour that gets an event is not stalled
     for an hour. Projections with nothing to apply are absent.
     """
-    cur = await conn.execute(STALLED, {"names": [applier.name for applier in APPLIERS]})
+    cur = await conn.execute(STALLED, {"names": projection_names()})
     checkpoints = await cur.fetchall()
     waiting = await waiting_seconds(conn, [position for _, position, _ in checkpoints])
     stalled = {}

@@ -15,10 +15,11 @@ from litestar.testing import AsyncTestClient
 from psycopg import sql
 
 from services.api.app import READ_CONTROLLERS
-from services.projector.appliers import APPLIERS, Applier
+from services.projector.appliers import Applier
 from services.projector.fresh import make_live_builds
 from services.projector.runner import Runner
 from services.queries.stats import METRICS
+from tests.appliers import APPLIERS
 
 pytestmark = pytest.mark.anyio
 

@@ -9,8 +9,8 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from services.api.spec import SPEC_PATH, render
-from services.projector.appliers import APPLIERS
 from services.queries.stats import METRICS
+from tests.appliers import APPLIERS
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.anyio

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from services.projector.appliers import APPLIERS
+from tests.appliers import APPLIERS
 
 
 def cli(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:

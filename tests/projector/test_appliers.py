@@ -14,8 +14,8 @@ from psycopg import AsyncConnection, sql
 
 from domain import events as e
 from domain.projections import Entry
-from services.projector.appliers import APPLIERS
 from services.projector.appliers.connections import PAIR_COLUMNS, PairRow
+from tests.appliers import APPLIERS
 from tests.domain.projections.strategies import valid_ledgers
 from tests.domain.projections.timeline import (
     ANA,

@@ -12,10 +12,10 @@ from psycopg import sql
 from bench.synthetic import fill
 from services import migrate
 from services.projector import builds
-from services.projector.appliers import APPLIERS
 from services.projector.fresh import make_live_builds
 from services.projector.runner import Runner
 from services.store.ledger import Ledger
+from tests.appliers import APPLIERS
 from tests.projector.runner_helpers import dump
 
 pytestmark = pytest.mark.anyio

@@ -14,9 +14,9 @@ import pytest
 from psycopg import sql
 
 from bench.synthetic import fill
-from services.projector.appliers import APPLIERS
 from services.store.ledger import Ledger
 from services.store.records import NewEvent
+from tests.appliers import APPLIERS
 from tests.projector.runner_helpers import cli, dump, start, status, wait_until
 
 pytestmark = [pytest.mark.anyio]

@@ -14,7 +14,7 @@ from services import migrate
 from services.api.auth import require
 from services.api.metrics import CONTENT_TYPE, CatchUpRate, projection_families, render
 from services.projector import builds
-from services.projector.appliers import APPLIERS
+from services.projector.appliers import make_appliers, projection_names
 from services.projector.status import ProjectionStatus, projection_statuses
 
 
@@ -75,12 +75,12 @@ class ProjectionController(Controller):
         self,
         pool: AsyncConnectionPool,
         # An enum, so that the spec (and a fuzzer) knows every projection by name.
-        name: Annotated[str, Parameter(schema_extra={"enum": [a.name for a in APPLIERS]})],
+        name: Annotated[str, Parameter(schema_extra={"enum": projection_names()})],
     ) -> ProjectionStatus:
         """The running projector builds it beside the live tables, which serve until the swap."""
-        applier = next((a for a in APPLIERS if a.name == name), None)
+        applier = next((a for a in make_appliers() if a.name == name), None)
         if applier is None:
-            known = ", ".join(a.name for a in APPLIERS)
+            known = ", ".join(projection_names())
             raise NotFoundException(f"no projection named {name!r}; known: {known}")
         async with pool.connection() as conn:
             await builds.start_build(conn, applier.name, applier.version, applier.create_tables)

@@ -12,9 +12,9 @@ from psycopg import AsyncConnection, sql
 
 from domain.projections import Aliases, Entry, connections
 from domain.projections.connections import RELATIONS, Pair, PairKey
-from services.projector.appliers import (
+from services.projector.appliers.base import Memories
+from services.projector.appliers.rows import (
     Columns,
-    Memories,
     create_aliases_table,
     create_index,
     delete,
@@ -37,6 +37,8 @@ class ConnectionsApplier:
     tables: tuple[str, ...] = ("connections", "connection_aliases")
 
     def __init__(self) -> None:
+        # The version this applier builds, fixed when a runner makes it.
+        self.version = type(self).version
         self.memories: Memories[PairKey, Pair] = Memories()
 
     async def create_tables(self, conn: AsyncConnection[Any], schema: str) -> None:

@@ -12,9 +12,9 @@ from psycopg import AsyncConnection, sql
 
 from domain.projections import Aliases, Entry, contribution_counts
 from domain.projections.contribution_counts import ContributionRef, Key
-from services.projector.appliers import (
+from services.projector.appliers.base import Memories
+from services.projector.appliers.rows import (
     Columns,
-    Memories,
     create_aliases_table,
     create_index,
     delete,
@@ -54,6 +54,8 @@ class ContributionCountsApplier:
     )
 
     def __init__(self) -> None:
+        # The version this applier builds, fixed when a runner makes it.
+        self.version = type(self).version
         self.memories: Memories[Key, int] = Memories()
 
     async def create_tables(self, conn: AsyncConnection[Any], schema: str) -> None:

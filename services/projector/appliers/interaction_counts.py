@@ -12,9 +12,9 @@ from psycopg import AsyncConnection, sql
 
 from domain.projections import Aliases, Entry, interaction_counts
 from domain.projections.interaction_counts import Key, RecognitionRef
-from services.projector.appliers import (
+from services.projector.appliers.base import Memories
+from services.projector.appliers.rows import (
     Columns,
-    Memories,
     create_aliases_table,
     create_index,
     delete,
@@ -52,6 +52,8 @@ class InteractionCountsApplier:
     )
 
     def __init__(self) -> None:
+        # The version this applier builds, fixed when a runner makes it.
+        self.version = type(self).version
         self.memories: Memories[Key, int] = Memories()
 
     async def create_tables(self, conn: AsyncConnection[Any], schema: str) -> None:

@@ -14,9 +14,9 @@ from psycopg import AsyncConnection, sql
 
 from domain.projections import Aliases, Entry, member_profiles
 from domain.projections.member_profiles import ContributionRef, Profile
-from services.projector.appliers import (
+from services.projector.appliers.base import Memories
+from services.projector.appliers.rows import (
     Columns,
-    Memories,
     create_aliases_table,
     create_index,
     save_aliases,
@@ -66,6 +66,8 @@ class MemberProfilesApplier:
     )
 
     def __init__(self) -> None:
+        # The version this applier builds, fixed when a runner makes it.
+        self.version = type(self).version
         self.memories: Memories[UUID, Profile] = Memories(keep_rows=PROFILES_KEPT)
 
     async def create_tables(self, conn: AsyncConnection[Any], schema: str) -> None:

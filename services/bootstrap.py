@@ -1,0 +1,95 @@
+"""The composition root: settings -> pool -> Ledger -> CommandHandler -> projections.
+
+Every entry point (serve, the projector, the importers, keys, demo) builds what it needs
+here, so each object is made one way, and only once its command runs: importing a module
+builds nothing stateful. Entry points import this module; nothing below them does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from services.database import database_url
+from services.handler import CommandHandler
+from services.importers.dry_run import DryRunLedger
+from services.projector.appliers import make_appliers
+from services.projector.progress import Progress
+from services.projector.runner import BATCH_SIZE, Runner
+from services.settings import Settings, load_settings
+from services.store.ledger import Ledger
+
+POOL_SIZE = 10
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+def database(settings: Settings) -> str:
+    """The URL every connection uses; with no DATABASE_URL, this starts the embedded server."""
+    return database_url(settings)
+
+
+def pool(url: str, *, size: int = POOL_SIZE) -> AsyncConnectionPool:
+    """The process's one pool, opened by the caller's `async with`, never at import."""
+    # Autocommit: a read is one round trip, not a query and then a COMMIT when the
+    # connection goes back to the pool; writes open their own transactions.
+    return AsyncConnectionPool(
+        url, min_size=1, max_size=size, kwargs={"autocommit": True}, open=False
+    )
+
+
+def command_handler(ledger: Ledger, *, dry_run: bool = False) -> CommandHandler:
+    """The one write path; a dry run decides everything by the rules and appends nothing."""
+    return CommandHandler(DryRunLedger(ledger) if dry_run else ledger)
+
+
+@dataclass(frozen=True)
+class WritePath:
+    """What a process that writes holds for its lifetime."""
+
+    pool: AsyncConnectionPool
+    ledger: Ledger
+    handler: CommandHandler
+
+
+@asynccontextmanager
+async def write_path(
+    url: str, *, pool_size: int = POOL_SIZE, dry_run: bool = False
+) -> AsyncIterator[WritePath]:
+    """Pool, ledger and handler, open for the block; the pool closes when it ends."""
+    async with pool(url, size=pool_size) as opened:
+        ledger = Ledger(opened)
+        yield WritePath(opened, ledger, command_handler(ledger, dry_run=dry_run))
+
+
+def runner(
+    url: str,
+    names: Sequence[str] = (),
+    *,
+    rebuild: Sequence[str] = (),
+    batch_size: int = BATCH_SIZE,
+    progress: Progress | None = None,
+) -> Runner:
+    """A projection runner with appliers of its own: their memories are never shared."""
+    return Runner(
+        url,
+        names,
+        rebuild=rebuild,
+        batch_size=batch_size,
+        progress=progress,
+        appliers=make_appliers(),
+    )
+
+
+@asynccontextmanager
+async def connection(url: str) -> AsyncIterator[AsyncConnection[Any]]:
+    """One autocommit connection, for the short commands (keys, status, the demo's key)."""
+    async with await AsyncConnection.connect(url, autocommit=True) as conn:
+        yield conn
