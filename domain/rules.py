@@ -1,5 +1,9 @@
 """The rules: one pure decider per command, returning the events it produces or raising.
 
+The member rules (registration, profile, handles, merges, erasure) are in
+`domain.member_rules`; the activity rules (contributions, introductions, mentions,
+recognitions) are here beside `decide`.
+
 Every path that writes (API, importers, CLI) loads `Known`, calls `decide`, and appends
 what it returns, so a rule holds the same wherever a command comes from.
 """
@@ -28,17 +32,13 @@ from domain.commands import (
 from domain.errors import (
     ContributionAlreadyRecorded,
     ContributionAlreadyRetracted,
-    HandleAlreadyClaimed,
-    HandleNotLinked,
     IntroductionAlreadyMade,
     InvalidField,
-    MemberAlreadyRegistered,
     MentionAlreadyRecorded,
     RecognitionAlreadyGiven,
     RecognitionAlreadyWithdrawn,
     SelfIntroduction,
     SelfMention,
-    SelfMerge,
     SelfRecognition,
     TooFewIntroduced,
     UnknownContribution,
@@ -50,18 +50,19 @@ from domain.events import (
     ContributionRecorded,
     ContributionRetracted,
     Event,
-    HandleLinked,
-    HandleUnlinked,
     IntroductionMade,
-    MemberForgotten,
-    MemberProfileUpdated,
-    MemberRegistered,
-    MembersMerged,
     MentionRecorded,
     RecognitionGiven,
     RecognitionWithdrawn,
 )
-from domain.handles import Handle, parse_handle
+from domain.member_rules import (
+    forget_member,
+    link_handle,
+    merge_members,
+    register_member,
+    unlink_handle,
+    update_profile,
+)
 from domain.state import Folding, Known
 
 
@@ -114,69 +115,6 @@ def decide_each(commands: Iterable[Command], known: Known) -> list[list[Event]]:
             folding.apply(event)
         produced.append(decided)
     return produced
-
-
-def register_member(cmd: RegisterMember, known: Known) -> list[Event]:
-    if cmd.member_id in known.members:
-        raise MemberAlreadyRegistered(cmd.member_id)
-    name = checks.display_name(cmd.display_name)
-    handles = _unique(parse_handle(raw) for raw in cmd.handles)
-    for handle in handles:
-        _require_unclaimed(known, handle, cmd.member_id)
-    displays = tuple(handle.display for handle in handles)
-    return [
-        MemberRegistered(
-            member_id=cmd.member_id, display_name=name, handles=displays, joined_at=cmd.joined_at
-        )
-    ]
-
-
-def update_profile(cmd: UpdateProfile, known: Known) -> list[Event]:
-    checks.require_active(known, [cmd.member_id])
-    if cmd.display_name is None and cmd.bio is None and cmd.links is None:
-        raise InvalidField("profile", "give at least one of display_name, bio, links")
-    name = None if cmd.display_name is None else checks.display_name(cmd.display_name)
-    return [
-        MemberProfileUpdated(
-            member_id=cmd.member_id,
-            display_name=name,
-            bio=None if cmd.bio is None else checks.limit("bio", cmd.bio, limits.MAX_BIO),
-            links=None if cmd.links is None else checks.links(cmd.links),
-        )
-    ]
-
-
-def link_handle(cmd: LinkHandle, known: Known) -> list[Event]:
-    """Linking a handle the member already holds is a no-op, so retries are harmless."""
-    checks.require_active(known, [cmd.member_id])
-    handle = parse_handle(cmd.handle)
-    if known.owner_of(handle.key) == cmd.member_id:
-        return []
-    _require_unclaimed(known, handle, cmd.member_id)
-    return [HandleLinked(member_id=cmd.member_id, handle=handle.display)]
-
-
-def unlink_handle(cmd: UnlinkHandle, known: Known) -> list[Event]:
-    checks.require_active(known, [cmd.member_id])
-    handle = parse_handle(cmd.handle)
-    if known.owner_of(handle.key) != cmd.member_id:
-        raise HandleNotLinked(handle.display, cmd.member_id)
-    return [HandleUnlinked(member_id=cmd.member_id, handle=handle.display)]
-
-
-def merge_members(cmd: MergeMembers, known: Known) -> list[Event]:
-    checks.require_registered(known, [cmd.survivor_id, cmd.duplicate_id])
-    if cmd.survivor_id == cmd.duplicate_id:
-        raise SelfMerge(cmd.survivor_id)
-    checks.require_active(known, [cmd.duplicate_id, cmd.survivor_id])
-    return [MembersMerged(survivor_id=cmd.survivor_id, duplicate_id=cmd.duplicate_id)]
-
-
-def forget_member(cmd: ForgetMember, known: Known) -> list[Event]:
-    """A merged duplicate is refused: erasure belongs on the survivor, who holds its history."""
-    checks.require_active(known, [cmd.member_id])
-    reason = checks.limit("reason", cmd.reason, limits.MAX_NOTE)
-    return [MemberForgotten(member_id=cmd.member_id, reason=reason)]
 
 
 def record_contribution(cmd: RecordContribution, known: Known) -> list[Event]:
@@ -305,20 +243,6 @@ def withdraw_recognition(cmd: WithdrawRecognition, known: Known) -> list[Event]:
             reason=checks.limit("reason", cmd.reason, limits.MAX_NOTE),
         )
     ]
-
-
-def _unique(handles: Iterable[Handle]) -> list[Handle]:
-    """One handle per key; the first spelling wins."""
-    unique: dict[str, Handle] = {}
-    for handle in handles:
-        unique.setdefault(handle.key, handle)
-    return list(unique.values())
-
-
-def _require_unclaimed(known: Known, handle: Handle, member_id: UUID) -> None:
-    owner = known.owner_of(handle.key)
-    if owner is not None and owner != member_id:
-        raise HandleAlreadyClaimed(handle.display, owner)
 
 
 def _require_contribution(known: Known, contribution_id: UUID | None) -> None:
