@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,6 +30,7 @@ from services.projector.progress import Progress
 log = logging.getLogger("community_ledger.api")
 
 MAX_BODY = 1024 * 1024
+STOP_SECONDS = 10.0
 VERSION = "1.0.0"
 
 READ_CONTROLLERS: list[type[Controller]] = [MemberController, StatsController]
@@ -52,9 +52,7 @@ def create_app(database_url: str, *, run_projector: bool = False, pool_size: int
                 yield
             finally:
                 if projector is not None:
-                    projector.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await projector
+                    await _stop(projector)
 
     app = Litestar(
         route_handlers=[
@@ -95,6 +93,16 @@ def openapi_config() -> OpenAPIConfig:
         path=SCHEMA_PATH,
         render_plugins=render_plugins(),
     )
+
+
+async def _stop(projector: asyncio.Task[None]) -> None:
+    """Cancel the in-process projector, and never let it hold the server's shutdown."""
+    projector.cancel()
+    done, _ = await asyncio.wait({projector}, timeout=STOP_SECONDS)
+    if not done:
+        log.warning("the in-process projector did not stop within %s s; leaving it", STOP_SECONDS)
+    elif not projector.cancelled() and (error := projector.exception()) is not None:
+        log.warning("the in-process projector ended with %r", error)
 
 
 async def _project(database_url: str) -> None:

@@ -81,8 +81,11 @@ async def sleep_until(wakeups: Wakeups | None, seconds: float) -> None:
     if wakeups is None:
         await asyncio.sleep(seconds)
         return
+    # asyncio.timeout, not asyncio.wait_for: on Python 3.11, wait_for swallows a cancel that
+    # arrives as the event is set, and a follower stopped by its server then never stops.
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(wakeups.event.wait(), timeout=seconds)
+        async with asyncio.timeout(seconds):
+            await wakeups.event.wait()
     wakeups.event.clear()
 
 
