@@ -95,10 +95,22 @@ def merge_members(cmd: MergeMembers, known: Known) -> list[Event]:
 
 
 def forget_member(cmd: ForgetMember, known: Known) -> list[Event]:
-    """A merged duplicate is refused: erasure belongs on the survivor, who holds its history."""
+    """The member and every duplicate merged into it, each its own event (each has its key).
+
+    Forgetting twice decides nothing: an erasure is retried until it is known to have
+    happened. A merged duplicate is refused: erasure belongs on the survivor, which holds
+    its history."""
+    checks.require_registered(known, [cmd.member_id])
+    if known.members[cmd.member_id].forgotten:
+        return []
     checks.require_active(known, [cmd.member_id])
     reason = checks.limit("reason", cmd.reason, limits.MAX_NOTE)
-    return [MemberForgotten(member_id=cmd.member_id, reason=reason)]
+    duplicates = known.merged_into_it(cmd.member_id)
+    checks.require_registered(known, duplicates)
+    return [
+        MemberForgotten(member_id=cmd.member_id, reason=reason),
+        *(MemberForgotten(member_id=d) for d in duplicates if not known.members[d].forgotten),
+    ]
 
 
 def _unique(handles: Iterable[Handle]) -> list[Handle]:

@@ -64,6 +64,7 @@ class Known(msgspec.Struct, frozen=True, kw_only=True):
     recognitions: dict[UUID, RecognitionState] = {}
     introductions: AbstractSet[UUID] = frozenset()
     mentions: AbstractSet[UUID] = frozenset()
+    duplicates: dict[UUID, tuple[UUID, ...]] = {}  # survivor -> the members merged into it
 
     @classmethod
     def empty(cls) -> Known:
@@ -80,6 +81,13 @@ class Known(msgspec.Struct, frozen=True, kw_only=True):
             seen.add(member_id)
             state = self.members.get(member_id)
         return member_id
+
+    def merged_into_it(self, member_id: UUID) -> list[UUID]:
+        """The members merged into `member_id`, directly or down a chain, as far as known."""
+        found = [member_id]
+        for survivor in found:  # grows as it walks; a cycle cannot be recorded
+            found += [d for d in self.duplicates.get(survivor, ()) if d not in found]
+        return found[1:]
 
     def owner_of(self, handle_key: str) -> UUID | None:
         """Who holds a handle now, following merges."""
@@ -127,6 +135,7 @@ class Folding:
         self.recognitions = dict(known.recognitions)
         self.introductions = set(known.introductions)
         self.mentions = set(known.mentions)
+        self.duplicates = dict(known.duplicates)
 
     def freeze(self) -> Known:
         """The end of the fold: its dicts change no more; the sets are frozen copies."""
@@ -148,6 +157,7 @@ class Folding:
             recognitions=self.recognitions,
             introductions=self.introductions,
             mentions=self.mentions,
+            duplicates=self.duplicates,
         )
 
     def apply(self, event: Event) -> None:
@@ -158,11 +168,12 @@ class Folding:
                 self.handle_owners.update(dict.fromkeys(keys, mid))
             case MemberProfileUpdated(member_id=mid, display_name=name) if name is not None:
                 self._change(mid, display_name=name)
-            case HandleLinked(member_id=mid, handle=handle):
+            # An erased member's handle folds as "" (domain/personal.py): nothing to hold.
+            case HandleLinked(member_id=mid, handle=handle) if handle:
                 key = normalize_handle(handle)
                 self.handle_owners[key] = mid
                 self._change_handles(mid, add=key)
-            case HandleUnlinked(member_id=mid, handle=handle):
+            case HandleUnlinked(member_id=mid, handle=handle) if handle:
                 key = normalize_handle(handle)
                 previous = self.handle_owners.pop(key, None)
                 for owner in {mid, previous}:
@@ -171,9 +182,11 @@ class Folding:
             case MembersMerged(survivor_id=survivor, duplicate_id=duplicate):
                 self._merge(survivor, duplicate)
             case MemberForgotten(member_id=mid):
-                # Handles stay claimed: an importer meeting them again must hit
-                # MemberIsForgotten, not quietly re-create the person.
-                self._change(mid, forgotten=True, display_name="")
+                # Handles are freed: with the key gone nothing can tell they were held
+                # (docs/privacy.md), so the person may register again, as someone new.
+                for key in [k for k, owner in self.handle_owners.items() if owner == mid]:
+                    del self.handle_owners[key]
+                self._change(mid, forgotten=True, display_name="", handles=frozenset())
             case ContributionRecorded(contribution_id=cid, member_id=mid):
                 self.contributions[cid] = ContributionState(contribution_id=cid, member_id=mid)
             case ContributionRetracted(contribution_id=cid, member_id=mid):
@@ -204,6 +217,8 @@ class Folding:
 
     def _merge(self, survivor: UUID, duplicate: UUID) -> None:
         """The duplicate's handles now find the survivor."""
+        if duplicate not in self.duplicates.get(survivor, ()):
+            self.duplicates[survivor] = (*self.duplicates.get(survivor, ()), duplicate)
         moved = {key for key, owner in self.handle_owners.items() if owner == duplicate}
         if (state := self.members.get(duplicate)) is not None:
             moved |= state.handles

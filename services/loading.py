@@ -73,6 +73,19 @@ class Loader:
         members |= {s.member_id for s in known.contributions.values()}
         members |= {m for s in known.recognitions.values() for m in (s.from_id, s.to_id)}
         await self._load_members(members)
+        await self._load_duplicates(
+            [cmd.member_id for cmd in commands if isinstance(cmd, c.ForgetMember)]
+        )
+
+    async def _load_duplicates(self, member_ids: Sequence[UUID]) -> None:
+        """An erasure forgets the members merged into it too: walk their chains of merges."""
+        while new := {
+            d
+            for m in member_ids
+            for d in self.known().merged_into_it(m)
+            if member_stream(d) not in self.versions
+        }:
+            await self._load_members(new)
 
     async def _load_members(self, member_ids: Iterable[UUID]) -> None:
         """Each member's stream, and the merges that name them from other members' streams."""

@@ -24,6 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "services.metrics",
         "services.keys",
         "services.queries",
+        "services.privacy",
     ),
     # The one way in and out of `events` and `event_tags`.
     ("services.store",),

@@ -15,6 +15,9 @@ import psycopg
 
 from domain.codec import decode_event
 from domain.events import Event
+from domain.personal import BLANKS
+
+ERASED = "erased"
 
 
 class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,8 +60,14 @@ class RecordedEvent(msgspec.Struct, frozen=True, kw_only=True):
     tags: tuple[str, ...]
     occurred_at: datetime
     recorded_at: datetime
+    erased: bool = False
+    """Opened without its key: `data` holds the personal fields as null (docs/privacy.md)."""
 
     def decode(self) -> Event:
+        if self.erased:
+            payload = msgspec.json.decode(self.data)
+            del payload[ERASED]
+            return decode_event(self.type, self.schema_version, {**payload, **BLANKS[self.type]})
         return decode_event(self.type, self.schema_version, bytes(self.data))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any, NamedTuple
+from uuid import UUID
 
 import psycopg
 
@@ -31,7 +32,8 @@ READ_STATE = f"""
     SELECT x.*
     FROM unnest(%(streams)s::text[]) AS w(stream)
     CROSS JOIN LATERAL (
-        SELECT e.position, e.type, e.schema_version, e.data::text, e.stream, e.stream_version
+        SELECT e.position, e.type, e.schema_version, e.data::text, e.stream, e.stream_version,
+               e.event_id
         FROM events e
         WHERE e.stream = w.stream
         OFFSET 0
@@ -40,14 +42,15 @@ READ_STATE = f"""
     SELECT x.*
     FROM unnest(%(tags)s::text[]) AS w(tag)
     CROSS JOIN LATERAL (
-        SELECT e.position, e.type, e.schema_version, e.data::text, e.stream, e.stream_version
+        SELECT e.position, e.type, e.schema_version, e.data::text, e.stream, e.stream_version,
+               e.event_id
         FROM event_tags t
         JOIN events e ON e.position = t.position
         WHERE t.tag = w.tag
         OFFSET 0
     ) AS x
     UNION ALL
-    SELECT position, type, schema_version, data::text, stream, stream_version
+    SELECT position, type, schema_version, data::text, stream, stream_version, event_id
     FROM events
     WHERE cardinality(%(typed_tags)s::text[]) > 0
       AND type IN ({", ".join(f"'{name}'" for name in MEMBER_LIFECYCLE)})
@@ -70,6 +73,8 @@ class Row(NamedTuple):
     data: str | bytes
     stream: str
     stream_version: int
+    event_id: UUID | None = None
+    """What a sealed payload's box is bound to; None for a dry run's unsealed rows."""
 
     def decode(self) -> Event:
         return decode_event(self.type, self.schema_version, self.data)

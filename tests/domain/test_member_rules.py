@@ -219,10 +219,36 @@ def test_forgetting_a_member_records_the_reason() -> None:
     )
 
 
-def test_forgetting_twice_is_refused() -> None:
-    given(registered(ANA), MemberForgotten(member_id=ANA)).when(ForgetMember(member_id=ANA)).raises(
-        MemberIsForgotten, ANA
+def test_forgetting_twice_decides_nothing_so_a_retried_erasure_succeeds() -> None:
+    given(registered(ANA), MemberForgotten(member_id=ANA)).when(ForgetMember(member_id=ANA)).then()
+
+
+def test_forgetting_a_survivor_forgets_every_duplicate_merged_into_it_each_by_its_own_event() -> (
+    None
+):
+    given(
+        registered(ANA),
+        registered(BO),
+        registered(CY),
+        MembersMerged(survivor_id=BO, duplicate_id=CY),
+        MembersMerged(survivor_id=ANA, duplicate_id=BO),
+    ).when(ForgetMember(member_id=ANA, reason="asked")).then(
+        MemberForgotten(member_id=ANA, reason="asked"),
+        MemberForgotten(member_id=BO),
+        MemberForgotten(member_id=CY),
     )
+
+
+def test_forgetting_a_merged_duplicate_is_refused_and_names_the_survivor() -> None:
+    given(registered(ANA), registered(BO), MembersMerged(survivor_id=ANA, duplicate_id=BO)).when(
+        ForgetMember(member_id=BO)
+    ).raises(MemberWasMerged, BO, ANA)
+
+
+def test_a_forgotten_members_handle_is_free_to_register_again() -> None:
+    given(registered(ANA, "twitter:@ana"), MemberForgotten(member_id=ANA)).when(
+        RegisterMember(member_id=BO, display_name="Ana again", handles=("twitter:@ana",))
+    ).then(MemberRegistered(member_id=BO, display_name="Ana again", handles=("twitter:@ana",)))
 
 
 def test_forgetting_an_unknown_member_names_the_id() -> None:
@@ -233,9 +259,3 @@ def test_a_forgotten_member_takes_no_new_events() -> None:
     scenario = given(registered(ANA, "twitter:@ana"), MemberForgotten(member_id=ANA))
     scenario.when(UpdateProfile(member_id=ANA, bio="x")).raises(MemberIsForgotten, ANA)
     scenario.when(LinkHandle(member_id=ANA, handle="github:ana")).raises(MemberIsForgotten, ANA)
-
-
-def test_a_forgotten_members_handles_stay_claimed() -> None:
-    given(registered(ANA, "twitter:@ana"), MemberForgotten(member_id=ANA)).when(
-        RegisterMember(member_id=BO, display_name="Bo", handles=("twitter:ana",))
-    ).raises(HandleAlreadyClaimed, ANA)

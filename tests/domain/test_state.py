@@ -84,11 +84,18 @@ def test_handle_events_alone_still_say_who_owns_a_handle() -> None:
     assert ANA not in known.members
 
 
-def test_forgetting_erases_the_name_but_keeps_the_handles_claimed() -> None:
+def test_forgetting_erases_the_name_and_frees_the_handles() -> None:
     known = fold([registered(ANA, "twitter:@ana", name="Ana"), MemberForgotten(member_id=ANA)])
     assert known.members[ANA].forgotten
     assert known.members[ANA].display_name == ""
-    assert known.owner_of("twitter:ana") == ANA
+    assert known.owner_of("twitter:ana") is None
+    assert known.members[ANA].handles == frozenset()
+
+
+def test_an_erased_members_handle_events_fold_without_a_handle() -> None:
+    """Opened without the key, a handle reads as "" (domain/personal.py BLANKS)."""
+    known = fold([registered(ANA, name=""), HandleLinked(member_id=ANA, handle="")])
+    assert known.handle_owners == {}
 
 
 def test_retractions_and_withdrawals_are_known_even_without_the_original() -> None:

@@ -1,0 +1,1 @@
+"""Personal data in the ledger: data keys, sealing, erasure (docs/privacy.md)."""

@@ -1,0 +1,156 @@
+"""Sealing an event's personal fields under one member's data key, and opening them again.
+
+A stored payload keeps its clear fields and holds the personal ones (domain/personal.py)
+in one box: `"sealed": {"key": "<member id>", "box": "<base64 nonce + ciphertext>"}`.
+The box is AES-256-GCM over the JSON object of those fields, with a fresh 12-byte nonce,
+and the event's id and type as associated data: a box moved to another event, or edited,
+fails to open. One box per event (not per field) because every personal field of an
+event is under the same member's key: the field names are inside the authenticated
+plaintext, and appends and folds pay for one cipher call per event, not four.
+
+Opened without its key (the member was erased), a payload reads in one shape: each
+personal field `null` and `"erased": true`; a fold sees the fields' blanks instead
+(`domain.personal.BLANKS`), so erased events still fold.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+from collections.abc import Collection
+from typing import Any, Protocol
+from uuid import UUID
+
+import msgspec
+import psycopg
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from domain.personal import BLANKS, PERSONAL, sealed_fields
+
+SEALED = "sealed"
+ERASED = "erased"
+HANDLE_TAG = "handle:"
+NONCE = 12
+
+_encoder = msgspec.json.Encoder()
+_blank_json = {name: _encoder.encode(blanks)[1:-1] for name, blanks in BLANKS.items() if blanks}
+
+
+class KeySource(Protocol):
+    """What sealing needs of the keyring (services/privacy/keyring.py)."""
+
+    handle_secret: bytes
+
+    async def data_keys(
+        self, conn: psycopg.AsyncConnection[Any], member_ids: Collection[UUID], *, create: bool
+    ) -> dict[UUID, bytes]: ...
+
+    async def destroy(
+        self, conn: psycopg.AsyncConnection[Any], member_ids: Collection[UUID]
+    ) -> None: ...
+
+
+class Box(msgspec.Struct, frozen=True):
+    key: UUID
+    box: str
+
+
+class _Peek(msgspec.Struct):
+    """Just the box of a stored payload: the rest is skipped, not parsed."""
+
+    sealed: Box | None = None
+
+
+_peek = msgspec.json.Decoder(_Peek)
+
+
+class UnreadableBox(Exception):
+    """A box that its key does not open: edited, or moved from another event."""
+
+    def __init__(self, event_id: UUID) -> None:
+        super().__init__(f"the personal fields of event {event_id} fail authentication")
+        self.event_id = event_id
+
+
+def associated_data(event_id: UUID, type_name: str) -> bytes:
+    return f"{event_id}/{type_name}".encode()
+
+
+def owner_of(type_name: str, payload: dict[str, Any]) -> UUID | None:
+    """The member whose key seals this payload; None when it has nothing personal."""
+    personal = PERSONAL.get(type_name)
+    if personal is None or not personal.sealed:
+        return None
+    owner = payload[personal.owner]
+    return owner if isinstance(owner, UUID) else UUID(owner)
+
+
+def seal(payload: dict[str, Any], event_id: UUID, type_name: str, owner: UUID, key: bytes) -> None:
+    """Move the personal fields of `payload` (a decoded stored payload) into its box."""
+    fields = {name: payload.pop(name) for name in sealed_fields(type_name) if name in payload}
+    nonce = os.urandom(NONCE)
+    ciphertext = AESGCM(key).encrypt(
+        nonce, _encoder.encode(fields), associated_data(event_id, type_name)
+    )
+    payload[SEALED] = {"key": str(owner), "box": base64.b64encode(nonce + ciphertext).decode()}
+
+
+def peek(data: bytes | str) -> UUID | None:
+    """The key a stored payload is sealed under, if any."""
+    box = _peek.decode(data).sealed
+    return None if box is None else box.key
+
+
+def unbox(box: Box, event_id: UUID, type_name: str, key: bytes) -> bytes:
+    """The JSON object of the personal fields."""
+    raw = base64.b64decode(box.box)
+    try:
+        return AESGCM(key).decrypt(raw[:NONCE], raw[NONCE:], associated_data(event_id, type_name))
+    except InvalidTag as error:
+        raise UnreadableBox(event_id) from error
+
+
+def open_payload(
+    data: bytes | str, event_id: UUID, type_name: str, keys: dict[UUID, bytes]
+) -> tuple[dict[str, Any], bool]:
+    """The payload as readers show it (personal fields in clear, or erased), and whether erased."""
+    payload: dict[str, Any] = msgspec.json.decode(data)
+    stored = payload.pop(SEALED, None)
+    if stored is None:
+        return payload, False
+    box = msgspec.convert(stored, Box)
+    key = keys.get(box.key)
+    if key is None:
+        payload.update(dict.fromkeys(sealed_fields(type_name)))
+        payload[ERASED] = True
+        return payload, True
+    payload.update(msgspec.json.decode(unbox(box, event_id, type_name, key)))
+    return payload, False
+
+
+def open_for_fold(data: bytes, event_id: UUID, type_name: str, keys: dict[UUID, bytes]) -> bytes:
+    """The payload as a fold decodes it, spliced rather than re-encoded (folds read millions):
+    the opened fields (or the blanks) appended to the object; the box is an unknown field
+    the event decoder skips."""
+    box = _peek.decode(data).sealed
+    if box is None:
+        return data
+    key = keys.get(box.key)
+    if key is None:
+        fields = _blank_json.get(type_name, b"")
+    else:
+        fields = unbox(box, event_id, type_name, key)[1:-1]
+    return data[:-1] + b"," + fields + b"}" if fields else data
+
+
+def handle_digest(secret: bytes, tag: str) -> str:
+    """`handle:<platform>:<name>` as stored: `handle:<HMAC-SHA-256 hex>`; other tags as they are.
+
+    A stored digest has no colon after `handle:`, so hashing is idempotent."""
+    if not tag.startswith(HANDLE_TAG) or ":" not in tag[len(HANDLE_TAG) :]:
+        return tag
+    key = tag[len(HANDLE_TAG) :].encode()
+    return HANDLE_TAG + hmac.new(secret, key, hashlib.sha256).hexdigest()

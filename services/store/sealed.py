@@ -1,0 +1,115 @@
+"""The store's side of sealing: events are sealed on their way in and opened on the way out.
+
+Every reader of `events` opens rows here, so no reader shows ciphertext or forgets to
+treat an erased member: a batch of rows costs one key lookup (`data_keys` with all the
+members it names), never one per event. Handle tags are stored as keyed digests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+from uuid import UUID
+
+import msgspec
+import psycopg
+
+from domain.errors import MemberIsForgotten
+from services.privacy import sealing
+from services.privacy.sealing import KeySource
+from services.store.records import AppendCondition, FeedRecord, NewEvent, Query, RecordedEvent
+from services.store.state import Row
+
+_encoder = msgspec.json.Encoder()
+
+
+class Sealer:
+    """Seals and opens with the process's keyring; one per `Ledger`."""
+
+    def __init__(self, keyring: KeySource) -> None:
+        self.keyring = keyring
+
+    def tag(self, tag: str) -> str:
+        return sealing.handle_digest(self.keyring.handle_secret, tag)
+
+    def tags(self, tags: Iterable[str]) -> list[str]:
+        return [sealing.handle_digest(self.keyring.handle_secret, tag) for tag in tags]
+
+    def condition(self, condition: AppendCondition | None) -> AppendCondition | None:
+        if condition is None:
+            return None
+        queries = tuple(
+            Query(tags=tuple(self.tags(q.tags)), types=q.types)
+            for q in condition.fail_if_events_match
+        )
+        return AppendCondition(fail_if_events_match=queries, after=condition.after)
+
+    async def seal(
+        self, conn: psycopg.AsyncConnection[Any], events: Sequence[NewEvent]
+    ) -> list[NewEvent]:
+        """`events` with personal fields boxed and handle tags hashed; one key lookup."""
+        payloads = [msgspec.json.decode(bytes(event.data)) for event in events]
+        owners = [sealing.owner_of(e.type, p) for e, p in zip(events, payloads, strict=True)]
+        wanted = {owner for owner in owners if owner is not None}
+        keys = await self.keyring.data_keys(conn, wanted, create=True) if wanted else {}
+        if missing := sorted(wanted - keys.keys(), key=str):
+            raise MemberIsForgotten(missing[0])
+        sealed = []
+        for event, payload, owner in zip(events, payloads, owners, strict=True):
+            data = event.data
+            if owner is not None:
+                sealing.seal(payload, event.event_id, event.type, owner, keys[owner])
+                data = msgspec.Raw(_encoder.encode(payload))
+            sealed.append(
+                msgspec.structs.replace(event, data=data, tags=tuple(self.tags(event.tags)))
+            )
+        return sealed
+
+    async def _keys(
+        self, conn: psycopg.AsyncConnection[Any], datas: Iterable[bytes | str]
+    ) -> dict[UUID, bytes]:
+        wanted = {key for data in datas if (key := sealing.peek(data)) is not None}
+        return await self.keyring.data_keys(conn, wanted, create=False) if wanted else {}
+
+    async def open(
+        self, conn: psycopg.AsyncConnection[Any], records: list[RecordedEvent]
+    ) -> list[RecordedEvent]:
+        """Records as readers show them: personal fields in clear, or null and `erased`."""
+        keys = await self._keys(conn, (bytes(r.data) for r in records))
+        opened = []
+        for record in records:
+            payload, erased = sealing.open_payload(
+                bytes(record.data), record.event_id, record.type, keys
+            )
+            opened.append(
+                msgspec.structs.replace(
+                    record, data=msgspec.Raw(_encoder.encode(payload)), erased=erased
+                )
+            )
+        return opened
+
+    async def open_for_folds(
+        self, conn: psycopg.AsyncConnection[Any], records: list[FeedRecord]
+    ) -> list[FeedRecord]:
+        keys = await self._keys(conn, (bytes(r.data) for r in records))
+        return [
+            msgspec.structs.replace(
+                r, data=msgspec.Raw(sealing.open_for_fold(bytes(r.data), r.event_id, r.type, keys))
+            )
+            for r in records
+        ]
+
+    async def open_rows(self, conn: psycopg.AsyncConnection[Any], rows: list[Row]) -> list[Row]:
+        keys = await self._keys(conn, (row.data for row in rows))
+        return [
+            row
+            if row.event_id is None  # a dry run's decided events are never sealed
+            else row._replace(
+                data=sealing.open_for_fold(_bytes(row.data), row.event_id, row.type, keys)
+            )
+            for row in rows
+        ]
+
+
+def _bytes(data: str | bytes) -> bytes:
+    return data.encode() if isinstance(data, str) else data

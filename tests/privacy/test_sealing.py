@@ -1,0 +1,97 @@
+"""Sealing a payload and opening it: no plaintext stored, boxes bound to their event."""
+
+from __future__ import annotations
+
+import os
+
+import msgspec
+import pytest
+
+from domain.codec import decode_event, encode_payload
+from domain.events import ContributionRecorded, MemberRegistered
+from domain.ids import new_id
+from services.privacy import sealing
+
+ANA = new_id()
+KEY = os.urandom(32)
+
+
+def sealed(event: object, event_id: object, key: bytes = KEY) -> bytes:
+    payload = msgspec.json.decode(encode_payload(event))  # type: ignore[arg-type]
+    sealing.seal(payload, event_id, type(event).__name__, ANA, key)  # type: ignore[arg-type]
+    return msgspec.json.encode(payload)
+
+
+def contribution() -> ContributionRecorded:
+    return ContributionRecorded(
+        contribution_id=new_id(), member_id=ANA, kind="chat_answer", space="kaizenblog",
+        title="Connecting people", body="A1: listen first", url="https://example.org/a1",
+        attributes={"question": "Q1"},
+    )  # fmt: skip
+
+
+def test_a_sealed_payload_holds_no_personal_text_and_keeps_ids_kinds_and_spaces() -> None:
+    event, event_id = contribution(), new_id()
+    stored = sealed(event, event_id)
+    for text in ("Connecting people", "listen first", "example.org", "Q1", "question"):
+        assert text.encode() not in stored
+    for clear in (str(ANA), "chat_answer", "kaizenblog", str(event.contribution_id)):
+        assert clear.encode() in stored
+
+
+def test_opening_with_the_key_gives_back_the_event() -> None:
+    event, event_id = contribution(), new_id()
+    payload, erased = sealing.open_payload(
+        sealed(event, event_id), event_id, "ContributionRecorded", {ANA: KEY}
+    )
+    assert not erased
+    assert decode_event("ContributionRecorded", 1, payload) == event
+    spliced = sealing.open_for_fold(
+        sealed(event, event_id), event_id, "ContributionRecorded", {ANA: KEY}
+    )
+    assert decode_event("ContributionRecorded", 1, spliced) == event
+
+
+def test_a_box_moved_to_another_event_does_not_open() -> None:
+    event = contribution()
+    stored = sealed(event, new_id())
+    with pytest.raises(sealing.UnreadableBox):
+        sealing.open_payload(stored, new_id(), "ContributionRecorded", {ANA: KEY})
+
+
+def test_a_box_moved_between_two_events_of_one_member_does_not_open() -> None:
+    first, second = new_id(), new_id()
+    one = msgspec.json.decode(sealed(contribution(), first))
+    two = msgspec.json.decode(sealed(contribution(), second))
+    one["sealed"] = two["sealed"]
+    with pytest.raises(sealing.UnreadableBox, match=str(first)):
+        sealing.open_for_fold(msgspec.json.encode(one), first, "ContributionRecorded", {ANA: KEY})
+
+
+def test_without_its_key_a_payload_reads_as_erased_never_as_ciphertext() -> None:
+    event, event_id = (
+        MemberRegistered(member_id=ANA, display_name="Ana", handles=("x:@ana",)),
+        new_id(),
+    )
+    payload, erased = sealing.open_payload(
+        sealed(event, event_id), event_id, "MemberRegistered", {}
+    )
+    assert erased
+    assert payload == {
+        "type": "MemberRegistered", "member_id": str(ANA), "joined_at": None,
+        "display_name": None, "handles": None, "erased": True,
+    }  # fmt: skip
+    folded = sealing.open_for_fold(sealed(event, event_id), event_id, "MemberRegistered", {})
+    assert decode_event("MemberRegistered", 1, folded) == MemberRegistered(
+        member_id=ANA, display_name="", handles=()
+    )
+
+
+def test_handle_tags_are_keyed_digests_and_other_tags_stay() -> None:
+    secret = os.urandom(32)
+    digest = sealing.handle_digest(secret, "handle:twitter:casudi")
+    assert digest.startswith("handle:") and "casudi" not in digest
+    assert len(digest) == len("handle:") + 64
+    assert sealing.handle_digest(secret, digest) == digest
+    assert sealing.handle_digest(os.urandom(32), "handle:twitter:casudi") != digest
+    assert sealing.handle_digest(secret, "member:x") == "member:x"
