@@ -24,6 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "services.metrics",
         "services.keys",
         "services.queries",
+        "services.privacy",
     ),
     # The one way in and out of `events` and `event_tags`.
     ("services.store",),
@@ -46,6 +47,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "services.api.spec",
         "services.importers.cli",
         "services.projector.cli",
+        "services.privacy.cli",
     ),
 )
 """Lowest first. A module may import its own layer or any below; the most specific name wins."""
