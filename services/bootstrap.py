@@ -1,4 +1,4 @@
-"""The composition root: settings -> pool -> Ledger -> CommandHandler -> projections.
+"""The composition root: settings -> master key, pool -> keyring, Ledger -> handler -> projections.
 
 Every entry point (serve, the projector, the importers, keys, demo) builds what it needs
 here, so each object is made one way, and only once its command runs: importing a module
@@ -7,6 +7,7 @@ builds nothing stateful. Entry points import this module; nothing below them doe
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from psycopg_pool import AsyncConnectionPool
 from services.database import database_url
 from services.handler import CommandHandler
 from services.importers.dry_run import DryRunLedger
+from services.privacy.keyring import Keyring
+from services.privacy.master import MasterKey, load_master_key
 from services.projector.appliers import make_appliers
 from services.projector.progress import Progress
 from services.projector.runner import BATCH_SIZE, Runner
@@ -34,6 +37,36 @@ def settings() -> Settings:
 def database(settings: Settings) -> str:
     """The URL every connection uses; with no DATABASE_URL, this starts the embedded server."""
     return database_url(settings)
+
+
+def master_key(settings: Settings) -> MasterKey:
+    """The KEK; raises MasterKeyError when missing or malformed (the CLI says so and exits 2)."""
+    return load_master_key(settings)
+
+
+@asynccontextmanager
+async def keyring(url: str, master: MasterKey | None = None) -> AsyncIterator[Keyring]:
+    """The process's keyring, checked against the ledger (WrongMasterKey) and following
+    erasures for the block. Nested `listening` blocks share its one listener."""
+    master = master or master_key(settings())
+    async with connection(url) as conn:
+        opened = await Keyring.open(conn, master)
+    async with opened.listening(url):
+        yield opened
+
+
+def check_master_key(url: str, master: MasterKey) -> None:
+    """Refuse to start (WrongMasterKey) before anything runs, rather than in a half-started
+    server. A ledger not yet at revision 0006 has no keys to check against."""
+
+    async def check() -> None:
+        async with connection(url) as conn:
+            cur = await conn.execute("SELECT to_regclass('ledger_secrets') IS NOT NULL")
+            row = await cur.fetchone()
+            if row and row[0]:
+                await Keyring.open(conn, master)
+
+    asyncio.run(check())
 
 
 def pool(url: str, *, size: int = POOL_SIZE) -> AsyncConnectionPool:
@@ -57,16 +90,21 @@ class WritePath:
     pool: AsyncConnectionPool
     ledger: Ledger
     handler: CommandHandler
+    keyring: Keyring
 
 
 @asynccontextmanager
 async def write_path(
-    url: str, *, pool_size: int = POOL_SIZE, dry_run: bool = False
+    url: str,
+    *,
+    pool_size: int = POOL_SIZE,
+    dry_run: bool = False,
+    master: MasterKey | None = None,
 ) -> AsyncIterator[WritePath]:
-    """Pool, ledger and handler, open for the block; the pool closes when it ends."""
-    async with pool(url, size=pool_size) as opened:
+    """Pool, keyring, ledger and handler, open for the block; the pool closes when it ends."""
+    async with keyring(url, master) as keys, pool(url, size=pool_size) as opened:
         ledger = Ledger(opened)
-        yield WritePath(opened, ledger, command_handler(ledger, dry_run=dry_run))
+        yield WritePath(opened, ledger, command_handler(ledger, dry_run=dry_run), keys)
 
 
 def runner(
@@ -76,6 +114,7 @@ def runner(
     rebuild: Sequence[str] = (),
     batch_size: int = BATCH_SIZE,
     progress: Progress | None = None,
+    keyring: Keyring | None = None,
 ) -> Runner:
     """A projection runner with appliers of its own: their memories are never shared."""
     return Runner(
@@ -85,6 +124,7 @@ def runner(
         batch_size=batch_size,
         progress=progress,
         appliers=make_appliers(),
+        keyring=keyring,
     )
 
 

@@ -15,6 +15,7 @@ from services import bootstrap, demo, keys_cli, migrate, serve
 from services.api import spec
 from services.embedded_db import EmbeddedDatabaseError
 from services.importers import cli as importers_cli
+from services.privacy.master import MasterKeyError
 from services.projector import cli as projector_cli
 from services.settings import Settings
 
@@ -22,8 +23,11 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 
 
 def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    master = bootstrap.master_key(settings)
     url = bootstrap.database(settings)
+    bootstrap.check_master_key(url, master)
     migrate.upgrade(url, args.revision, app_role=settings.app_role)
+    bootstrap.check_master_key(url, master)  # a new ledger's secret, under this master key
     print(f"database at revision {migrate.current_revision(url)}")
     return 0
 
@@ -101,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args, bootstrap.settings())
-    except (LedgerError, EmbeddedDatabaseError, LookupError) as error:
+    except (LedgerError, EmbeddedDatabaseError, MasterKeyError, LookupError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except psycopg.OperationalError as error:

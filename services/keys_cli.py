@@ -1,4 +1,5 @@
-"""`community-ledger keys create|list|revoke`: API keys for the HTTP API."""
+"""`community-ledger keys create|list|revoke`: API keys for the HTTP API (and the master key's
+commands, from services/privacy/cli.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import psycopg
 from psycopg import AsyncConnection
 
 from services import bootstrap, keys
+from services.privacy import cli as privacy_cli
 from services.settings import Settings
 
 T = TypeVar("T")
@@ -121,3 +123,5 @@ def add_commands(commands: Any) -> None:
         "key", metavar="KEY_ID_OR_PREFIX", help="the key id, or the prefix `keys list` shows"
     )
     revoker.set_defaults(handler=revoke)
+
+    privacy_cli.add_commands(actions)

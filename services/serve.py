@@ -43,8 +43,12 @@ def serve_api(
     """Migrate, then serve until stopped; `projector` None means on with the embedded database."""
     import uvicorn
 
+    master = bootstrap.master_key(settings)
     url = bootstrap.database(settings)
+    # A wrong master key stops us here, in one line, not in a half-started server.
+    bootstrap.check_master_key(url, master)
     migrate.upgrade(url, app_role=settings.app_role)
+    bootstrap.check_master_key(url, master)
     if projector is None:
         projector = settings.uses_embedded_database
     # Worker processes build the app from these variables; the embedded server is shared.

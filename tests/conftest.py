@@ -23,6 +23,13 @@ from services.store.ledger import Ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 
+TEST_MASTER_KEY = "dGVzdCBtYXN0ZXIga2V5OiBub3QgZm9yIHByb2R1Y3Q="
+"""A fixed master key (32 bytes, URL-safe base64), so every test process, and every CLI a
+test runs, wraps and unwraps keys alike. Set before anything reads the environment."""
+os.environ["LEDGER_MASTER_KEY"] = TEST_MASTER_KEY
+os.environ.pop("LEDGER_MASTER_KEY_FILE", None)
+os.environ.pop("LEDGER_NEW_MASTER_KEY", None)
+
 
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:

@@ -47,6 +47,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "services.api.spec",
         "services.importers.cli",
         "services.projector.cli",
+        "services.privacy.cli",
     ),
 )
 """Lowest first. A module may import its own layer or any below; the most specific name wins."""

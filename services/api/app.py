@@ -25,6 +25,7 @@ from services.api.docs import SCHEMA_PATH, assets_router, render_plugins
 from services.api.metrics import CatchUpRate, metrics_middleware
 from services.api.openapi import finish as finish_openapi
 from services.api.problems import EXCEPTION_HANDLERS
+from services.privacy.keyring import Keyring
 from services.projector.progress import Progress
 
 log = logging.getLogger("community_ledger.api")
@@ -46,8 +47,13 @@ def create_app(database_url: str, *, run_projector: bool = False, pool_size: int
             app.state.pool = wired.pool
             app.state.ledger = wired.ledger
             app.state.handler = wired.handler
+            app.state.keyring = wired.keyring
             app.state.catch_up = CatchUpRate()
-            projector = asyncio.create_task(_project(database_url)) if run_projector else None
+            projector = (
+                asyncio.create_task(_project(database_url, wired.keyring))
+                if run_projector
+                else None
+            )
             try:
                 yield
             finally:
@@ -105,11 +111,13 @@ async def _stop(projector: asyncio.Task[None]) -> None:
         log.warning("the in-process projector ended with %r", error)
 
 
-async def _project(database_url: str) -> None:
+async def _project(database_url: str, keyring: Keyring) -> None:
     """The projection runner inside the server process, so one command gives a live system."""
     while True:
         try:
-            failures = await bootstrap.runner(database_url, progress=Progress()).run(follow=True)
+            failures = await bootstrap.runner(
+                database_url, progress=Progress(), keyring=keyring
+            ).run(follow=True)
             for failure in failures:
                 log.error("projection stopped: %s", failure)
             await asyncio.sleep(5)

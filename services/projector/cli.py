@@ -42,10 +42,17 @@ def run_projections(
 ) -> int:
     """Catch the projections up (and with `follow`, keep them up); 1 if any stopped."""
     _log_to_stderr()
-    runner = bootstrap.runner(
-        bootstrap.database(settings), names, batch_size=batch_size, rebuild=rebuild
-    )
-    failures = asyncio.run(runner.run(follow=follow, wait_seconds=wait_seconds))
+    master = bootstrap.master_key(settings)
+    url = bootstrap.database(settings)
+
+    async def project() -> list[str]:
+        async with bootstrap.keyring(url, master) as keyring:
+            runner = bootstrap.runner(
+                url, names, batch_size=batch_size, rebuild=rebuild, keyring=keyring
+            )
+            return await runner.run(follow=follow, wait_seconds=wait_seconds)
+
+    failures = asyncio.run(project())
     for failure in failures:
         print(f"error: {failure}", file=sys.stderr)
     return 1 if failures else 0

@@ -22,6 +22,7 @@ import psycopg
 from psycopg import AsyncConnection
 
 from domain.projections import Entry
+from services.privacy.keyring import Keyring
 from services.projector import builds
 from services.projector.appliers import Applier, make_appliers
 from services.projector.builds import Build, LostLease
@@ -59,6 +60,7 @@ class Runner:
         batch_size: int = BATCH_SIZE,
         progress: Progress | None = None,
         appliers: Sequence[Applier] | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
         # Appliers remember rows between batches: each runner has its own set.
         every = make_appliers() if appliers is None else appliers
@@ -66,6 +68,8 @@ class Runner:
         if unknown := [name for name in (*names, *rebuild) if name not in known]:
             raise LookupError(f"unknown projection {', '.join(unknown)}; known: {', '.join(known)}")
         self.conninfo = conninfo
+        self.keyring = keyring
+        """The process's data keys, shared with the API when both run in one process."""
         self.appliers = [known[name] for name in (names or known)]
         self.rebuild_requested = set(rebuild)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"

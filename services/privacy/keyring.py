@@ -1,0 +1,253 @@
+"""Members' data keys: made, unwrapped, cached with a bound, and dropped on erasure.
+
+One `Keyring` per process. It unwraps keys with the master key, keeps the most recently
+used ones in a bounded LRU (memory stays flat however long the ledger grows), and listens
+on `ledger_member_keys`: the database NOTIFYs a member's id when erasure deletes their
+key, and every process drops its copy at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg import AsyncConnection
+
+from services.privacy.master import KEY_BYTES, MasterKey, WrongMasterKey
+
+log = logging.getLogger("community_ledger.privacy")
+
+CHANNEL = "ledger_member_keys"
+CACHE_SIZE = 10_000
+HANDLE_SECRET = "handle_hmac"
+RECONNECT_SECONDS = 1.0
+
+# `cacheable`: committed before this transaction began. A key this transaction made (or
+# one made by a transaction that started with it) may still roll back, and a cached key
+# that never committed would seal data nobody else can read.
+_READ_KEYS = """
+    SELECT member_id, wrapped, kek_id, created_at < transaction_timestamp() AS cacheable
+    FROM member_keys
+    WHERE member_id = ANY (%(ids)s::uuid[])
+"""
+
+# Members already forgotten are skipped here (the insert trigger would refuse them), so
+# they are simply absent from the answer. A key another process made first wins.
+_CREATE_KEYS = """
+    INSERT INTO member_keys (member_id, wrapped, kek_id)
+    SELECT new.member_id, new.wrapped, %(kek_id)s
+    FROM unnest(%(ids)s::uuid[], %(wrapped)s::bytea[]) AS new(member_id, wrapped)
+    WHERE NOT ledger_member_forgotten(new.member_id)
+    ON CONFLICT (member_id) DO NOTHING
+"""
+
+_DESTROY_KEYS = """
+    DELETE FROM member_keys
+    WHERE member_id = ANY (%(ids)s::uuid[])
+    RETURNING member_id
+"""
+
+_READ_SECRET = "SELECT wrapped, kek_id FROM ledger_secrets WHERE name = %(name)s"
+_CREATE_SECRET = """
+    INSERT INTO ledger_secrets (name, wrapped, kek_id)
+    VALUES (%(name)s, %(wrapped)s, %(kek_id)s)
+    ON CONFLICT (name) DO NOTHING
+"""
+
+
+def member_key_context(member_id: UUID) -> bytes:
+    """Associated data of a wrapped member key: it unwraps only in that member's row."""
+    return b"member_keys:" + member_id.bytes
+
+
+def secret_context(name: str) -> bytes:
+    return b"ledger_secrets:" + name.encode()
+
+
+class Keyring:
+    """Data keys by member, and the handle secret, for one process."""
+
+    def __init__(self, master: MasterKey, handle_secret: bytes, *, cache_size: int = CACHE_SIZE):
+        self.master = master
+        self.handle_secret = handle_secret
+        """The HMAC-SHA-256 secret that keys handle hashes in tags and conditions."""
+        self.cache_size = cache_size
+        self._cache: OrderedDict[UUID, bytes] = OrderedDict()
+        self._evictions = 0
+        self._listeners = 0
+        self._listener: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+
+    @classmethod
+    async def open(
+        cls, conn: AsyncConnection[Any], master: MasterKey, *, cache_size: int = CACHE_SIZE
+    ) -> Keyring:
+        """The keyring, once `master` is shown to be the KEK the ledger's keys are wrapped by.
+
+        Makes the handle secret on a ledger's first start. Raises WrongMasterKey.
+        """
+        return cls(master, await load_secret(conn, master, HANDLE_SECRET), cache_size=cache_size)
+
+    async def data_keys(
+        self, conn: AsyncConnection[Any], member_ids: Iterable[UUID], *, create: bool
+    ) -> dict[UUID, bytes]:
+        """The 32-byte data keys of these members; with `create`, new members get one.
+
+        One query per call for the keys not cached (two when some must be made), however
+        many members. Forgotten members have no key and are absent from the answer.
+        """
+        wanted = set(member_ids)
+        found: dict[UUID, bytes] = {}
+        for member_id in wanted:
+            key = self._cache.get(member_id)
+            if key is not None:
+                self._cache.move_to_end(member_id)
+                found[member_id] = key
+        missing = wanted - found.keys()
+        if not missing:
+            return found
+        evictions = self._evictions
+        found |= await self._read(conn, missing, evictions)
+        missing -= found.keys()
+        if create and missing:
+            ordered = list(missing)
+            wrapped = [
+                self.master.wrap(os.urandom(KEY_BYTES), member_key_context(m)) for m in ordered
+            ]
+            await conn.execute(
+                _CREATE_KEYS, {"ids": ordered, "wrapped": wrapped, "kek_id": self.master.kek_id}
+            )
+            found |= await self._read(conn, missing, evictions)
+        return found
+
+    async def _read(
+        self, conn: AsyncConnection[Any], member_ids: set[UUID], evictions: int
+    ) -> dict[UUID, bytes]:
+        cur = await conn.execute(_READ_KEYS, {"ids": list(member_ids)}, prepare=True)
+        found = {}
+        for member_id, wrapped, kek_id, cacheable in await cur.fetchall():
+            if kek_id != self.master.kek_id:
+                raise WrongMasterKey(
+                    f"member keys are wrapped by master key {kek_id}, this process holds "
+                    f"{self.master.kek_id}: restart it with the current master key"
+                )
+            key = self.master.unwrap(bytes(wrapped), member_key_context(member_id))
+            found[member_id] = key
+            # An erasure noticed while we read may have deleted a key we just read.
+            if cacheable and evictions == self._evictions and self._listening.is_set():
+                self._remember(member_id, key)
+        return found
+
+    def _remember(self, member_id: UUID, key: bytes) -> None:
+        self._cache[member_id] = key
+        self._cache.move_to_end(member_id)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    async def destroy(self, conn: AsyncConnection[Any], member_ids: Iterable[UUID]) -> set[UUID]:
+        """Delete these members' keys; answer whose were there (erasure is idempotent).
+
+        Run it in the transaction that appends their MemberForgotten: the database refuses
+        it anywhere else, and NOTIFYs every process to drop its copy when it commits.
+        """
+        ids = list(set(member_ids))
+        self.forget(ids)
+        cur = await conn.execute(_DESTROY_KEYS, {"ids": ids})
+        return {row[0] for row in await cur.fetchall()}
+
+    def forget(self, member_ids: Iterable[UUID]) -> None:
+        """Drop cached keys (erasure seen in this or another process)."""
+        self._evictions += 1
+        for member_id in member_ids:
+            self._cache.pop(member_id, None)
+
+    def forget_all(self) -> None:
+        self._evictions += 1
+        self._cache.clear()
+
+    @property
+    def cached(self) -> int:
+        return len(self._cache)
+
+    @asynccontextmanager
+    async def listening(self, conninfo: str) -> AsyncIterator[None]:
+        """Follow erasures for the block; nested blocks share the process's one listener.
+
+        Keys are cached only while the listener is connected: a notification missed while
+        it was not could leave an erased member's key in memory.
+        """
+        self._listeners += 1
+        try:
+            if self._listener is None:
+                ready = asyncio.get_running_loop().create_future()
+                self._listener = asyncio.create_task(self._listen(conninfo, ready))
+                await ready
+            yield
+        finally:
+            self._listeners -= 1
+            if self._listeners == 0 and self._listener is not None:
+                task, self._listener = self._listener, None
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                self._listening.clear()
+                self.forget_all()
+
+    async def _listen(self, conninfo: str, ready: asyncio.Future[None]) -> None:
+        while True:
+            try:
+                async with await AsyncConnection.connect(conninfo, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    self.forget_all()
+                    self._listening.set()
+                    if not ready.done():
+                        ready.set_result(None)
+                    async for notice in conn.notifies():
+                        self._evict(notice.payload)
+            except psycopg.OperationalError as error:
+                log.warning("lost the erasure listener (keys uncached until back): %s", error)
+            finally:
+                self._listening.clear()
+                self.forget_all()
+            if not ready.done():
+                ready.set_result(None)  # start uncached rather than not at all
+            await asyncio.sleep(RECONNECT_SECONDS)
+
+    def _evict(self, payload: str) -> None:
+        try:
+            member_id = UUID(payload)
+        except ValueError:
+            self.forget_all()
+            return
+        self.forget([member_id])
+
+
+async def load_secret(conn: AsyncConnection[Any], master: MasterKey, name: str) -> bytes:
+    """A ledger secret, made on first use; raises WrongMasterKey if `master` did not wrap it."""
+    for _ in range(2):
+        cur = await conn.execute(_READ_SECRET, {"name": name})
+        row = await cur.fetchone()
+        if row is not None:
+            wrapped, kek_id = row
+            if kek_id != master.kek_id:
+                raise WrongMasterKey(
+                    f"the master key given ({master.kek_id}) is not the one the ledger's "
+                    f"keys are wrapped by ({kek_id}): check {_SOURCES}"
+                )
+            return master.unwrap(bytes(wrapped), secret_context(name))
+        wrapped = master.wrap(os.urandom(KEY_BYTES), secret_context(name))
+        await conn.execute(
+            _CREATE_SECRET, {"name": name, "wrapped": wrapped, "kek_id": master.kek_id}
+        )
+    raise AssertionError("a secret inserted and not found")
+
+
+_SOURCES = "LEDGER_MASTER_KEY, LEDGER_MASTER_KEY_FILE or the data folder's master.key"
