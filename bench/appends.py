@@ -25,6 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from bench import peers
 from bench.core import Bench, Ratio, Result
+from services import bootstrap
 from services.store.ledger import Ledger
 
 WRITERS = (1, 8)
@@ -119,11 +120,12 @@ async def _timed_tasks(
 
 def _ours(url: str, writers: int, seconds: float, payloads: peers.Payloads) -> float:
     async def measure() -> float:
-        async with AsyncConnectionPool(
-            url, min_size=POOL_SIZE, max_size=POOL_SIZE, open=False
-        ) as pool:
+        async with (
+            bootstrap.keyring(url) as keyring,
+            AsyncConnectionPool(url, min_size=POOL_SIZE, max_size=POOL_SIZE, open=False) as pool,
+        ):
             await pool.wait()
-            ledger = Ledger(pool)
+            ledger = Ledger(pool, keyring)
 
             async def write(writer: int, count: int) -> None:
                 stream = f"bench-{writer}-{count // EVENTS_PER_STREAM}"

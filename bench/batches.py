@@ -26,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 from bench import peers
 from bench.core import Bench, Ratio, Result
 from bench.synthetic import synthetic_events
+from services import bootstrap
 from services.store.ledger import Ledger
 from services.store.records import NewEvent
 
@@ -81,9 +82,12 @@ def run(bench: Bench) -> list[Result | Ratio]:
 
 def _ours(url: str, batches: list[list[NewEvent]]) -> float:
     async def measure() -> float:
-        async with AsyncConnectionPool(url, min_size=1, max_size=1, open=False) as pool:
+        async with (
+            bootstrap.keyring(url) as keyring,
+            AsyncConnectionPool(url, min_size=1, max_size=1, open=False) as pool,
+        ):
             await pool.wait()
-            ledger = Ledger(pool)
+            ledger = Ledger(pool, keyring)
             started = time.perf_counter()
             for batch in batches:
                 await ledger.append(batch)

@@ -28,6 +28,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from bench.core import Bench, Ratio, Result, machine, peak_memory_mib
 from bench.synthetic import fill
+from services import bootstrap
 from services.database import with_database
 from services.projector.progress import Progress
 from services.projector.runner import BATCH_SIZE, Runner
@@ -104,8 +105,11 @@ def filled(bench: Bench, events: int) -> Iterator[str]:
 
 
 async def _fill(url: str, events: int) -> None:
-    async with AsyncConnectionPool(url, min_size=1, max_size=4, open=False) as pool:
-        await fill(Ledger(pool), events, members=MEMBERS)
+    async with (
+        bootstrap.keyring(url) as keyring,
+        AsyncConnectionPool(url, min_size=1, max_size=4, open=False) as pool,
+    ):
+        await fill(Ledger(pool, keyring), events, members=MEMBERS)
 
 
 def measure(server_url: str, template: str, terminal: bool = False) -> tuple[int, float, float]:

@@ -28,6 +28,7 @@ from bench.loadgen import Load, Outcome, measure, request
 from bench.synthetic import synthetic_events
 from domain import events as e
 from domain.streams import member_tag
+from services import bootstrap
 from services.store.ledger import Ledger
 from services.store.records import NewEvent
 
@@ -102,8 +103,11 @@ def _add(samples: dict[str, list[float]], key: str, latencies: list[float]) -> N
 async def _fill(url: str, total: int, own: int) -> uuid.UUID:
     """`total` events, `own` of them one member's contributions spread evenly; answer the member."""
     member = uuid.uuid4()
-    async with AsyncConnectionPool(url, min_size=1, max_size=2, open=False) as pool:
-        ledger = Ledger(pool)
+    async with (
+        bootstrap.keyring(url) as keyring,
+        AsyncConnectionPool(url, min_size=1, max_size=2, open=False) as pool,
+    ):
+        ledger = Ledger(pool, keyring)
         pending: list[NewEvent] = []
         for event in _interleaved(member, total, own):
             pending.append(event)
@@ -130,8 +134,11 @@ def _interleaved(member: uuid.UUID, total: int, own: int) -> Iterator[NewEvent]:
 
 async def _cursor(url: str, member: uuid.UUID, depth: int) -> int:
     """The position to pass as `cursor` to start `depth` events into the member's history."""
-    async with AsyncConnectionPool(url, min_size=1, max_size=1, open=False) as pool:
-        newest = await Ledger(pool).read_tagged(member_tag(member), limit=depth)
+    async with (
+        bootstrap.keyring(url) as keyring,
+        AsyncConnectionPool(url, min_size=1, max_size=1, open=False) as pool,
+    ):
+        newest = await Ledger(pool, keyring).read_tagged(member_tag(member), limit=depth)
     assert len(newest) == depth, f"the member has fewer than {depth} events"
     return newest[-1].position
 
@@ -139,10 +146,13 @@ async def _cursor(url: str, member: uuid.UUID, depth: int) -> int:
 async def _store_latencies(
     url: str, member: uuid.UUID, cursor: int | None, calls: int
 ) -> list[float]:
-    async with AsyncConnectionPool(
-        url, min_size=1, max_size=1, kwargs={"autocommit": True}, open=False
-    ) as pool:
-        ledger = Ledger(pool)
+    async with (
+        bootstrap.keyring(url) as keyring,
+        AsyncConnectionPool(
+            url, min_size=1, max_size=1, kwargs={"autocommit": True}, open=False
+        ) as pool,
+    ):
+        ledger = Ledger(pool, keyring)
         tag = member_tag(member)
         for _ in range(20):
             await ledger.read_tagged(tag, before=cursor, limit=PAGE)

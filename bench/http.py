@@ -42,6 +42,7 @@ from bench.synthetic import START
 from domain import events as e
 from domain.codec import encode_payload
 from domain.events import stream_of, tags_of, type_name
+from services import bootstrap
 from services.store.ledger import Ledger
 from services.store.records import NewEvent
 
@@ -233,8 +234,11 @@ def _register_members(port: int, auth: dict[str, str], count: int) -> list[str]:
 
 async def _give_history(url: str, members: list[str], each: int) -> None:
     """`each` contributions per member, appended through the store in one batch per round."""
-    async with AsyncConnectionPool(url, min_size=1, max_size=1, open=False) as pool:
-        ledger = Ledger(pool)
+    async with (
+        bootstrap.keyring(url) as keyring,
+        AsyncConnectionPool(url, min_size=1, max_size=1, open=False) as pool,
+    ):
+        ledger = Ledger(pool, keyring)
         for n in range(each):
             await ledger.append([contribution_event(uuid.UUID(m), n) for m in members])
 

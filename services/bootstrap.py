@@ -103,7 +103,7 @@ async def write_path(
 ) -> AsyncIterator[WritePath]:
     """Pool, keyring, ledger and handler, open for the block; the pool closes when it ends."""
     async with keyring(url, master) as keys, pool(url, size=pool_size) as opened:
-        ledger = Ledger(opened)
+        ledger = Ledger(opened, keys)
         yield WritePath(opened, ledger, command_handler(ledger, dry_run=dry_run), keys)
 
 

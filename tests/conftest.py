@@ -16,9 +16,10 @@ import pytest
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
-from services import migrate
+from services import bootstrap, migrate
 from services.database import with_database
 from services.embedded_db import embedded_server_url
+from services.privacy.keyring import Keyring
 from services.store.ledger import Ledger
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,8 +81,15 @@ async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool]:
 
 
 @pytest.fixture
-async def ledger(pool: AsyncConnectionPool) -> Ledger:
-    return Ledger(pool)
+async def keyring(database_url: str) -> AsyncIterator[Keyring]:
+    """The test process's keyring (the fixed test master key), following erasures."""
+    async with bootstrap.keyring(database_url) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def ledger(pool: AsyncConnectionPool, keyring: Keyring) -> Ledger:
+    return Ledger(pool, keyring)
 
 
 def _create(server_url: str, name: str, template: str | None = None) -> None:

@@ -40,7 +40,7 @@ class DryRunLedger(Ledger):
     """
 
     def __init__(self, ledger: Ledger) -> None:
-        super().__init__(ledger.pool)
+        super().__init__(ledger.pool, ledger.keyring)
         self.position = FIRST_POSITION
         self.streams: dict[str, list[RecordedEvent]] = defaultdict(list)
         self.tagged: dict[str, list[RecordedEvent]] = defaultdict(list)

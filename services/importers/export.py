@@ -1,6 +1,7 @@
 """`export jsonl`: the whole ledger as batch items, one per event, in position order.
 
-Every item names members and things by id and carries the event's `occurred_at`, so
+An erased member's items carry only what is left (ids, kinds, spaces, dates), their
+registration the name `forgotten`. Every item names members and things by id and carries the event's `occurred_at`, so
 `import jsonl` of the export into an empty ledger decides the same events, in the same
 order, with the same data and dates (their event ids and positions are new).
 """
@@ -18,6 +19,8 @@ from services import items as s
 from services.store.ledger import Ledger
 
 PAGE = 1000
+FORGOTTEN_NAME = "forgotten"
+"""The name an erased member's registration is exported with: theirs is gone."""
 _encoder = msgspec.json.Encoder()
 
 
@@ -26,7 +29,12 @@ async def export_items(ledger: Ledger, page: int = PAGE) -> AsyncIterator[s.Requ
     after = 0
     while records := await ledger.read_feed(after=after, limit=page):
         for record in records:
-            yield item_for(record.decode(), record.occurred_at.astimezone(UTC))
+            event = record.decode()
+            if record.erased and isinstance(event, e.MemberRegistered):
+                # What is left of an erased member must still import, and be erased again
+                # by the ForgetMember item that follows it.
+                event = msgspec.structs.replace(event, display_name=FORGOTTEN_NAME)
+            yield item_for(event, record.occurred_at.astimezone(UTC))
         after = records[-1].position
 
 

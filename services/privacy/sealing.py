@@ -19,12 +19,10 @@ import base64
 import hashlib
 import hmac
 import os
-from collections.abc import Collection
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
 import msgspec
-import psycopg
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -37,20 +35,6 @@ NONCE = 12
 
 _encoder = msgspec.json.Encoder()
 _blank_json = {name: _encoder.encode(blanks)[1:-1] for name, blanks in BLANKS.items() if blanks}
-
-
-class KeySource(Protocol):
-    """What sealing needs of the keyring (services/privacy/keyring.py)."""
-
-    handle_secret: bytes
-
-    async def data_keys(
-        self, conn: psycopg.AsyncConnection[Any], member_ids: Collection[UUID], *, create: bool
-    ) -> dict[UUID, bytes]: ...
-
-    async def destroy(
-        self, conn: psycopg.AsyncConnection[Any], member_ids: Collection[UUID]
-    ) -> None: ...
 
 
 class Box(msgspec.Struct, frozen=True):
@@ -80,9 +64,9 @@ def associated_data(event_id: UUID, type_name: str) -> bytes:
 
 
 def owner_of(type_name: str, payload: dict[str, Any]) -> UUID | None:
-    """The member whose key seals this payload; None when it has nothing personal."""
+    """The member whose key seals this payload; None when it holds no personal field."""
     personal = PERSONAL.get(type_name)
-    if personal is None or not personal.sealed:
+    if personal is None or not any(name in payload for name in personal.sealed):
         return None
     owner = payload[personal.owner]
     return owner if isinstance(owner, UUID) else UUID(owner)

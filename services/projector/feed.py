@@ -12,6 +12,7 @@ from psycopg import AsyncConnection
 from domain.projections import Entry
 from services.store.feed import listen, read_feed_for_folds, readable_head
 from services.store.records import FeedRecord
+from services.store.sealed import Sealer
 
 
 class FeedReader:
@@ -21,8 +22,9 @@ class FeedReader:
     projections write the batch on theirs.
     """
 
-    def __init__(self, conn: AsyncConnection[Any], batch_size: int) -> None:
+    def __init__(self, conn: AsyncConnection[Any], batch_size: int, sealer: Sealer) -> None:
         self.conn = conn
+        self.sealer = sealer
         self.batch_size = batch_size
         self._ahead: tuple[int, asyncio.Task[list[FeedRecord]]] | None = None
 
@@ -48,7 +50,7 @@ class FeedReader:
             self._ahead = (after, asyncio.create_task(self._read(after)))
 
     async def _read(self, after: int) -> list[FeedRecord]:
-        return await read_feed_for_folds(self.conn, after=after, limit=self.batch_size)
+        return await read_feed_for_folds(self.conn, self.sealer, after=after, limit=self.batch_size)
 
     async def close(self) -> None:
         if self._ahead is not None:

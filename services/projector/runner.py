@@ -10,12 +10,13 @@ one overlaps the folds of the others (docs/projections.md, "Speed").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import psycopg
@@ -23,6 +24,7 @@ from psycopg import AsyncConnection
 
 from domain.projections import Entry
 from services.privacy.keyring import Keyring
+from services.privacy.master import load_master_key
 from services.projector import builds
 from services.projector.appliers import Applier, make_appliers
 from services.projector.builds import Build, LostLease
@@ -35,7 +37,9 @@ from services.projector.feed import (
     sleep_until,
 )
 from services.projector.progress import Progress
+from services.settings import load_settings
 from services.store.records import FeedRecord
+from services.store.sealed import Sealer
 
 log = logging.getLogger("community_ledger.projector")
 
@@ -83,10 +87,24 @@ class Runner:
         """Builds whose indexes this runner made (they are idempotent, but take a lock)."""
         self._connections: dict[str, AsyncConnection[Any]] = {}
 
+    @contextlib.asynccontextmanager
+    async def _keys(self) -> AsyncIterator[Keyring]:
+        """The keyring given, or one of the runner's own (a projector run on its own)."""
+        if self.keyring is not None:
+            yield self.keyring
+            return
+        async with await AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
+            keyring = await Keyring.open(conn, load_master_key(load_settings()))
+        async with keyring.listening(self.conninfo):
+            yield keyring
+
     async def run(self, *, follow: bool = False, wait_seconds: float = 15.0) -> list[str]:
         """Catch up (and with `follow`, keep up); answer the failures, if any."""
-        async with await AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
-            ledger = FeedReader(conn, self.batch_size)
+        async with (
+            self._keys() as keyring,
+            await AsyncConnection.connect(self.conninfo, autocommit=True) as conn,
+        ):
+            ledger = FeedReader(conn, self.batch_size, Sealer(keyring))
             wakeups = Wakeups(self.conninfo) if follow else None
             started = time.monotonic()
             try:

@@ -13,6 +13,7 @@ import msgspec
 import psycopg
 
 from services.store.records import COLUMNS, FeedRecord, RecordedEvent, fetch
+from services.store.sealed import Sealer
 
 NOTIFY_CHANNEL = "ledger_events"
 NOTIFY = f"SELECT pg_notify('{NOTIFY_CHANNEL}', %s)"
@@ -90,24 +91,28 @@ async def read_feed_on(
 
 
 async def read_feed_for_folds(
-    conn: psycopg.AsyncConnection[Any], *, after: int, limit: int
+    conn: psycopg.AsyncConnection[Any], sealer: Sealer, *, after: int, limit: int
 ) -> list[FeedRecord]:
-    """`read_feed_on` for projections: the same rows, only the columns a fold uses."""
+    """`read_feed_on` for projections: the same rows, only the columns a fold uses, opened
+    for a fold (an erased member's fields as blanks)."""
     horizon = await _horizon(conn)
     cur = await conn.execute(
         _READ_FEED_FOR_FOLDS, {"after": after, "limit": limit, "horizon": horizon}, prepare=True
     )
-    return [
-        FeedRecord(
-            position=position,
-            event_id=event_id,
-            type=type_,
-            schema_version=version,
-            data=msgspec.Raw(data.encode()),
-            occurred_at=occurred_at,
-        )
-        for position, event_id, type_, version, data, occurred_at in await cur.fetchall()
-    ]
+    return await sealer.open_for_folds(
+        conn,
+        [
+            FeedRecord(
+                position=position,
+                event_id=event_id,
+                type=type_,
+                schema_version=version,
+                data=msgspec.Raw(data.encode()),
+                occurred_at=occurred_at,
+            )
+            for position, event_id, type_, version, data, occurred_at in await cur.fetchall()
+        ],
+    )
 
 
 async def waiting_seconds(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -22,6 +22,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from services.metrics import APPEND_SECONDS, APPENDED_EVENTS
+from services.privacy.keyring import Keyring
 from services.store import appending
 from services.store.feed import NOTIFY, read_feed_on, readable_head
 from services.store.records import (
@@ -34,6 +35,7 @@ from services.store.records import (
     StoredAnswer,
     fetch,
 )
+from services.store.sealed import Sealer
 from services.store.state import Row, Wanted, fetch_state
 
 log = logging.getLogger("community_ledger.store")
@@ -114,8 +116,10 @@ _NEWEST = 2**63 - 1
 class Ledger:
     """The one way in and out of the events table; one instance per connection pool."""
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, keyring: Keyring) -> None:
         self.pool = pool
+        self.keyring = keyring
+        self.sealer = Sealer(keyring)
         self._notified_up_to = 0
         self._notifying = False
         self._notify_again = False
@@ -161,16 +165,24 @@ class Ledger:
         `expected_versions` maps a stream to the version the caller saw (0: no events yet).
         A retry (same idempotency key and fingerprint, or the same event ids) writes nothing
         and answers the first append's positions with `replayed=True`.
+        Personal fields are sealed on the way in (services/store/sealed.py); a batch with
+        `MemberForgotten` destroys those members' keys in its own transaction.
         """
-        params = appending.parameters(
-            events, expected_versions, condition, idempotency_key, fingerprint
-        )
+        condition = self.sealer.condition(condition)
+        forgotten = forgotten_in(events)
+
+        async def on(conn: psycopg.AsyncConnection[Any]) -> tuple[Any, ...]:
+            sealed = await self.sealer.seal(conn, events)
+            return appending.parameters(
+                sealed, expected_versions, condition, idempotency_key, fingerprint
+            )
+
         started = time.perf_counter()
         try:
             if conn is not None:
-                rows = await appending.call_append(conn, params)
+                rows = await self._append_in(conn, await on(conn), forgotten)
             else:
-                rows = await self._append_retrying_races(params)
+                rows = await self._append_retrying_races(on, forgotten)
         except psycopg.Error as error:
             raise appending.translate(error, len(events)) from error
         appended = Appended(
@@ -183,7 +195,25 @@ class Ledger:
             APPENDED_EVENTS.inc(len(rows))
         return appended
 
-    async def _append_retrying_races(self, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    async def _append_in(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        params: tuple[Any, ...],
+        forgotten: Sequence[UUID],
+    ) -> list[tuple[Any, ...]]:
+        """In the caller's transaction (or one of its own): the append, and an erasure's
+        key destruction, which must commit with its `MemberForgotten` or not at all."""
+        async with conn.transaction():
+            rows = await appending.call_append(conn, params)
+            if forgotten and rows and not rows[0][2]:
+                await self.keyring.destroy(conn, forgotten)
+            return rows
+
+    async def _append_retrying_races(
+        self,
+        on: Callable[[psycopg.AsyncConnection[Any]], Awaitable[tuple[Any, ...]]],
+        forgotten: Sequence[UUID],
+    ) -> list[tuple[Any, ...]]:
         """Appends run their checks in parallel, so two of them racing for one stream version,
         event id or idempotency key can both pass; the unique index then refuses the later
         one. Run again, it sees the winner and answers as if it had come second: a version
@@ -191,7 +221,19 @@ class Ledger:
         for attempt in range(appending.RACE_RETRIES + 1):
             try:
                 async with self.pool.connection() as conn:
-                    return await appending.append_alone(conn, params, self._notify)
+                    # Autocommit from the key lookup on: a key made for a new member is
+                    # committed before the append that uses it, as `append_alone` expects.
+                    manage = not conn.autocommit
+                    if manage:
+                        await conn.set_autocommit(True)
+                    try:
+                        params = await on(conn)
+                        if forgotten:
+                            return await self._append_in(conn, params, forgotten)
+                        return await appending.append_alone(conn, params, self._notify)
+                    finally:
+                        if manage and not conn.closed:
+                            await conn.set_autocommit(False)
             except psycopg.errors.UniqueViolation as error:
                 if attempt == appending.RACE_RETRIES or not appending.raced(error):
                     raise
@@ -227,12 +269,14 @@ class Ledger:
     ) -> list[RecordedEvent]:
         """Events after `after` in position order: resume from the last position you saw."""
         async with self.pool.connection() as conn:
-            return await read_feed_on(conn, after=after, limit=limit, types=types)
+            found = await read_feed_on(conn, after=after, limit=limit, types=types)
+            return await self.sealer.open(conn, found)
 
     async def read_state(self, wanted: Wanted) -> list[Row]:
         """What the handler's loader asks for (a dry run adds what it decided in memory)."""
+        hashed = wanted._replace(tags=self.sealer.tags(wanted.tags))
         async with self.pool.connection() as conn:
-            return await fetch_state(conn, wanted)
+            return await self.sealer.open_rows(conn, await fetch_state(conn, hashed))
 
     async def read_tagged(
         self,
@@ -248,7 +292,7 @@ class Ledger:
         return await self._fetch(
             READ_TAGGED,
             {
-                "tag": tag,
+                "tag": self.sealer.tag(tag),
                 "before": before if before is not None else _NEWEST,
                 "limit": limit,
                 "types": list(types) if types else None,
@@ -271,7 +315,7 @@ class Ledger:
         return await self._fetch(
             READ_TAGGED_ANY,
             {
-                "tags": list(dict.fromkeys(tags)),
+                "tags": self.sealer.tags(dict.fromkeys(tags)),
                 "before": before if before is not None else _NEWEST,
                 "limit": limit,
                 "types": list(types) if types else None,
@@ -284,7 +328,9 @@ class Ledger:
         self, tags: Sequence[str], types: Sequence[str]
     ) -> list[RecordedEvent]:
         """Every event of `types` carrying any of `tags`, oldest first: for rare types only."""
-        return await self._fetch(READ_TAGGED_OF_TYPES, {"tags": list(tags), "types": list(types)})
+        return await self._fetch(
+            READ_TAGGED_OF_TYPES, {"tags": self.sealer.tags(tags), "types": list(types)}
+        )
 
     async def get(self, event_id: UUID) -> RecordedEvent | None:
         found = await self._fetch(READ_EVENT, {"event_id": event_id})
@@ -292,4 +338,13 @@ class Ledger:
 
     async def _fetch(self, query: str, params: Mapping[str, Any]) -> list[RecordedEvent]:
         async with self.pool.connection() as conn:
-            return await fetch(conn, query, params)
+            return await self.sealer.open(conn, await fetch(conn, query, params))
+
+
+def forgotten_in(events: Sequence[NewEvent]) -> list[UUID]:
+    """The members a batch erases: their keys go in the batch's transaction."""
+    return [
+        UUID(msgspec.json.decode(bytes(event.data))["member_id"])
+        for event in events
+        if event.type == "MemberForgotten"
+    ]

@@ -16,7 +16,7 @@ import psycopg
 
 from domain.errors import MemberIsForgotten
 from services.privacy import sealing
-from services.privacy.sealing import KeySource
+from services.privacy.keyring import Keyring
 from services.store.records import AppendCondition, FeedRecord, NewEvent, Query, RecordedEvent
 from services.store.state import Row
 
@@ -26,7 +26,7 @@ _encoder = msgspec.json.Encoder()
 class Sealer:
     """Seals and opens with the process's keyring; one per `Ledger`."""
 
-    def __init__(self, keyring: KeySource) -> None:
+    def __init__(self, keyring: Keyring) -> None:
         self.keyring = keyring
 
     def tag(self, tag: str) -> str:

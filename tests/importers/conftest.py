@@ -12,6 +12,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from domain.events import Event
+from services import bootstrap
 from services.database import with_database
 from services.store.ledger import Ledger
 from tests.conftest import _create, _drop
@@ -27,8 +28,11 @@ def other_database_url(server_url: str, template_database: str) -> Iterator[str]
 
 @pytest.fixture
 async def other_ledger(other_database_url: str) -> AsyncIterator[Ledger]:
-    async with AsyncConnectionPool(other_database_url, min_size=1, max_size=4, open=False) as pool:
-        yield Ledger(pool)
+    async with (
+        bootstrap.keyring(other_database_url) as keyring,
+        AsyncConnectionPool(other_database_url, min_size=1, max_size=4, open=False) as pool,
+    ):
+        yield Ledger(pool, keyring)
 
 
 async def all_events(ledger: Ledger) -> list[tuple[str, dict[str, Any], datetime, Event]]:

@@ -101,7 +101,7 @@ async def test_the_feed_stops_below_an_append_that_has_not_committed(
             visible = [e.position for e in await ledger.read_feed(after=0)]
             head_while_open = await ledger.head()
             async with ledger.pool.connection() as conn:
-                for_folds = await read_feed_for_folds(conn, after=0, limit=10)
+                for_folds = await read_feed_for_folds(conn, ledger.sealer, after=0, limit=10)
 
         after_commit = [e.position for e in await ledger.read_feed(after=0)]
 
