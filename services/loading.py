@@ -78,14 +78,20 @@ class Loader:
         )
 
     async def _load_duplicates(self, member_ids: Sequence[UUID]) -> None:
-        """An erasure forgets the members merged into it too: walk their chains of merges."""
-        while new := {
-            d
-            for m in member_ids
-            for d in self.known().merged_into_it(m)
-            if member_stream(d) not in self.versions
-        }:
-            await self._load_members(new)
+        """An erasure forgets the members merged into it too: walk their chains of merges.
+
+        The erased member's stream may be loaded already without the merges that name it."""
+        walked: set[UUID] = set()
+        frontier = set(member_ids)
+        while frontier:
+            tags = sorted(member_tag(m) for m in frontier if member_tag(m) not in self.merge_tags)
+            if tags:
+                self.merge_tags.update(tags)
+                await self._read(Wanted(typed_tags=tags))
+            walked |= frontier
+            duplicates = {d for m in member_ids for d in self.known().merged_into_it(m)}
+            await self._load_members(duplicates)
+            frontier = duplicates - walked
 
     async def _load_members(self, member_ids: Iterable[UUID]) -> None:
         """Each member's stream, and the merges that name them from other members' streams."""

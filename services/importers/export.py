@@ -1,7 +1,8 @@
 """`export jsonl`: the whole ledger as batch items, one per event, in position order.
 
 An erased member's items carry only what is left (ids, kinds, spaces, dates), their
-registration the name `forgotten`. Every item names members and things by id and carries the event's `occurred_at`, so
+registration the name `forgotten`. Every item names members and things by id and carries
+the event's `occurred_at`, so
 `import jsonl` of the export into an empty ledger decides the same events, in the same
 order, with the same data and dates (their event ids and positions are new).
 """

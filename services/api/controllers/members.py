@@ -199,7 +199,8 @@ class MemberController(Controller):
             raise ValidationException(str(error)) from error
         owner = await handle_owner(ledger, key)
         if owner is None:
-            raise NotFoundException(f"no member holds the handle {platform}:{handle}")
+            # Not echoed: a handle is personal data, and problems carry none.
+            raise NotFoundException("no member holds this handle")
         return await _member(pool, owner)
 
     @get(
