@@ -29,6 +29,8 @@ CHANNEL = "ledger_member_keys"
 CACHE_SIZE = 10_000
 HANDLE_SECRET = "handle_hmac"
 RECONNECT_SECONDS = 1.0
+ROTATED = "LK002"
+"""The SQLSTATE of a new key wrapped by a master key the ledger no longer uses."""
 
 # `cacheable`: committed before this transaction began. A key this transaction made (or
 # one made by a transaction that started with it) may still roll back, and a cached key
@@ -122,9 +124,18 @@ class Keyring:
             wrapped = [
                 self.master.wrap(os.urandom(KEY_BYTES), member_key_context(m)) for m in ordered
             ]
-            await conn.execute(
-                _CREATE_KEYS, {"ids": ordered, "wrapped": wrapped, "kek_id": self.master.kek_id}
-            )
+            try:
+                await conn.execute(
+                    _CREATE_KEYS,
+                    {"ids": ordered, "wrapped": wrapped, "kek_id": self.master.kek_id},
+                )
+            except psycopg.Error as error:
+                if error.sqlstate == ROTATED:
+                    raise WrongMasterKey(
+                        f"the master key was rotated away from {self.master.kek_id}: "
+                        "restart this process with the new one"
+                    ) from None
+                raise
             found |= await self._read(conn, missing, evictions)
         return found
 
@@ -176,6 +187,14 @@ class Keyring:
     @property
     def cached(self) -> int:
         return len(self._cache)
+
+    def holds(self, member_id: UUID) -> bool:
+        return member_id in self._cache
+
+    @property
+    def following(self) -> bool:
+        """Whether the erasure listener is connected (keys are cached only then)."""
+        return self._listening.is_set()
 
     @asynccontextmanager
     async def listening(self, conninfo: str) -> AsyncIterator[None]:

@@ -97,8 +97,8 @@ async def test_the_cache_keeps_only_the_most_recently_used_keys(
             await keyring.data_keys(conn, [first], create=False)  # used again: stays
 
         assert keyring.cached == 3
-        assert first in keyring._cache and others[-1] in keyring._cache
-        assert others[0] not in keyring._cache
+        assert keyring.holds(first) and keyring.holds(others[-1])
+        assert not keyring.holds(others[0])
 
 
 async def test_a_key_made_in_a_transaction_that_rolls_back_is_never_cached(
