@@ -127,3 +127,28 @@ def test_new_master_prints_a_key_the_ledger_accepts(empty_database_url: str) -> 
 
     assert made.returncode == 0, made.stderr
     assert len(parse_master_key(made.stdout, source="stdout").kek_id) == 20
+
+
+@pytest.mark.slow
+def test_the_embedded_default_makes_its_key_file_on_first_start_and_holds_to_it(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "LEDGER_MASTER_KEY")}
+    env["LEDGER_DATA_DIR"] = str(tmp_path / "data")
+
+    def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "services.cli", *args], cwd=ROOT,
+                              env={**env, **extra}, capture_output=True, text=True,
+                              timeout=300)  # fmt: skip
+
+    first = run("db", "upgrade")
+    key_file = tmp_path / "data" / "master.key"
+    made = key_file.read_text()
+    again = run("db", "upgrade")
+    wrong = run("db", "upgrade", LEDGER_MASTER_KEY=WRONG_KEY)
+
+    assert first.returncode == 0, first.stderr
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert again.returncode == 0, again.stderr
+    assert key_file.read_text() == made
+    assert_refused(wrong, "the master key given")
