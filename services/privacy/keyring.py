@@ -77,7 +77,9 @@ def secret_context(name: str) -> bytes:
 class Keyring:
     """Data keys by member, and the handle secret, for one process."""
 
-    def __init__(self, master: MasterKey, handle_secret: bytes, *, cache_size: int = CACHE_SIZE):
+    def __init__(
+        self, master: MasterKey, handle_secret: bytes, *, cache_size: int = CACHE_SIZE
+    ) -> None:
         self.master = master
         self.handle_secret = handle_secret
         """The HMAC-SHA-256 secret that keys handle hashes in tags and conditions."""
@@ -221,24 +223,28 @@ class Keyring:
                 self.forget_all()
 
     async def _listen(self, conninfo: str, ready: asyncio.Future[None]) -> None:
-        while True:
-            try:
-                async with await AsyncConnection.connect(conninfo, autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
+        try:
+            while True:
+                try:
+                    async with await AsyncConnection.connect(conninfo, autocommit=True) as conn:
+                        await conn.execute(f"LISTEN {CHANNEL}")
+                        self.forget_all()
+                        self._listening.set()
+                        if not ready.done():
+                            ready.set_result(None)
+                        async for notice in conn.notifies():
+                            self._evict(notice.payload)
+                except (psycopg.Error, OSError) as error:
+                    log.warning("erasure listener lost (keys uncached until back): %s", error)
+                finally:
+                    self._listening.clear()
                     self.forget_all()
-                    self._listening.set()
-                    if not ready.done():
-                        ready.set_result(None)
-                    async for notice in conn.notifies():
-                        self._evict(notice.payload)
-            except psycopg.OperationalError as error:
-                log.warning("lost the erasure listener (keys uncached until back): %s", error)
-            finally:
-                self._listening.clear()
-                self.forget_all()
+                if not ready.done():
+                    ready.set_result(None)  # start uncached rather than not at all
+                await asyncio.sleep(RECONNECT_SECONDS)
+        finally:
             if not ready.done():
-                ready.set_result(None)  # start uncached rather than not at all
-            await asyncio.sleep(RECONNECT_SECONDS)
+                ready.set_result(None)  # whatever ended us, `listening` must not wait forever
 
     def _evict(self, payload: str) -> None:
         try:

@@ -152,3 +152,27 @@ def test_the_embedded_default_makes_its_key_file_on_first_start_and_holds_to_it(
     assert again.returncode == 0, again.stderr
     assert key_file.read_text() == made
     assert_refused(wrong, "the master key given")
+
+
+@pytest.mark.slow
+def test_rotating_the_embedded_defaults_key_replaces_its_key_file(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "LEDGER_MASTER_KEY")}
+    env["LEDGER_DATA_DIR"] = str(tmp_path / "data")
+    new_key = new_master_key()
+
+    def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "services.cli", *args], cwd=ROOT,
+                              env={**env, **extra}, capture_output=True, text=True,
+                              timeout=300)  # fmt: skip
+
+    assert run("db", "upgrade").returncode == 0
+    rotated = run("keys", "rotate-master", LEDGER_NEW_MASTER_KEY=new_key.encoded())
+    after = run("db", "upgrade")
+
+    key_file = tmp_path / "data" / "master.key"
+    assert rotated.returncode == 0, rotated.stderr
+    assert f"{key_file} now holds the new master key" in rotated.stdout
+    assert parse_master_key(key_file.read_text(), source="file").kek_id == new_key.kek_id
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert sorted(p.name for p in key_file.parent.glob("*master.key*")) == ["master.key"]
+    assert after.returncode == 0, after.stderr
