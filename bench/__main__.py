@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from rich.table import Table
 
 from bench.core import Bench, Ratio, Result, machine, server_version
 from services.embedded_db import embedded_server_url
+from services.privacy.master import MASTER_KEY_ENV, MASTER_KEY_FILE_ENV, new_master_key
 from services.settings import load_settings
 
 WORKLOADS = {
@@ -52,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
 
     console = Console(highlight=False)
     settings = load_settings()
+    if not (os.environ.get(MASTER_KEY_ENV) or os.environ.get(MASTER_KEY_FILE_ENV)):
+        # Every database here is fresh and dropped after: a throwaway master key, shared
+        # with the servers and importers the workloads start as child processes.
+        os.environ[MASTER_KEY_ENV] = new_master_key().encoded()
     server = settings.database_url or embedded_server_url(settings.data_dir)
     bench = Bench(
         server_url=server,

@@ -29,6 +29,8 @@ CHANNEL = "ledger_member_keys"
 CACHE_SIZE = 10_000
 HANDLE_SECRET = "handle_hmac"
 RECONNECT_SECONDS = 1.0
+ROTATED = "LK002"
+"""The SQLSTATE of a new key wrapped by a master key the ledger no longer uses."""
 
 # `cacheable`: committed before this transaction began. A key this transaction made (or
 # one made by a transaction that started with it) may still roll back, and a cached key
@@ -75,7 +77,9 @@ def secret_context(name: str) -> bytes:
 class Keyring:
     """Data keys by member, and the handle secret, for one process."""
 
-    def __init__(self, master: MasterKey, handle_secret: bytes, *, cache_size: int = CACHE_SIZE):
+    def __init__(
+        self, master: MasterKey, handle_secret: bytes, *, cache_size: int = CACHE_SIZE
+    ) -> None:
         self.master = master
         self.handle_secret = handle_secret
         """The HMAC-SHA-256 secret that keys handle hashes in tags and conditions."""
@@ -122,9 +126,18 @@ class Keyring:
             wrapped = [
                 self.master.wrap(os.urandom(KEY_BYTES), member_key_context(m)) for m in ordered
             ]
-            await conn.execute(
-                _CREATE_KEYS, {"ids": ordered, "wrapped": wrapped, "kek_id": self.master.kek_id}
-            )
+            try:
+                await conn.execute(
+                    _CREATE_KEYS,
+                    {"ids": ordered, "wrapped": wrapped, "kek_id": self.master.kek_id},
+                )
+            except psycopg.Error as error:
+                if error.sqlstate == ROTATED:
+                    raise WrongMasterKey(
+                        f"the master key was rotated away from {self.master.kek_id}: "
+                        "restart this process with the new one"
+                    ) from None
+                raise
             found |= await self._read(conn, missing, evictions)
         return found
 
@@ -177,6 +190,14 @@ class Keyring:
     def cached(self) -> int:
         return len(self._cache)
 
+    def holds(self, member_id: UUID) -> bool:
+        return member_id in self._cache
+
+    @property
+    def following(self) -> bool:
+        """Whether the erasure listener is connected (keys are cached only then)."""
+        return self._listening.is_set()
+
     @asynccontextmanager
     async def listening(self, conninfo: str) -> AsyncIterator[None]:
         """Follow erasures for the block; nested blocks share the process's one listener.
@@ -202,24 +223,28 @@ class Keyring:
                 self.forget_all()
 
     async def _listen(self, conninfo: str, ready: asyncio.Future[None]) -> None:
-        while True:
-            try:
-                async with await AsyncConnection.connect(conninfo, autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
+        try:
+            while True:
+                try:
+                    async with await AsyncConnection.connect(conninfo, autocommit=True) as conn:
+                        await conn.execute(f"LISTEN {CHANNEL}")
+                        self.forget_all()
+                        self._listening.set()
+                        if not ready.done():
+                            ready.set_result(None)
+                        async for notice in conn.notifies():
+                            self._evict(notice.payload)
+                except (psycopg.Error, OSError) as error:
+                    log.warning("erasure listener lost (keys uncached until back): %s", error)
+                finally:
+                    self._listening.clear()
                     self.forget_all()
-                    self._listening.set()
-                    if not ready.done():
-                        ready.set_result(None)
-                    async for notice in conn.notifies():
-                        self._evict(notice.payload)
-            except psycopg.OperationalError as error:
-                log.warning("lost the erasure listener (keys uncached until back): %s", error)
-            finally:
-                self._listening.clear()
-                self.forget_all()
+                if not ready.done():
+                    ready.set_result(None)  # start uncached rather than not at all
+                await asyncio.sleep(RECONNECT_SECONDS)
+        finally:
             if not ready.done():
-                ready.set_result(None)  # start uncached rather than not at all
-            await asyncio.sleep(RECONNECT_SECONDS)
+                ready.set_result(None)  # whatever ended us, `listening` must not wait forever
 
     def _evict(self, payload: str) -> None:
         try:

@@ -1,0 +1,190 @@
+"""Data keys: made in batches, wrapped at rest, cached with a bound, absent once erased."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from psycopg import AsyncConnection
+
+from domain.ids import new_id
+from services.privacy.keyring import Keyring
+from services.privacy.master import MasterKey, WrongMasterKey, new_master_key
+from services.store.ledger import Ledger
+from tests.privacy.conftest import erase, key_rows
+
+pytestmark = pytest.mark.anyio
+
+
+class CountingStatements:
+    """Counts the statements a connection sends (the database is real; this only watches)."""
+
+    def __init__(self, conn: AsyncConnection[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        execute = conn.execute
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return await execute(*args, **kwargs)
+
+        monkeypatch.setattr(conn, "execute", counted)
+
+
+async def test_a_thousand_new_members_get_their_keys_in_three_statements_not_one_each(
+    keyring: Keyring,
+    conn: AsyncConnection[Any],
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    members = [new_id() for _ in range(1000)]
+    statements = CountingStatements(conn, monkeypatch)
+
+    keys = await keyring.data_keys(conn, members, create=True)
+
+    assert statements.count == 3  # read what exists, insert the rest, read them back
+    assert set(keys) == set(members)
+    assert all(len(key) == 32 for key in keys.values())
+    assert len(set(keys.values())) == 1000
+    stored = key_rows(database_url)
+    assert set(stored) == set(members)
+    assert all(kek_id == keyring.master.kek_id for _, kek_id in stored.values())
+    assert not any(keys[m] in stored[m][0] for m in members), "a key is stored in clear"
+
+
+async def test_keys_read_back_the_same_through_another_keyring(
+    keyring: Keyring, conn: AsyncConnection[Any], master: MasterKey
+) -> None:
+    members = [new_id() for _ in range(5)]
+    made = await keyring.data_keys(conn, members, create=True)
+
+    fresh = await Keyring.open(conn, master)
+    read = await fresh.data_keys(conn, members, create=False)
+
+    assert read == made
+    assert fresh.cached == 0  # not listening for erasures: nothing is cached
+    assert fresh.handle_secret == keyring.handle_secret and len(fresh.handle_secret) == 32
+
+
+async def test_without_create_members_with_no_key_are_absent_and_nothing_is_made(
+    keyring: Keyring, conn: AsyncConnection[Any], database_url: str
+) -> None:
+    assert await keyring.data_keys(conn, [new_id(), new_id()], create=False) == {}
+    assert key_rows(database_url) == {}
+
+
+async def test_cached_keys_need_no_statement(
+    keyring: Keyring, conn: AsyncConnection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    members = [new_id() for _ in range(3)]
+    made = await keyring.data_keys(conn, members, create=True)
+    statements = CountingStatements(conn, monkeypatch)
+
+    again = await keyring.data_keys(conn, members, create=True)
+
+    assert again == made
+    assert statements.count == 0
+
+
+async def test_the_cache_keeps_only_the_most_recently_used_keys(
+    conn: AsyncConnection[Any], master: MasterKey, database_url: str
+) -> None:
+    keyring = await Keyring.open(conn, master, cache_size=3)
+    first, *others = [new_id() for _ in range(5)]
+    async with keyring.listening(database_url):
+        await keyring.data_keys(conn, [first], create=True)
+        for member in others:
+            await keyring.data_keys(conn, [member], create=True)
+            await keyring.data_keys(conn, [first], create=False)  # used again: stays
+
+        assert keyring.cached == 3
+        assert keyring.holds(first) and keyring.holds(others[-1])
+        assert not keyring.holds(others[0])
+
+
+async def test_a_key_made_in_a_transaction_that_rolls_back_is_never_cached(
+    keyring: Keyring, conn: AsyncConnection[Any]
+) -> None:
+    member = new_id()
+
+    class RolledBack(Exception):
+        pass
+
+    with pytest.raises(RolledBack):
+        async with conn.transaction():
+            inside = await keyring.data_keys(conn, [member], create=True)
+            assert await keyring.data_keys(conn, [member], create=False) == inside
+            raise RolledBack
+
+    assert keyring.cached == 0
+    assert await keyring.data_keys(conn, [member], create=False) == {}
+    after = await keyring.data_keys(conn, [member], create=True)
+    assert after[member] != inside[member]
+    assert keyring.cached == 1
+
+
+async def test_a_forgotten_member_gets_no_new_key_and_is_simply_absent(
+    keyring: Keyring, conn: AsyncConnection[Any], ledger: Ledger, database_url: str
+) -> None:
+    forgotten, alive = new_id(), new_id()
+    await keyring.data_keys(conn, [forgotten], create=True)
+    assert await erase(ledger, keyring, conn, forgotten) == {forgotten}
+
+    keys = await keyring.data_keys(conn, [forgotten, alive], create=True)
+
+    assert set(keys) == {alive}
+    assert set(key_rows(database_url)) == {alive}
+
+
+async def test_erasure_is_idempotent_and_drops_the_key_from_this_process_at_once(
+    keyring: Keyring, conn: AsyncConnection[Any], ledger: Ledger
+) -> None:
+    member = new_id()
+    await keyring.data_keys(conn, [member], create=True)
+    assert keyring.cached == 1
+
+    assert await erase(ledger, keyring, conn, member) == {member}
+    assert keyring.cached == 0
+    assert await erase(ledger, keyring, conn, member) == set()
+    assert await keyring.data_keys(conn, [member], create=False) == {}
+
+
+async def test_a_wrapped_key_moved_to_another_members_row_does_not_unwrap(
+    keyring: Keyring, conn: AsyncConnection[Any], master: MasterKey
+) -> None:
+    a, b = new_id(), new_id()
+    await keyring.data_keys(conn, [a, b], create=True)
+    await conn.execute(
+        "UPDATE member_keys SET wrapped = (SELECT wrapped FROM member_keys WHERE member_id = %s) "
+        "WHERE member_id = %s",
+        [a, b],
+    )
+
+    with pytest.raises(WrongMasterKey, match="does not unwrap a stored key"):
+        await (await Keyring.open(conn, master)).data_keys(conn, [b], create=False)
+
+
+async def test_another_master_key_is_refused_at_open_naming_both_key_ids(
+    keyring: Keyring, conn: AsyncConnection[Any], master: MasterKey
+) -> None:
+    other = new_master_key()
+
+    with pytest.raises(WrongMasterKey) as refused:
+        await Keyring.open(conn, other)
+
+    assert str(refused.value).startswith(
+        f"the master key given ({other.kek_id}) is not the one the ledger's keys are wrapped "
+        f"by ({master.kek_id})"
+    )
+
+
+async def test_the_handle_secret_is_made_once_and_stored_wrapped(
+    conn: AsyncConnection[Any], master: MasterKey
+) -> None:
+    first = await Keyring.open(conn, master)
+    second = await Keyring.open(conn, master)
+
+    cur = await conn.execute("SELECT name, wrapped, kek_id FROM ledger_secrets")
+    rows = await cur.fetchall()
+    assert first.handle_secret == second.handle_secret
+    assert [(name, kek_id) for name, _, kek_id in rows] == [("handle_hmac", master.kek_id)]
+    assert first.handle_secret not in bytes(rows[0][1])
