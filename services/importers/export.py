@@ -1,10 +1,10 @@
 """`export jsonl`: the whole ledger as batch items, one per event, in position order.
 
-An erased member's items carry only what is left (ids, kinds, spaces, dates), their
-registration the name `forgotten`. Every item names members and things by id and carries
-the event's `occurred_at`, so
+Every item names members and things by id and carries the event's `occurred_at`, so
 `import jsonl` of the export into an empty ledger decides the same events, in the same
-order, with the same data and dates (their event ids and positions are new).
+order, with the same data and dates (their event ids and positions are new). An erased
+member's items carry only what is left (ids, kinds, spaces, dates), their registration
+the name `forgotten`; the ForgetMember item after it erases them again.
 """
 
 from __future__ import annotations
