@@ -24,6 +24,7 @@ from uuid import UUID
 import msgspec
 import psycopg
 from alembic import op
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from domain.errors import InvalidHandle
 from domain.handles import normalize_handle
@@ -138,7 +139,7 @@ def upgrade() -> None:
                 continue
             if owner is not None and sealing.SEALED not in payload:
                 key = keys.get(owner) or os.urandom(KEY_BYTES)  # forgotten: key never kept
-                sealing.seal(payload, event_id, type_, owner, key)
+                sealing.seal(payload, event_id, type_, owner, AESGCM(key))
             changed.append({"position": position, "data": payload, "tags": hashed})
         if changed:
             conn.execute(_WRITE, [_encoder.encode(changed).decode()])
@@ -168,7 +169,7 @@ def downgrade() -> None:
             if box is None:
                 continue
             opened = msgspec.json.decode(
-                sealing.open_for_fold(data.encode(), event_id, type_, keys)
+                sealing.open_for_fold(data.encode(), event_id, type_, sealing.ciphers(keys))
             )
             opened.pop(sealing.SEALED)
             for handle in _handles(opened):

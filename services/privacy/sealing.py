@@ -16,6 +16,7 @@ personal field `null` and `"erased": true`; a fold sees the fields' blanks inste
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import os
@@ -60,7 +61,12 @@ class UnreadableBox(Exception):
 
 
 def associated_data(event_id: UUID, type_name: str) -> bytes:
-    return f"{event_id}/{type_name}".encode()
+    return event_id.bytes + type_name.encode()
+
+
+def ciphers(keys: dict[UUID, bytes]) -> dict[UUID, AESGCM]:
+    """One cipher per key for a batch; never kept longer, so an erased key leaves no copy."""
+    return {member: AESGCM(key) for member, key in keys.items()}
 
 
 def owner_of(type_name: str, payload: dict[str, Any]) -> UUID | None:
@@ -72,11 +78,13 @@ def owner_of(type_name: str, payload: dict[str, Any]) -> UUID | None:
     return owner if isinstance(owner, UUID) else UUID(owner)
 
 
-def seal(payload: dict[str, Any], event_id: UUID, type_name: str, owner: UUID, key: bytes) -> None:
+def seal(
+    payload: dict[str, Any], event_id: UUID, type_name: str, owner: UUID, cipher: AESGCM
+) -> None:
     """Move the personal fields of `payload` (a decoded stored payload) into its box."""
     fields = {name: payload.pop(name) for name in sealed_fields(type_name) if name in payload}
     nonce = os.urandom(NONCE)
-    ciphertext = AESGCM(key).encrypt(
+    ciphertext = cipher.encrypt(
         nonce, _encoder.encode(fields), associated_data(event_id, type_name)
     )
     payload[SEALED] = {"key": str(owner), "box": base64.b64encode(nonce + ciphertext).decode()}
@@ -88,17 +96,17 @@ def peek(data: bytes | str) -> UUID | None:
     return None if box is None else box.key
 
 
-def unbox(box: Box, event_id: UUID, type_name: str, key: bytes) -> bytes:
+def unbox(box: Box, event_id: UUID, type_name: str, cipher: AESGCM) -> bytes:
     """The JSON object of the personal fields."""
-    raw = base64.b64decode(box.box)
     try:
-        return AESGCM(key).decrypt(raw[:NONCE], raw[NONCE:], associated_data(event_id, type_name))
-    except InvalidTag as error:
+        raw = binascii.a2b_base64(box.box)
+        return cipher.decrypt(raw[:NONCE], raw[NONCE:], associated_data(event_id, type_name))
+    except (InvalidTag, binascii.Error) as error:
         raise UnreadableBox(event_id) from error
 
 
 def open_payload(
-    data: bytes | str, event_id: UUID, type_name: str, keys: dict[UUID, bytes]
+    data: bytes | str, event_id: UUID, type_name: str, keys: dict[UUID, AESGCM]
 ) -> tuple[dict[str, Any], bool]:
     """The payload as readers show it (personal fields in clear, or erased), and whether erased."""
     payload: dict[str, Any] = msgspec.json.decode(data)
@@ -115,7 +123,7 @@ def open_payload(
     return payload, False
 
 
-def open_for_fold(data: bytes, event_id: UUID, type_name: str, keys: dict[UUID, bytes]) -> bytes:
+def open_for_fold(data: bytes, event_id: UUID, type_name: str, keys: dict[UUID, AESGCM]) -> bytes:
     """The payload as a fold decodes it, spliced rather than re-encoded (folds read millions):
     the opened fields (or the blanks) appended to the object; the box is an unknown field
     the event decoder skips."""

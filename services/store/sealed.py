@@ -13,6 +13,7 @@ from uuid import UUID
 
 import msgspec
 import psycopg
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from domain.errors import MemberIsForgotten
 from services.privacy import sealing
@@ -54,11 +55,12 @@ class Sealer:
         keys = await self.keyring.data_keys(conn, wanted, create=True) if wanted else {}
         if missing := sorted(wanted - keys.keys(), key=str):
             raise MemberIsForgotten(missing[0])
+        ciphers = sealing.ciphers(keys)
         sealed = []
         for event, payload, owner in zip(events, payloads, owners, strict=True):
             data = event.data
             if owner is not None:
-                sealing.seal(payload, event.event_id, event.type, owner, keys[owner])
+                sealing.seal(payload, event.event_id, event.type, owner, ciphers[owner])
                 data = msgspec.Raw(_encoder.encode(payload))
             sealed.append(
                 msgspec.structs.replace(event, data=data, tags=tuple(self.tags(event.tags)))
@@ -67,9 +69,11 @@ class Sealer:
 
     async def _keys(
         self, conn: psycopg.AsyncConnection[Any], datas: Iterable[bytes | str]
-    ) -> dict[UUID, bytes]:
+    ) -> dict[UUID, AESGCM]:
         wanted = {key for data in datas if (key := sealing.peek(data)) is not None}
-        return await self.keyring.data_keys(conn, wanted, create=False) if wanted else {}
+        if not wanted:
+            return {}
+        return sealing.ciphers(await self.keyring.data_keys(conn, wanted, create=False))
 
     async def open(
         self, conn: psycopg.AsyncConnection[Any], records: list[RecordedEvent]

@@ -6,6 +6,7 @@ import os
 
 import msgspec
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from domain.codec import decode_event, encode_payload
 from domain.events import ContributionRecorded, MemberRegistered
@@ -14,11 +15,12 @@ from services.privacy import sealing
 
 ANA = new_id()
 KEY = os.urandom(32)
+CIPHERS = sealing.ciphers({ANA: KEY})
 
 
 def sealed(event: object, event_id: object, key: bytes = KEY) -> bytes:
     payload = msgspec.json.decode(encode_payload(event))  # type: ignore[arg-type]
-    sealing.seal(payload, event_id, type(event).__name__, ANA, key)  # type: ignore[arg-type]
+    sealing.seal(payload, event_id, type(event).__name__, ANA, AESGCM(key))  # type: ignore[arg-type]
     return msgspec.json.encode(payload)
 
 
@@ -42,12 +44,12 @@ def test_a_sealed_payload_holds_no_personal_text_and_keeps_ids_kinds_and_spaces(
 def test_opening_with_the_key_gives_back_the_event() -> None:
     event, event_id = contribution(), new_id()
     payload, erased = sealing.open_payload(
-        sealed(event, event_id), event_id, "ContributionRecorded", {ANA: KEY}
+        sealed(event, event_id), event_id, "ContributionRecorded", CIPHERS
     )
     assert not erased
     assert decode_event("ContributionRecorded", 1, payload) == event
     spliced = sealing.open_for_fold(
-        sealed(event, event_id), event_id, "ContributionRecorded", {ANA: KEY}
+        sealed(event, event_id), event_id, "ContributionRecorded", CIPHERS
     )
     assert decode_event("ContributionRecorded", 1, spliced) == event
 
@@ -56,7 +58,7 @@ def test_a_box_moved_to_another_event_does_not_open() -> None:
     event = contribution()
     stored = sealed(event, new_id())
     with pytest.raises(sealing.UnreadableBox):
-        sealing.open_payload(stored, new_id(), "ContributionRecorded", {ANA: KEY})
+        sealing.open_payload(stored, new_id(), "ContributionRecorded", CIPHERS)
 
 
 def test_a_box_moved_between_two_events_of_one_member_does_not_open() -> None:
@@ -65,7 +67,7 @@ def test_a_box_moved_between_two_events_of_one_member_does_not_open() -> None:
     two = msgspec.json.decode(sealed(contribution(), second))
     one["sealed"] = two["sealed"]
     with pytest.raises(sealing.UnreadableBox, match=str(first)):
-        sealing.open_for_fold(msgspec.json.encode(one), first, "ContributionRecorded", {ANA: KEY})
+        sealing.open_for_fold(msgspec.json.encode(one), first, "ContributionRecorded", CIPHERS)
 
 
 def test_without_its_key_a_payload_reads_as_erased_never_as_ciphertext() -> None:
