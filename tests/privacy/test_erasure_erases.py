@@ -271,6 +271,7 @@ async def test_an_erased_member_is_nowhere_and_their_counts_and_connections_stay
     seen_before = "\n".join(await answers(reader_process, reader, margo, at))
     written_before = [s for s in SECRETS if s != WRITTEN["erasure"]]
     assert found(SECRETS, seen_before) == written_before, "the test must see what it then misses"
+    assert reader_process.app.state.keyring.cached > 0, "the reading process caches keys"
 
     erased = await post(
         eraser, f"/v1/members/{margo}/erasure", admin, {"reason": WRITTEN["erasure"]}
