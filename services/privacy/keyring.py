@@ -269,9 +269,15 @@ async def load_secret(conn: AsyncConnection[Any], master: MasterKey, name: str) 
                 )
             return master.unwrap(bytes(wrapped), secret_context(name))
         wrapped = master.wrap(os.urandom(KEY_BYTES), secret_context(name))
-        await conn.execute(
-            _CREATE_SECRET, {"name": name, "wrapped": wrapped, "kek_id": master.kek_id}
-        )
+        try:
+            await conn.execute(
+                _CREATE_SECRET, {"name": name, "wrapped": wrapped, "kek_id": master.kek_id}
+            )
+        except psycopg.errors.InsufficientPrivilege:
+            raise LookupError(
+                f"the ledger has no {name} secret yet, and this database role may not make "
+                "one: run `community-ledger db upgrade` as the database's owner first"
+            ) from None
     raise AssertionError("a secret inserted and not found")
 
 

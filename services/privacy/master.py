@@ -62,7 +62,7 @@ class MasterKey:
     def unwrap(self, wrapped: bytes, context: bytes) -> bytes:
         try:
             return self._aead.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], context)
-        except InvalidTag:
+        except (InvalidTag, ValueError):  # ValueError: too short to hold a nonce
             raise WrongMasterKey(
                 f"the master key {self.kek_id} does not unwrap a stored key "
                 "(another master key, or a damaged row)"

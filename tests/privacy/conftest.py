@@ -20,6 +20,14 @@ from services.privacy.master import MasterKey, parse_master_key
 from services.store import appending
 from services.store.ledger import Ledger
 from services.store.records import NewEvent
+from tests.api.conftest import (  # noqa: F401 (fixtures, for tests that erase over HTTP)
+    admin,
+    admin_token,
+    read_token,
+    reader,
+    write_token,
+    writer,
+)
 from tests.conftest import TEST_MASTER_KEY
 
 
@@ -58,35 +66,29 @@ def as_new_event(event: Event) -> NewEvent:
 async def erase(
     ledger: Ledger, keyring: Keyring, conn: AsyncConnection[Any], member_id: UUID
 ) -> set[UUID]:
-    """What erasure does to keys: the store appends MemberForgotten and destroys the key in
-    one transaction; answers whose key was there (a second erasure appends nothing)."""
+    """What erasure does to keys: MemberForgotten appended, the key destroyed, one
+    transaction; answers whose key went (whether the append or `destroy` deleted it)."""
     async with conn.transaction():
-        cur = await conn.execute(
-            "SELECT member_id FROM member_keys WHERE member_id = %s", [member_id]
-        )
-        had = {row[0] for row in await cur.fetchall()}
-        if had:
-            await ledger.append([as_new_event(MemberForgotten(member_id=member_id))], conn=conn)
-        return had
+        had = await _with_keys(conn, member_id)
+        await ledger.append([as_new_event(MemberForgotten(member_id=member_id))], conn=conn)
+        await keyring.destroy(conn, [member_id])
+        return had - await _with_keys(conn, member_id)
 
 
-async def append_unsealed(conn: AsyncConnection[Any], events: list[Event]) -> None:
-    """Straight into `ledger_append`, past the store: a MemberForgotten that destroys nothing."""
-    new = [as_new_event(event) for event in events]
-    await appending.call_append(conn, appending.parameters(new, None, None, None, None))
+async def append_bare(conn: AsyncConnection[Any], event: Event) -> None:
+    """Append through the store's lowest layer (`ledger_append`), with none of what the
+    Ledger does around it: to make states the Ledger never would."""
+    await appending.call_append(
+        conn, appending.parameters([as_new_event(event)], None, None, None, None)
+    )
+
+
+async def _with_keys(conn: AsyncConnection[Any], member_id: UUID) -> set[UUID]:
+    cur = await conn.execute("SELECT member_id FROM member_keys WHERE member_id = %s", [member_id])
+    return {row[0] for row in await cur.fetchall()}
 
 
 def key_rows(database_url: str) -> dict[UUID, tuple[bytes, str]]:
     with psycopg.connect(database_url) as sync:
         rows = sync.execute("SELECT member_id, wrapped, kek_id FROM member_keys").fetchall()
     return {member_id: (bytes(wrapped), kek_id) for member_id, wrapped, kek_id in rows}
-
-
-from tests.api.conftest import (  # noqa: E402, F401 (the API's key fixtures, for reads over HTTP)
-    admin,
-    admin_token,
-    read_token,
-    reader,
-    write_token,
-    writer,
-)

@@ -59,19 +59,13 @@ ERASER = textwrap.dedent(
     import asyncio, sys
     from uuid import UUID
     from psycopg import AsyncConnection
-    from psycopg_pool import AsyncConnectionPool
-    from services.privacy.keyring import Keyring
-    from services.privacy.master import load_master_key
-    from services.settings import load_settings
-    from services.store.ledger import Ledger
+    from services import bootstrap
     from tests.privacy.conftest import erase
 
     async def main(url: str, member: UUID) -> None:
-        master = load_master_key(load_settings())
-        async with AsyncConnectionPool(url, open=False) as pool:
+        async with bootstrap.write_path(url) as wired:
             async with await AsyncConnection.connect(url, autocommit=True) as conn:
-                keyring = await Keyring.open(conn, master)
-                print(sorted(await erase(Ledger(pool, keyring), keyring, conn, member)))
+                print(sorted(await erase(wired.ledger, wired.keyring, conn, member)))
 
     asyncio.run(main(sys.argv[1], UUID(sys.argv[2])))
     """

@@ -12,7 +12,7 @@ from domain.events import MemberForgotten, MemberRegistered
 from domain.ids import new_id
 from services.privacy.keyring import Keyring
 from services.store.ledger import Ledger
-from tests.privacy.conftest import append_unsealed, as_new_event, erase, key_rows
+from tests.privacy.conftest import append_bare, as_new_event, erase, key_rows
 
 pytestmark = pytest.mark.anyio
 
@@ -62,7 +62,7 @@ async def test_a_forgetting_in_an_earlier_transaction_does_not_allow_a_later_del
 ) -> None:
     member = new_id()
     await keyring.data_keys(conn, [member], create=True)
-    await append_unsealed(conn, [MemberForgotten(member_id=member)])
+    await append_bare(conn, MemberForgotten(member_id=member))  # forgotten, key left behind
 
     with pytest.raises(psycopg.Error, match=f"the data key of member {member} may be deleted only"):
         async with conn.transaction():
@@ -77,7 +77,7 @@ async def test_a_new_key_for_a_forgotten_member_is_refused(
     keyring: Keyring, conn: AsyncConnection[Any], ledger: Ledger, database_url: str
 ) -> None:
     member = new_id()
-    await ledger.append([as_new_event(MemberForgotten(member_id=member))])
+    await append_bare(conn, MemberForgotten(member_id=member))
 
     with pytest.raises(psycopg.Error) as refused:
         await conn.execute(

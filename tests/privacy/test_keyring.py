@@ -144,7 +144,7 @@ async def test_erasure_is_idempotent_and_drops_the_key_from_this_process_at_once
 
     assert await erase(ledger, keyring, conn, member) == {member}
     assert keyring.cached == 0
-    assert await erase(ledger, keyring, conn, member) == set()
+    assert await keyring.destroy(conn, [member]) == set()  # nothing left to delete: no error
     assert await keyring.data_keys(conn, [member], create=False) == {}
 
 
@@ -188,3 +188,20 @@ async def test_the_handle_secret_is_made_once_and_stored_wrapped(
     assert first.handle_secret == second.handle_secret
     assert [(name, kek_id) for name, _, kek_id in rows] == [("handle_hmac", master.kek_id)]
     assert first.handle_secret not in bytes(rows[0][1])
+
+
+async def test_a_role_that_may_not_make_the_secret_is_told_to_run_db_upgrade(
+    conn: AsyncConnection[Any], master: MasterKey
+) -> None:
+    role = f"reader_{new_id().hex[:12]}"
+    await conn.execute(f"CREATE ROLE {role}")
+    try:
+        await conn.execute(f"GRANT SELECT ON ledger_secrets TO {role}")
+        await conn.execute(f"SET ROLE {role}")
+
+        with pytest.raises(LookupError, match="run `community-ledger db upgrade` as the"):
+            await Keyring.open(conn, master)
+    finally:
+        await conn.execute("RESET ROLE")
+        await conn.execute(f"DROP OWNED BY {role}")
+        await conn.execute(f"DROP ROLE {role}")

@@ -77,6 +77,9 @@ def test_a_wrapped_key_unwraps_only_with_its_master_key_and_its_context() -> Non
         other.unwrap(wrapped, b"member_keys:a")
     with pytest.raises(WrongMasterKey):
         key.unwrap(wrapped, b"member_keys:b")
+    for damaged in (wrapped[:-1], wrapped[:5], b""):
+        with pytest.raises(WrongMasterKey, match="a damaged row"):
+            key.unwrap(damaged, b"member_keys:a")
 
 
 def test_the_environment_variable_gives_the_key(tmp_path: Path) -> None:
