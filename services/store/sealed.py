@@ -7,6 +7,7 @@ members it names), never one per event. Handle tags are stored as keyed digests.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
@@ -15,9 +16,9 @@ import msgspec
 import psycopg
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from domain.errors import MemberIsForgotten
 from services.privacy import sealing
 from services.privacy.keyring import Keyring
+from services.privacy.master import KEY_BYTES
 from services.store.records import AppendCondition, FeedRecord, NewEvent, Query, RecordedEvent
 from services.store.state import Row
 
@@ -53,8 +54,10 @@ class Sealer:
         owners = [sealing.owner_of(e.type, p) for e, p in zip(events, payloads, strict=True)]
         wanted = {owner for owner in owners if owner is not None}
         keys = await self.keyring.data_keys(conn, wanted, create=True) if wanted else {}
-        if missing := sorted(wanted - keys.keys(), key=str):
-            raise MemberIsForgotten(missing[0])
+        # A forgotten member has no key. The rules refuse new events about them; what still
+        # gets here (a retried append the ledger will answer as a replay) is sealed under a
+        # key nobody keeps: unreadable from the start, never stored in clear.
+        keys |= {member: os.urandom(KEY_BYTES) for member in wanted - keys.keys()}
         ciphers = sealing.ciphers(keys)
         sealed = []
         for event, payload, owner in zip(events, payloads, owners, strict=True):

@@ -1,0 +1,89 @@
+"""The store seals on append and opens on read; handles are found and kept unique by digest."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from domain import commands as c
+from domain.errors import HandleAlreadyClaimed
+from domain.events import ContributionRecorded, MemberForgotten
+from domain.ids import new_id
+from services.handler import CommandHandler, execute_commands
+from services.store.identity import handle_owner
+from services.store.ledger import Ledger
+from tests.privacy.conftest import as_new_event
+
+pytestmark = pytest.mark.anyio
+
+NAME, HANDLE, TITLE = "Odalys Featherstone", "twitter:@OdaFeather", "Notes on patient moderation"
+
+
+def stored_text(database_url: str) -> str:
+    with psycopg.connect(database_url) as conn:
+        events = conn.execute("SELECT data::text, tags::text FROM events").fetchall()
+        tags = conn.execute("SELECT tag FROM event_tags").fetchall()
+    return str(events + tags).lower()
+
+
+async def test_what_the_handler_appends_is_stored_sealed_and_reads_back_in_clear(
+    ledger: Ledger, database_url: str
+) -> None:
+    member = new_id()
+    handler = CommandHandler(ledger)
+    await execute_commands(
+        handler,
+        [
+            c.RegisterMember(member_id=member, display_name=NAME, handles=(HANDLE,)),
+            c.RecordContribution(
+                contribution_id=new_id(), member_id=member, kind="talk", space="meetup", title=TITLE
+            ),
+        ],
+    )
+
+    stored = stored_text(database_url)
+    assert [s for s in (NAME, "odafeather", TITLE) if s.lower() in stored] == []
+    assert "meetup" in stored and str(member) in stored
+    feed = [record.decode() for record in await ledger.read_feed()]
+    assert feed[0].display_name == NAME  # type: ignore[attr-defined]
+    assert feed[0].handles == (HANDLE,)  # type: ignore[attr-defined]
+    assert isinstance(feed[1], ContributionRecorded) and feed[1].title == TITLE
+    assert await handle_owner(ledger, "twitter:odafeather") == member
+
+
+async def test_a_handle_stays_unique_by_its_digest_until_its_holder_is_erased(
+    ledger: Ledger,
+) -> None:
+    first, second = new_id(), new_id()
+    handler = CommandHandler(ledger)
+    await execute_commands(
+        handler, [c.RegisterMember(member_id=first, display_name=NAME, handles=(HANDLE,))]
+    )
+    again = c.RegisterMember(member_id=second, display_name="Someone", handles=("x:odafeather",))
+
+    with pytest.raises(HandleAlreadyClaimed):
+        await execute_commands(handler, [again])
+    await execute_commands(handler, [c.ForgetMember(member_id=first)])
+
+    assert await handle_owner(ledger, "twitter:odafeather") is None
+    await execute_commands(handler, [again])
+    assert await handle_owner(ledger, "twitter:odafeather") == second
+
+
+async def test_an_event_about_a_forgotten_member_is_never_stored_in_clear(
+    ledger: Ledger, database_url: str
+) -> None:
+    """The rules refuse such events; the store seals them anyway, under a key nobody keeps."""
+    member = new_id()
+    await ledger.append([as_new_event(MemberForgotten(member_id=member))])
+    late = ContributionRecorded(
+        contribution_id=new_id(), member_id=member, kind="talk", space="meetup", title=TITLE
+    )
+
+    await ledger.append([as_new_event(late)])
+
+    assert TITLE.lower() not in stored_text(database_url)
+    newest = (await ledger.read_feed())[-1]
+    assert newest.erased and newest.decode() == ContributionRecorded(
+        contribution_id=late.contribution_id, member_id=member, kind="talk", space="meetup"
+    )
