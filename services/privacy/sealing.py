@@ -90,6 +90,10 @@ def seal(
     payload[SEALED] = {"key": str(owner), "box": base64.b64encode(nonce + ciphertext).decode()}
 
 
+def peek_box(data: bytes | str) -> Box | None:
+    return _peek.decode(data).sealed
+
+
 def peek(data: bytes | str) -> UUID | None:
     """The key a stored payload is sealed under, if any."""
     box = _peek.decode(data).sealed
@@ -127,7 +131,13 @@ def open_for_fold(data: bytes, event_id: UUID, type_name: str, keys: dict[UUID, 
     """The payload as a fold decodes it, spliced rather than re-encoded (folds read millions):
     the opened fields (or the blanks) appended to the object; the box is an unknown field
     the event decoder skips."""
-    box = _peek.decode(data).sealed
+    return open_box_for_fold(data, _peek.decode(data).sealed, event_id, type_name, keys)
+
+
+def open_box_for_fold(
+    data: bytes, box: Box | None, event_id: UUID, type_name: str, keys: dict[UUID, AESGCM]
+) -> bytes:
+    """`open_for_fold` with the box already peeked (a batch peeks once, to find its keys)."""
     if box is None:
         return data
     key = keys.get(box.key)

@@ -99,20 +99,21 @@ async def read_feed_for_folds(
     cur = await conn.execute(
         _READ_FEED_FOR_FOLDS, {"after": after, "limit": limit, "horizon": horizon}, prepare=True
     )
-    return await sealer.open_for_folds(
-        conn,
-        [
-            FeedRecord(
-                position=position,
-                event_id=event_id,
-                type=type_,
-                schema_version=version,
-                data=msgspec.Raw(data.encode()),
-                occurred_at=occurred_at,
-            )
-            for position, event_id, type_, version, data, occurred_at in await cur.fetchall()
-        ],
-    )
+    rows = await cur.fetchall()
+    opened = await sealer.open_for_folds(conn, [(row[1], row[2], row[4].encode()) for row in rows])
+    return [
+        FeedRecord(
+            position=position,
+            event_id=event_id,
+            type=type_,
+            schema_version=version,
+            data=msgspec.Raw(data),
+            occurred_at=occurred_at,
+        )
+        for (position, event_id, type_, version, _, occurred_at), data in zip(
+            rows, opened, strict=True
+        )
+    ]
 
 
 async def waiting_seconds(

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from services.privacy import sealing
 from services.privacy.keyring import Keyring
 from services.privacy.master import KEY_BYTES
-from services.store.records import AppendCondition, FeedRecord, NewEvent, Query, RecordedEvent
+from services.store.records import AppendCondition, NewEvent, Query, RecordedEvent
 from services.store.state import Row
 
 _encoder = msgspec.json.Encoder()
@@ -96,14 +96,17 @@ class Sealer:
         return opened
 
     async def open_for_folds(
-        self, conn: psycopg.AsyncConnection[Any], records: list[FeedRecord]
-    ) -> list[FeedRecord]:
-        keys = await self._keys(conn, (bytes(r.data) for r in records))
+        self, conn: psycopg.AsyncConnection[Any], rows: list[tuple[UUID, str, bytes]]
+    ) -> list[bytes]:
+        """The payloads of (event id, type, stored payload) rows as a fold decodes them:
+        each row parsed once for its box, one key lookup for the batch."""
+        boxes = [sealing.peek_box(data) for _, _, data in rows]
+        wanted = {box.key for box in boxes if box is not None}
+        keys = await self.keyring.data_keys(conn, wanted, create=False) if wanted else {}
+        ciphers = sealing.ciphers(keys)
         return [
-            msgspec.structs.replace(
-                r, data=msgspec.Raw(sealing.open_for_fold(bytes(r.data), r.event_id, r.type, keys))
-            )
-            for r in records
+            sealing.open_box_for_fold(data, box, event_id, type_, ciphers)
+            for (event_id, type_, data), box in zip(rows, boxes, strict=True)
         ]
 
     async def open_rows(self, conn: psycopg.AsyncConnection[Any], rows: list[Row]) -> list[Row]:
