@@ -15,7 +15,6 @@ personal field `null` and `"erased": true`; a fold sees the fields' blanks inste
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import hmac
@@ -69,25 +68,41 @@ def ciphers(keys: dict[UUID, bytes]) -> dict[UUID, AESGCM]:
     return {member: AESGCM(key) for member, key in keys.items()}
 
 
-def owner_of(type_name: str, payload: dict[str, Any]) -> UUID | None:
-    """The member whose key seals this payload; None when it holds no personal field."""
+def owner_text(type_name: str, payload: dict[str, Any]) -> str | None:
+    """The id (as written in `payload`) of the member whose key seals it; None when it
+    holds no personal field."""
     personal = PERSONAL.get(type_name)
-    if personal is None or not any(name in payload for name in personal.sealed):
+    if personal is None:
         return None
-    owner = payload[personal.owner]
-    return owner if isinstance(owner, UUID) else UUID(owner)
+    for name in personal.sealed:
+        if name in payload:
+            return str(payload[personal.owner])
+    return None
+
+
+def owner_of(type_name: str, payload: dict[str, Any]) -> UUID | None:
+    owner = owner_text(type_name, payload)
+    return None if owner is None else UUID(owner)
 
 
 def seal(
-    payload: dict[str, Any], event_id: UUID, type_name: str, owner: UUID, cipher: AESGCM
+    payload: dict[str, Any],
+    event_id: UUID,
+    type_name: str,
+    owner: UUID | str,
+    cipher: AESGCM,
+    nonce: bytes | None = None,
 ) -> None:
-    """Move the personal fields of `payload` (a decoded stored payload) into its box."""
+    """Move the personal fields of `payload` (a decoded stored payload) into its box.
+
+    `nonce`: 12 fresh random bytes, for callers that draw a batch's nonces at once."""
     fields = {name: payload.pop(name) for name in sealed_fields(type_name) if name in payload}
-    nonce = os.urandom(NONCE)
+    nonce = nonce or os.urandom(NONCE)
     ciphertext = cipher.encrypt(
         nonce, _encoder.encode(fields), associated_data(event_id, type_name)
     )
-    payload[SEALED] = {"key": str(owner), "box": base64.b64encode(nonce + ciphertext).decode()}
+    box = binascii.b2a_base64(nonce + ciphertext, newline=False).decode()
+    payload[SEALED] = {"key": str(owner), "box": box}
 
 
 def peek_box(data: bytes | str) -> Box | None:

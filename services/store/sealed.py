@@ -50,23 +50,31 @@ class Sealer:
         self, conn: psycopg.AsyncConnection[Any], events: Sequence[NewEvent]
     ) -> list[NewEvent]:
         """`events` with personal fields boxed and handle tags hashed; one key lookup."""
-        payloads = [msgspec.json.decode(bytes(event.data)) for event in events]
-        owners = [sealing.owner_of(e.type, p) for e, p in zip(events, payloads, strict=True)]
-        wanted = {owner for owner in owners if owner is not None}
+        payloads = [_decode(event.data) for event in events]
+        owners = [sealing.owner_text(e.type, p) for e, p in zip(events, payloads, strict=True)]
+        members = {owner: UUID(owner) for owner in set(owners) if owner is not None}
+        wanted = set(members.values())
         keys = await self.keyring.data_keys(conn, wanted, create=True) if wanted else {}
         # A forgotten member has no key. The rules refuse new events about them; what still
         # gets here (a retried append the ledger will answer as a replay) is sealed under a
         # key nobody keeps: unreadable from the start, never stored in clear.
         keys |= {member: os.urandom(KEY_BYTES) for member in wanted - keys.keys()}
-        ciphers = sealing.ciphers(keys)
+        ciphers = {text: AESGCM(keys[member]) for text, member in members.items()}
+        nonces = os.urandom(sealing.NONCE * len(events))
+        secret = self.keyring.handle_secret
         sealed = []
-        for event, payload, owner in zip(events, payloads, owners, strict=True):
-            data = event.data
+        for index, (event, payload, owner) in enumerate(zip(events, payloads, owners, strict=True)):
+            data, tags = event.data, event.tags
             if owner is not None:
-                sealing.seal(payload, event.event_id, event.type, owner, ciphers[owner])
+                nonce = nonces[index * sealing.NONCE : (index + 1) * sealing.NONCE]
+                sealing.seal(payload, event.event_id, event.type, owner, ciphers[owner], nonce)
                 data = msgspec.Raw(_encoder.encode(payload))
+            if any(tag.startswith(sealing.HANDLE_TAG) for tag in tags):
+                tags = tuple(sealing.handle_digest(secret, tag) for tag in tags)
             sealed.append(
-                msgspec.structs.replace(event, data=data, tags=tuple(self.tags(event.tags)))
+                event
+                if data is event.data and tags is event.tags
+                else msgspec.structs.replace(event, data=data, tags=tags)
             )
         return sealed
 
@@ -119,6 +127,13 @@ class Sealer:
             )
             for row in rows
         ]
+
+
+_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+def _decode(data: msgspec.Raw) -> dict[str, Any]:
+    return _decoder.decode(data)
 
 
 def _bytes(data: str | bytes) -> bytes:
