@@ -49,6 +49,25 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
 $$;
 """
 
+# Erasure and key creation meet on a lock per bucket of members: an erasure takes its
+# members' buckets exclusively before it deletes, a new key takes its bucket shared before
+# it checks that its member is not forgotten. Whichever comes second waits for the first
+# to commit, then sees it: a key made while its member was being forgotten is refused, or
+# deleted by the erasure; never left behind. Buckets, not members: an import that makes
+# thousands of keys takes at most 64 locks. Shared: makers never wait for each other.
+LOCKS = """
+CREATE FUNCTION member_keys_lock_class() RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    -- The first key of the two-key advisory locks on members' buckets (0005 uses 7031).
+    SELECT 7032
+$$;
+
+CREATE FUNCTION member_keys_lock_bucket(member uuid) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT hashtext(member::text) & 63
+$$;
+"""
+
 # Statement-level with transition tables: an import inserts thousands of keys in one
 # statement, and the checks then run once, as one query each, not once per row.
 GUARD_INSERT = """
@@ -59,13 +78,21 @@ DECLARE
     v_current  text;
     v_other    text;
 BEGIN
+    -- In ascending order, as erasures take them, so the two never deadlock.
+    PERFORM pg_advisory_xact_lock_shared(member_keys_lock_class(), b.bucket)
+    FROM (
+        SELECT DISTINCT member_keys_lock_bucket(i.member_id) AS bucket
+        FROM member_keys_inserted i
+        ORDER BY 1
+    ) AS b;
+    -- A statement of its own, so it sees an erasure that committed while we waited.
     SELECT i.member_id INTO v_member
     FROM member_keys_inserted i
     WHERE ledger_member_forgotten(i.member_id)
     LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'member % was forgotten: no new data key may be made for them', v_member
-            USING ERRCODE = 'LK001';
+            USING ERRCODE = 'LK001', DETAIL = v_member::text;
     END IF;
 
     -- A process still holding the master key from before a rotation must not add keys
@@ -180,7 +207,7 @@ FOR EACH STATEMENT EXECUTE FUNCTION ledger_keys_refuse();
 
 
 def upgrade() -> None:
-    for statement in (TABLES, FORGOTTEN, GUARD_INSERT, GUARD_UPDATE, GUARD_DELETE, REFUSE):
+    for statement in (TABLES, FORGOTTEN, LOCKS, GUARD_INSERT, GUARD_UPDATE, GUARD_DELETE, REFUSE):
         op.execute(statement)
     op.execute(TRIGGERS)
 
@@ -192,4 +219,6 @@ def downgrade() -> None:
     op.execute("DROP FUNCTION member_keys_guard_delete()")
     op.execute("DROP FUNCTION ledger_keys_guard_update()")
     op.execute("DROP FUNCTION member_keys_guard_insert()")
+    op.execute("DROP FUNCTION member_keys_lock_bucket(uuid)")
+    op.execute("DROP FUNCTION member_keys_lock_class()")
     op.execute("DROP FUNCTION ledger_member_forgotten(uuid)")

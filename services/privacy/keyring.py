@@ -21,6 +21,7 @@ from uuid import UUID
 import psycopg
 from psycopg import AsyncConnection
 
+from domain.errors import MemberIsForgotten
 from services.privacy.master import KEY_BYTES, MasterKey, WrongMasterKey
 
 log = logging.getLogger("community_ledger.privacy")
@@ -29,6 +30,8 @@ CHANNEL = "ledger_member_keys"
 CACHE_SIZE = 10_000
 HANDLE_SECRET = "handle_hmac"
 RECONNECT_SECONDS = 1.0
+FORGOTTEN = "LK001"
+"""The SQLSTATE of a new key for a member already forgotten."""
 ROTATED = "LK002"
 """The SQLSTATE of a new key wrapped by a master key the ledger no longer uses."""
 
@@ -49,6 +52,17 @@ _CREATE_KEYS = """
     FROM unnest(%(ids)s::uuid[], %(wrapped)s::bytea[]) AS new(member_id, wrapped)
     WHERE NOT ledger_member_forgotten(new.member_id)
     ON CONFLICT (member_id) DO NOTHING
+"""
+
+# Taken before the delete, in a statement of its own, so the delete sees every key made
+# for these members until now (a maker in the same bucket finishes first; see 0006).
+_LOCK_FOR_ERASURE = """
+    SELECT pg_advisory_xact_lock(member_keys_lock_class(), b.bucket)
+    FROM (
+        SELECT DISTINCT member_keys_lock_bucket(m) AS bucket
+        FROM unnest(%(ids)s::uuid[]) AS m
+        ORDER BY 1
+    ) AS b
 """
 
 _DESTROY_KEYS = """
@@ -105,8 +119,9 @@ class Keyring:
     ) -> dict[UUID, bytes]:
         """The 32-byte data keys of these members; with `create`, new members get one.
 
-        One query per call for the keys not cached (two when some must be made), however
-        many members. Forgotten members have no key and are absent from the answer.
+        One statement for the keys not cached, however many members; three when some must
+        be made (read, insert, read back). Forgotten members have no key and are absent
+        from the answer; one forgotten while its key was being made raises MemberIsForgotten.
         """
         wanted = set(member_ids)
         found: dict[UUID, bytes] = {}
@@ -132,6 +147,9 @@ class Keyring:
                     {"ids": ordered, "wrapped": wrapped, "kek_id": self.master.kek_id},
                 )
             except psycopg.Error as error:
+                if error.sqlstate == FORGOTTEN and error.diag.message_detail:
+                    # Forgotten while we made their key (an erasure that committed first).
+                    raise MemberIsForgotten(UUID(error.diag.message_detail)) from None
                 if error.sqlstate == ROTATED:
                     raise WrongMasterKey(
                         f"the master key was rotated away from {self.master.kek_id}: "
@@ -173,6 +191,7 @@ class Keyring:
         """
         ids = list(set(member_ids))
         self.forget(ids)
+        await conn.execute(_LOCK_FOR_ERASURE, {"ids": ids})
         cur = await conn.execute(_DESTROY_KEYS, {"ids": ids})
         return {row[0] for row in await cur.fetchall()}
 

@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 from psycopg import AsyncConnection
 
+from domain.errors import MemberIsForgotten
+from domain.events import MemberForgotten
 from domain.ids import new_id
 from services.privacy.keyring import Keyring
 from services.privacy.master import MasterKey
-from tests.privacy.conftest import key_rows
+from tests.privacy.conftest import append_bare, key_rows
 
 pytestmark = pytest.mark.anyio
 
@@ -64,3 +66,59 @@ async def test_a_key_read_while_its_erasure_is_noticed_is_not_cached(
 
     assert set(read) == {member}
     assert not keyring.holds(member)
+
+
+async def _waiting_for_a_lock(watcher: AsyncConnection[Any], waiter: AsyncConnection[Any]) -> None:
+    """Until `waiter`'s backend waits on an advisory lock (bounded: a lost wait fails)."""
+    async with asyncio.timeout(30):
+        while True:
+            cur = await watcher.execute(
+                "SELECT 1 FROM pg_locks WHERE pid = %s AND locktype = 'advisory' AND NOT granted",
+                [waiter.info.backend_pid],
+            )
+            if await cur.fetchone():
+                return
+            await asyncio.sleep(0.01)
+
+
+async def test_a_key_made_while_its_member_is_being_forgotten_is_refused_once_erasure_commits(
+    database_url: str, master: MasterKey, keyring: Keyring, conn: AsyncConnection[Any]
+) -> None:
+    member = new_id()  # never had a key: the erasure has no row to delete
+    async with (
+        await AsyncConnection.connect(database_url, autocommit=True) as eraser,
+        await AsyncConnection.connect(database_url, autocommit=True) as maker,
+    ):
+        other = await Keyring.open(maker, master)
+        async with eraser.transaction():
+            await append_bare(eraser, MemberForgotten(member_id=member))
+            assert await keyring.destroy(eraser, [member]) == set()
+            making = asyncio.create_task(other.data_keys(maker, [member], create=True))
+            await _waiting_for_a_lock(conn, maker)
+
+        with pytest.raises(MemberIsForgotten) as refused:
+            await making
+
+    assert refused.value.member_id == member
+    assert key_rows(database_url) == {}
+
+
+async def test_an_erasure_waits_for_a_key_being_made_and_deletes_it(
+    database_url: str, master: MasterKey, keyring: Keyring, conn: AsyncConnection[Any]
+) -> None:
+    member = new_id()
+    async with (
+        await AsyncConnection.connect(database_url, autocommit=True) as eraser,
+        await AsyncConnection.connect(database_url) as maker,  # not autocommit: committed below
+    ):
+        other = await Keyring.open(maker, master)
+        await maker.commit()
+        await other.data_keys(maker, [member], create=True)  # its transaction stays open
+        async with eraser.transaction():
+            await append_bare(eraser, MemberForgotten(member_id=member))
+            destroying = asyncio.create_task(keyring.destroy(eraser, [member]))
+            await _waiting_for_a_lock(conn, eraser)
+            await maker.commit()
+            assert await destroying == {member}
+
+    assert key_rows(database_url) == {}

@@ -34,6 +34,8 @@ def test_0006_adds_the_key_tables_and_guards_and_its_downgrade_restores_0005(
     assert tables == {"member_keys", "ledger_secrets"}
     assert functions == {
         "ledger_member_forgotten",
+        "member_keys_lock_class",
+        "member_keys_lock_bucket",
         "member_keys_guard_insert",
         "member_keys_guard_delete",
         "ledger_keys_guard_update",
