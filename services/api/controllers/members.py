@@ -123,7 +123,11 @@ class MemberController(Controller):
         data: items.MemberErasure,
         idempotency_key: IdempotencyKey = None,
     ) -> s.Written:
-        """Profiles stop showing the member's name, handles, bio and links; counts stay."""
+        """Destroys the member's data key (and those of members merged into it): their name,
+        handles, bio, links and everything they wrote read as erased (`null`, with
+        `"erased": true`) in every answer, and their handles are free. Counts and
+        connections stay. Erasing twice answers success and writes nothing. See
+        docs/privacy.md."""
         item = items.ForgetMemberItem(member=str(member_id), reason=data.reason)
         return await write_one(request, handler, item, idempotency_key)
 
