@@ -137,10 +137,10 @@ def apply(state: State, entry: Entry) -> None:
             p.display_name = p.display_name if name is None else name
             p.bio = p.bio if bio is None else bio
             p.links = p.links if event.links is None else list(event.links)
-        case e.HandleLinked(member_id=member_id, handle=handle):
+        case e.HandleLinked(member_id=member_id, handle=handle) if handle:  # "" once erased
             p = state.row(member_id, position)
             p.handles = _with_handles(p.handles, (handle,))
-        case e.HandleUnlinked(member_id=member_id, handle=handle):
+        case e.HandleUnlinked(member_id=member_id, handle=handle) if handle:
             p = state.row(member_id, position)
             p.handles = [h for h in p.handles if _key(h) != _key(handle)]
         case e.MembersMerged():

@@ -50,6 +50,9 @@ class _Peek(msgspec.Struct):
 
 _peek = msgspec.json.Decoder(_Peek)
 
+SEALED_TYPES = frozenset(name for name, personal in PERSONAL.items() if personal.sealed)
+"""Only these types are ever sealed: a reader need not look into the others' payloads."""
+
 
 class UnreadableBox(Exception):
     """A box that its key does not open: edited, or moved from another event."""
@@ -105,8 +108,8 @@ def seal(
     payload[SEALED] = {"key": str(owner), "box": box}
 
 
-def peek_box(data: bytes | str) -> Box | None:
-    return _peek.decode(data).sealed
+def peek_box(type_name: str, data: bytes | str) -> Box | None:
+    return _peek.decode(data).sealed if type_name in SEALED_TYPES else None
 
 
 def peek(data: bytes | str) -> UUID | None:

@@ -108,7 +108,7 @@ class Sealer:
     ) -> list[bytes]:
         """The payloads of (event id, type, stored payload) rows as a fold decodes them:
         each row parsed once for its box, one key lookup for the batch."""
-        boxes = [sealing.peek_box(data) for _, _, data in rows]
+        boxes = [sealing.peek_box(type_, data) for _, type_, data in rows]
         wanted = {box.key for box in boxes if box is not None}
         keys = await self.keyring.data_keys(conn, wanted, create=False) if wanted else {}
         ciphers = sealing.ciphers(keys)
