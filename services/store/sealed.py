@@ -78,30 +78,32 @@ class Sealer:
             )
         return sealed
 
-    async def _keys(
-        self, conn: psycopg.AsyncConnection[Any], datas: Iterable[bytes | str]
-    ) -> dict[UUID, AESGCM]:
-        wanted = {key for data in datas if (key := sealing.peek(data)) is not None}
-        if not wanted:
-            return {}
-        return sealing.ciphers(await self.keyring.data_keys(conn, wanted, create=False))
-
     async def open(
         self, conn: psycopg.AsyncConnection[Any], records: list[RecordedEvent]
     ) -> list[RecordedEvent]:
         """Records as readers show them: personal fields in clear, or null and `erased`."""
-        keys = await self._keys(conn, (bytes(r.data) for r in records))
+        boxes = [sealing.peek_box(r.type, bytes(r.data)) for r in records]
+        keys = await self._ciphers(conn, boxes)
         opened = []
-        for record in records:
+        for record, box in zip(records, boxes, strict=True):
+            if box is None:
+                opened.append(record)
+                continue
             payload, erased = sealing.open_payload(
                 bytes(record.data), record.event_id, record.type, keys
             )
-            opened.append(
-                msgspec.structs.replace(
-                    record, data=msgspec.Raw(_encoder.encode(payload)), erased=erased
-                )
-            )
+            data = msgspec.Raw(_encoder.encode(payload))
+            opened.append(msgspec.structs.replace(record, data=data, erased=erased))
         return opened
+
+    async def _ciphers(
+        self, conn: psycopg.AsyncConnection[Any], boxes: Iterable[sealing.Box | None]
+    ) -> dict[UUID, AESGCM]:
+        """One key lookup for every box of a batch."""
+        wanted = {box.key for box in boxes if box is not None}
+        if not wanted:
+            return {}
+        return sealing.ciphers(await self.keyring.data_keys(conn, wanted, create=False))
 
     async def open_for_folds(
         self, conn: psycopg.AsyncConnection[Any], rows: list[tuple[UUID, str, bytes]]
@@ -109,23 +111,27 @@ class Sealer:
         """The payloads of (event id, type, stored payload) rows as a fold decodes them:
         each row parsed once for its box, one key lookup for the batch."""
         boxes = [sealing.peek_box(type_, data) for _, type_, data in rows]
-        wanted = {box.key for box in boxes if box is not None}
-        keys = await self.keyring.data_keys(conn, wanted, create=False) if wanted else {}
-        ciphers = sealing.ciphers(keys)
+        ciphers = await self._ciphers(conn, boxes)
         return [
             sealing.open_box_for_fold(data, box, event_id, type_, ciphers)
             for (event_id, type_, data), box in zip(rows, boxes, strict=True)
         ]
 
     async def open_rows(self, conn: psycopg.AsyncConnection[Any], rows: list[Row]) -> list[Row]:
-        keys = await self._keys(conn, (row.data for row in rows))
+        """The handler's state rows, opened as for a fold (a dry run's own are never sealed)."""
+        boxes = [
+            None if row.event_id is None else sealing.peek_box(row.type, row.data) for row in rows
+        ]
+        ciphers = await self._ciphers(conn, boxes)
         return [
             row
-            if row.event_id is None  # a dry run's decided events are never sealed
+            if box is None or row.event_id is None
             else row._replace(
-                data=sealing.open_for_fold(_bytes(row.data), row.event_id, row.type, keys)
+                data=sealing.open_box_for_fold(
+                    _bytes(row.data), box, row.event_id, row.type, ciphers
+                )
             )
-            for row in rows
+            for row, box in zip(rows, boxes, strict=True)
         ]
 
 
