@@ -125,7 +125,7 @@ EVENT_EXAMPLE = {
         "attributes": {"question": "Q4"},
         "reply_to": None,
     },
-    "metadata": {"source": "api", "actor": "bot"},
+    "metadata": {"source": "api", "api_key_id": "0194b3c2-7f00-7a41-9c1e-2d3e4f5a6b7c"},
     "stream": "contribution-0194b3c2-8a1e-7c3d-9f00-5b2a1c9d4e6f",
     "stream_version": 1,
     "tags": ["member:c1328b0c-0e7b-50c1-9d32-cf9fa38d417d", "space:kaizenblog"],
@@ -245,7 +245,17 @@ def finish(app: Litestar) -> None:
                     continue
                 responses[status] = OpenAPIResponse(description=description, content=problem)
             operation.responses = responses
+            operation.security = _narrowest(operation.security)
             _example(operation, path)
+
+
+def _narrowest(security: list[Any] | None) -> list[Any] | None:
+    """Litestar joins the controller's requirement to the handler's, which would read as
+    "either"; a requirement that names a scope (admin) is the one that holds."""
+    if not security:
+        return security
+    scoped = [requirement for requirement in security if any(requirement.values())]
+    return scoped or security
 
 
 def _example(operation: Any, path: str) -> None:

@@ -11,7 +11,7 @@ from litestar.params import Parameter
 from psycopg_pool import AsyncConnectionPool
 
 from services import migrate
-from services.api.auth import require
+from services.api.auth import ADMIN_SECURITY, require
 from services.api.metrics import CONTENT_TYPE, CatchUpRate, projection_families, render
 from services.projector import builds
 from services.projector.appliers import make_appliers, projection_names
@@ -69,7 +69,8 @@ class ProjectionController(Controller):
         status_code=202,
         summary="Rebuild a projection into fresh tables, then swap",
         guards=[require("admin")],
-        security=[{"bearerAuth": []}],
+        security=ADMIN_SECURITY,
+        description="Needs an API key with scope `admin`: the live tables are replaced.",
     )
     async def rebuild(
         self,
