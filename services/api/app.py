@@ -16,6 +16,7 @@ from services.api.auth import BEARER_SECURITY
 from services.api.bodies import StrictBody
 from services.api.controllers.activity import ActivityController
 from services.api.controllers.events import EventController
+from services.api.controllers.exports import ExportController
 from services.api.controllers.home import home
 from services.api.controllers.members import MemberController
 from services.api.controllers.operations import OperationsController, ProjectionController
@@ -61,6 +62,7 @@ def create_app(database_url: str, *, run_projector: bool = False, pool_size: int
             ActivityController,
             EventController,
             ProjectionController,
+            ExportController,
             *READ_CONTROLLERS,
             assets_router(),
         ],

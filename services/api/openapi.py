@@ -133,6 +133,13 @@ EVENT_EXAMPLE = {
     "recorded_at": "2026-11-28T16:00:00Z",
 }
 RESPONSE_EXAMPLES: dict[str, Any] = {
+    "ExportMember": {
+        "member_id": MEMBER_EXAMPLE["id"],
+        "exported_at": "2026-11-28T16:00:00Z",
+        "members": [MEMBER_EXAMPLE["id"]],
+        "profile": MEMBER_EXAMPLE,
+        "events": [EVENT_EXAMPLE],
+    },
     "Health": {"status": "ok"},
     "Ready": {"status": "ready", "schema": "0003_api_keys"},
     "Metrics": 'ledger_http_requests_total{method="GET",route="/health",status="200"} 3\n',
