@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, Server
 
 from services import bootstrap
+from services.api import redact
 from services.api.auth import BEARER_SECURITY
 from services.api.bodies import StrictBody
 from services.api.controllers.activity import ActivityController
@@ -55,6 +56,7 @@ def create_app(database_url: str, *, run_projector: bool = False, pool_size: int
                 if projector is not None:
                     await _stop(projector)
 
+    redact.install()
     app = Litestar(
         route_handlers=[
             home,

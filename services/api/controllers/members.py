@@ -203,10 +203,10 @@ class MemberController(Controller):
         try:
             key = parse_handle(f"{platform}:{handle}").key
         except LedgerError as error:
-            raise ValidationException(str(error)) from error
+            raise ValidationException(str(error)) from error  # names the form, not the handle
         owner = await handle_owner(ledger, key)
         if owner is None:
-            raise NotFoundException(f"no member holds the handle {platform}:{handle}")
+            raise NotFoundException("no member holds this handle")
         return await _member(pool, owner)
 
     @get(
