@@ -66,6 +66,7 @@ CACHE = KeyCache(CACHE_SECONDS)
 
 def require(scope: keys.Scope) -> Guard:
     """A guard admitting requests whose bearer key is active and holds `scope` or a wider one."""
+    keys.allows(scope, scope)  # an unknown scope fails here, when the route is declared
 
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         key = await authenticated_key(connection)
