@@ -132,14 +132,15 @@ EVENT_EXAMPLE = {
     "occurred_at": "2009-08-23T23:25:00Z",
     "recorded_at": "2026-11-28T16:00:00Z",
 }
+EXPORT_EXAMPLE = {
+    "member_id": MEMBER_EXAMPLE["id"],
+    "exported_at": "2026-11-28T16:00:00Z",
+    "members": [MEMBER_EXAMPLE["id"]],
+    "profile": MEMBER_EXAMPLE,
+    "events": [EVENT_EXAMPLE],
+}
 RESPONSE_EXAMPLES: dict[str, Any] = {
-    "ExportMember": {
-        "member_id": MEMBER_EXAMPLE["id"],
-        "exported_at": "2026-11-28T16:00:00Z",
-        "members": [MEMBER_EXAMPLE["id"]],
-        "profile": MEMBER_EXAMPLE,
-        "events": [EVENT_EXAMPLE],
-    },
+    "ExportMember": EXPORT_EXAMPLE,
     "Health": {"status": "ok"},
     "Ready": {"status": "ready", "schema": "0003_api_keys"},
     "Metrics": 'ledger_http_requests_total{method="GET",route="/health",status="200"} 3\n',
@@ -253,7 +254,33 @@ def finish(app: Litestar) -> None:
                 responses[status] = OpenAPIResponse(description=description, content=problem)
             operation.responses = responses
             operation.security = _narrowest(operation.security)
+            _lines(operation)
             _example(operation, path)
+
+
+def _lines(operation: Any) -> None:
+    """The export answers JSONL too, which Litestar's one media type per response cannot say."""
+    if operation.operation_id != "ExportMember":
+        return
+    answer = (operation.responses or {}).get("200")
+    if isinstance(answer, OpenAPIResponse) and answer.content is not None:
+        answer.content["application/x-ndjson"] = OpenAPIMediaType(
+            schema=Schema(
+                type="string",  # type: ignore[arg-type]
+                description="The export's fields but `events` on the first line, then one "
+                "event per line",
+            ),
+            examples={
+                "example": Example(
+                    value=msgspec.json.encode(
+                        {k: v for k, v in EXPORT_EXAMPLE.items() if k != "events"}
+                    ).decode()
+                    + "\n"
+                    + msgspec.json.encode(EVENT_EXAMPLE).decode()
+                    + "\n"
+                )
+            },
+        )
 
 
 def _narrowest(security: list[Any] | None) -> list[Any] | None:
