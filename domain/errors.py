@@ -1,11 +1,16 @@
 """What can go wrong, named after what broke; each error carries the facts involved.
 
+Messages name ids, fields, platforms and numbers, never a handle, a name or a text: a
+message reaches problem details and logs, which must not hold personal data. The values
+stay on the error's attributes for code that needs them.
+
 The API maps this hierarchy to problem+json in one place (`services/api/problems.py`):
 `RuleViolation` -> 422, `NotFound` -> 404, `Conflict` -> 409.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from uuid import UUID
 
@@ -97,12 +102,21 @@ def _ids(ids: Sequence[UUID]) -> str:
     return ", ".join(map(str, ids))
 
 
+_PLATFORM = re.compile(r"[a-z][a-z0-9_.-]{0,31}")
+
+
+def _platform(handle: str) -> str:
+    """What of a handle a message may say: its platform (`twitter`), not who it is."""
+    platform = handle.partition(":")[0].strip().lower()
+    return platform if _PLATFORM.fullmatch(platform) else "unnamed"
+
+
 class InvalidHandle(RuleViolation):
     title = "Invalid handle"
 
     def __init__(self, raw: str, reason: str) -> None:
         self.raw, self.reason = raw, reason
-        super().__init__(f"invalid handle {raw!r}: {reason}")
+        super().__init__(f"invalid handle: {reason}")
 
 
 class InvalidField(RuleViolation):
@@ -126,9 +140,14 @@ class UnknownHandles(NotFound):
 
     def __init__(self, handles: Sequence[str]) -> None:
         self.handles = tuple(handles)
+        platforms = ", ".join(dict.fromkeys(map(_platform, self.handles)))
+        which = (
+            f"the {platforms} handle named"
+            if len(self.handles) == 1
+            else f"{len(self.handles)} of the handles named ({platforms})"
+        )
         super().__init__(
-            f"no member holds the handle {', '.join(self.handles)}; "
-            'register the member first, or send "register_unknown": true'
+            f'no member holds {which}; register the member first, or send "register_unknown": true'
         )
 
 
@@ -164,7 +183,7 @@ class HandleAlreadyClaimed(Conflict):
 
     def __init__(self, handle: str, owner_id: UUID) -> None:
         self.handle, self.owner_id = handle, owner_id
-        super().__init__(f"handle {handle!r} already belongs to member {owner_id}")
+        super().__init__(f"the {_platform(handle)} handle already belongs to member {owner_id}")
 
 
 class HandleNotLinked(RuleViolation):
@@ -172,7 +191,7 @@ class HandleNotLinked(RuleViolation):
 
     def __init__(self, handle: str, member_id: UUID) -> None:
         self.handle, self.member_id = handle, member_id
-        super().__init__(f"handle {handle!r} is not linked to member {member_id}")
+        super().__init__(f"the {_platform(handle)} handle is not linked to member {member_id}")
 
 
 class SelfMerge(RuleViolation):

@@ -200,6 +200,9 @@ BatchItem = (
     | WithdrawRecognitionItem
 )
 
+IRREVERSIBLE = (MergeMembersItem, ForgetMemberItem)
+"""Items no later event can undo: over HTTP they need an admin key, in a batch too."""
+
 
 Item = (
     MemberCreate

@@ -50,6 +50,11 @@ def _rank(scope: str) -> int:
     return SCOPES.index(scope)
 
 
+def is_token(text: str) -> bool:
+    """Whether `text` is a whole token (`cl_` and 43 characters), not an id or a prefix."""
+    return _TOKEN.fullmatch(text.strip()) is not None
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 

@@ -73,6 +73,12 @@ def revoke(args: argparse.Namespace, settings: Settings) -> int:
         f"{_when(key.revoked_at)} UTC; running servers refuse it within "
         f"{CACHE_SECONDS:g} s"
     )
+    if keys.is_token(args.key):
+        print(
+            "note: next time revoke by the key id or prefix (`keys list` shows both): a whole "
+            "token on a command line stays in shell history and process listings",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -120,7 +126,10 @@ def add_commands(commands: Any) -> None:
 
     revoker = actions.add_parser("revoke", help="revoke a key; servers refuse it within seconds")
     revoker.add_argument(
-        "key", metavar="KEY_ID_OR_PREFIX", help="the key id, or the prefix `keys list` shows"
+        "key",
+        metavar="KEY_ID_OR_PREFIX",
+        help="the key id, or the prefix `keys list` shows (a leaked whole token works too, "
+        "but keep tokens off command lines)",
     )
     revoker.set_defaults(handler=revoke)
 

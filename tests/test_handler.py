@@ -102,8 +102,9 @@ async def test_handles_resolve_whatever_their_case_and_unknown_ones_can_be_regis
         resolver.member("github:nobody")
         return []
 
-    with pytest.raises(UnknownHandles, match="github:nobody"):
+    with pytest.raises(UnknownHandles, match="no member holds the github handle named") as caught:
         await handler.execute(unknown, handles=["github:nobody"])
+    assert caught.value.handles == ("github:nobody",)
 
 
 async def test_two_members_racing_for_one_handle_leave_it_with_one(

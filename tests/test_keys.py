@@ -222,6 +222,32 @@ def test_cli_create_prints_the_token_once_then_list_and_revoke_never_show_it(
     assert "revoked" in community_ledger("list", database_url=database_url).stdout
 
 
+def test_cli_revokes_by_key_id_and_by_a_leaked_token_with_a_note_to_use_the_id(
+    database_url: str,
+) -> None:
+    by_id = json.loads(
+        community_ledger(
+            "create", "--name", "bot", "--scope", "write", "--json", database_url=database_url
+        ).stdout
+    )
+    leaked = community_ledger(
+        "create", "--name", "crm", "--scope", "read", database_url=database_url
+    ).stdout.strip()
+
+    revoked_by_id = community_ledger("revoke", by_id["key_id"], database_url=database_url)
+    revoked_by_token = community_ledger("revoke", leaked, database_url=database_url)
+
+    assert revoked_by_id.returncode == 0, revoked_by_id.stderr
+    assert revoked_by_id.stdout.startswith(f"revoked API key {by_id['key_id']} ")
+    assert "note" not in revoked_by_id.stderr
+    assert revoked_by_token.returncode == 0, revoked_by_token.stderr
+    assert f"({leaked[:11]}, crm)" in revoked_by_token.stdout
+    assert leaked not in revoked_by_token.stdout
+    assert "next time revoke by the key id or prefix" in revoked_by_token.stderr
+    listed = json.loads(community_ledger("list", "--json", database_url=database_url).stdout)
+    assert all(key["revoked_at"] for key in listed)
+
+
 def test_cli_revoke_of_an_unknown_key_fails_in_one_line(database_url: str) -> None:
     failed = community_ledger("revoke", "nope1234", database_url=database_url)
 
@@ -336,8 +362,9 @@ async def test_a_read_key_on_a_write_route_is_403_naming_both_scopes(
     assert response.status_code == 403
     assert response.json()["detail"] == (
         f"this operation needs an API key with scope write or admin; "
-        f"the key cl_{key.prefix} (crm) has scope read"
+        f"the key cl_{key.prefix} has scope read"
     )
+    assert "crm" not in response.text, "a key's name may be a person's"
     assert 'error="insufficient_scope", scope="write"' in response.headers["www-authenticate"]
 
 

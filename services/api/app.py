@@ -12,10 +12,12 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, Server
 
 from services import bootstrap
+from services.api import redact
 from services.api.auth import BEARER_SECURITY
 from services.api.bodies import StrictBody
 from services.api.controllers.activity import ActivityController
 from services.api.controllers.events import EventController
+from services.api.controllers.exports import ExportController
 from services.api.controllers.home import home
 from services.api.controllers.members import MemberController
 from services.api.controllers.operations import OperationsController, ProjectionController
@@ -60,6 +62,7 @@ def create_app(database_url: str, *, run_projector: bool = False, pool_size: int
                 if projector is not None:
                     await _stop(projector)
 
+    redact.install()
     app = Litestar(
         route_handlers=[
             home,
@@ -67,6 +70,7 @@ def create_app(database_url: str, *, run_projector: bool = False, pool_size: int
             ActivityController,
             EventController,
             ProjectionController,
+            ExportController,
             *READ_CONTROLLERS,
             assets_router(),
         ],

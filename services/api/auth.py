@@ -33,6 +33,8 @@ BEARER_SECURITY = SecurityScheme(
 )
 SECURITY: list[SecurityRequirement] = [{SECURITY_SCHEME_NAME: []}]
 """For `security=` on controllers and handlers that carry a `require(…)` guard."""
+ADMIN_SECURITY: list[SecurityRequirement] = [{SECURITY_SCHEME_NAME: ["admin"]}]
+"""For irreversible operations: the scope names the role a key must hold (OpenAPI 3.1)."""
 
 Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Coroutine[Any, Any, None]]
 
@@ -64,22 +66,37 @@ CACHE = KeyCache(CACHE_SECONDS)
 
 def require(scope: keys.Scope) -> Guard:
     """A guard admitting requests whose bearer key is active and holds `scope` or a wider one."""
-    wide_enough = " or ".join(held for held in keys.SCOPES if keys.allows(held, scope))
+    keys.allows(scope, scope)  # an unknown scope fails here, when the route is declared
 
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         key = await authenticated_key(connection)
-        if not keys.allows(key.scope, scope):
-            raise PermissionDeniedException(
-                detail=f"this operation needs an API key with scope {wide_enough}; the key "
-                f"{keys.MARKER}{key.prefix} ({key.name}) has scope {key.scope}",
-                headers={
-                    "WWW-Authenticate": f'{CHALLENGE}, error="insufficient_scope", scope="{scope}"'
-                },
-            )
+        ensure_scope(key, scope)
         connection.state["api_key"] = key
 
     guard.__name__ = f"require_{scope}"
     return guard
+
+
+def ensure_scope(key: ApiKey, scope: keys.Scope, what: str = "this operation") -> None:
+    """403 unless `key` holds `scope`: for checks a route guard cannot make (a batch's items).
+
+    The detail names the scopes and the key's prefix, never the key's name: a name may be
+    a person's.
+    """
+    if keys.allows(key.scope, scope):
+        return
+    wide_enough = " or ".join(held for held in keys.SCOPES if keys.allows(held, scope))
+    raise PermissionDeniedException(
+        detail=f"{what} needs an API key with scope {wide_enough}; the key "
+        f"{keys.MARKER}{key.prefix} has scope {key.scope}",
+        headers={"WWW-Authenticate": f'{CHALLENGE}, error="insufficient_scope", scope="{scope}"'},
+    )
+
+
+def request_key(connection: ASGIConnection[Any, Any, Any, Any]) -> ApiKey:
+    """The key a `require(…)` guard admitted this request with."""
+    key: ApiKey = connection.state["api_key"]
+    return key
 
 
 async def authenticated_key(connection: ASGIConnection[Any, Any, Any, Any]) -> ApiKey:

@@ -125,14 +125,22 @@ EVENT_EXAMPLE = {
         "attributes": {"question": "Q4"},
         "reply_to": None,
     },
-    "metadata": {"source": "api", "actor": "bot"},
+    "metadata": {"source": "api", "api_key_id": "0194b3c2-7f00-7a41-9c1e-2d3e4f5a6b7c"},
     "stream": "contribution-0194b3c2-8a1e-7c3d-9f00-5b2a1c9d4e6f",
     "stream_version": 1,
     "tags": ["member:c1328b0c-0e7b-50c1-9d32-cf9fa38d417d", "space:kaizenblog"],
     "occurred_at": "2009-08-23T23:25:00Z",
     "recorded_at": "2026-11-28T16:00:00Z",
 }
+EXPORT_EXAMPLE = {
+    "member_id": MEMBER_EXAMPLE["id"],
+    "exported_at": "2026-11-28T16:00:00Z",
+    "members": [MEMBER_EXAMPLE["id"]],
+    "profile": MEMBER_EXAMPLE,
+    "events": [EVENT_EXAMPLE],
+}
 RESPONSE_EXAMPLES: dict[str, Any] = {
+    "ExportMember": EXPORT_EXAMPLE,
     "Health": {"status": "ok"},
     "Ready": {"status": "ready", "schema": "0003_api_keys"},
     "Metrics": 'ledger_http_requests_total{method="GET",route="/health",status="200"} 3\n',
@@ -245,7 +253,43 @@ def finish(app: Litestar) -> None:
                     continue
                 responses[status] = OpenAPIResponse(description=description, content=problem)
             operation.responses = responses
+            operation.security = _narrowest(operation.security)
+            _lines(operation)
             _example(operation, path)
+
+
+def _lines(operation: Any) -> None:
+    """The export answers JSONL too, which Litestar's one media type per response cannot say."""
+    if operation.operation_id != "ExportMember":
+        return
+    answer = (operation.responses or {}).get("200")
+    if isinstance(answer, OpenAPIResponse) and answer.content is not None:
+        answer.content["application/x-ndjson"] = OpenAPIMediaType(
+            schema=Schema(
+                type="string",  # type: ignore[arg-type]
+                description="The export's fields but `events` on the first line, then one "
+                "event per line",
+            ),
+            examples={
+                "example": Example(
+                    value=msgspec.json.encode(
+                        {k: v for k, v in EXPORT_EXAMPLE.items() if k != "events"}
+                    ).decode()
+                    + "\n"
+                    + msgspec.json.encode(EVENT_EXAMPLE).decode()
+                    + "\n"
+                )
+            },
+        )
+
+
+def _narrowest(security: list[Any] | None) -> list[Any] | None:
+    """Litestar joins the controller's requirement to the handler's, which would read as
+    "either"; a requirement that names a scope (admin) is the one that holds."""
+    if not security:
+        return security
+    scoped = [requirement for requirement in security if any(requirement.values())]
+    return scoped or security
 
 
 def _example(operation: Any, path: str) -> None:

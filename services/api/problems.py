@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import traceback
 from typing import Any
 
 import psycopg
@@ -13,6 +14,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from domain.errors import Conflict, LedgerError, NotFound, RuleViolation, WrongExpectedVersion
 from domain.streams import is_member_stream
+from services.api import redact
 from services.api.schemas import Problem
 
 log = logging.getLogger("community_ledger.api")
@@ -45,7 +47,7 @@ def ledger_error(request: Request[Any, Any, Any], error: LedgerError) -> Respons
         title=error.title,
         status=status,
         detail=detail,
-        instance=request.url.path,
+        instance=redact.path(request.url.path),
     )
     return problem_response(problem, headers)
 
@@ -57,7 +59,7 @@ def http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respons
             {
                 "field": item.get("key", ""),
                 "source": item.get("source", "body"),
-                "message": item.get("message", ""),
+                "message": without_values(str(item.get("message", ""))),
             }
             for item in error.extra
             if isinstance(item, dict)
@@ -68,7 +70,7 @@ def http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respons
         title=_titles.get(status, "Error"),
         status=status,
         detail=_detail(error, errors),
-        instance=request.url.path,
+        instance=redact.path(request.url.path),
         errors=errors,
     )
     return problem_response(problem, dict(error.headers or {}))
@@ -81,7 +83,7 @@ def unstorable_value(request: Request[Any, Any, Any], error: psycopg.DataError) 
         title="Bad request",
         status=400,
         detail=f"the request holds a value the ledger cannot store: {error.diag.message_primary}",
-        instance=request.url.path,
+        instance=redact.path(request.url.path),
     )
     return problem_response(problem)
 
@@ -98,21 +100,48 @@ def read_model_missing(
         status=503,
         detail="the read models this endpoint reads are being built (a projection has no "
         "live build yet); retry shortly",
-        instance=request.url.path,
+        instance=redact.path(request.url.path),
     )
     return problem_response(problem, {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def unexpected_error(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
-    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=error)
+    # The frames say where it failed; the messages are left out, as they may quote values
+    # from the request or the ledger (a name, a handle, a text).
+    log.error(
+        "unexpected %s on %s %s (messages withheld: they may hold personal data)\n%s",
+        " <- ".join(_chain(error)),
+        request.method,
+        redact.path(request.url.path),
+        "".join(traceback.format_tb(error.__traceback__)).rstrip(),
+    )
     problem = Problem(
         type=TYPE_BASE + "internal",
         title="Internal server error",
         status=HTTP_500_INTERNAL_SERVER_ERROR,
         detail="the server failed; nothing was written. The log has the details",
-        instance=request.url.path,
+        instance=redact.path(request.url.path),
     )
     return problem_response(problem)
+
+
+_QUOTED_VALUE = re.compile(r"(Invalid (?:enum )?value) '.*?'(?= - at |$)")
+
+
+def without_values(message: str) -> str:
+    """A validation message without the value it quotes (msgspec quotes a bad enum value):
+    the field is named beside it, and the value may be a name or a handle."""
+    return _QUOTED_VALUE.sub(r"\1", message)
+
+
+def _chain(error: BaseException) -> list[str]:
+    """The types of the error and its causes, outermost first."""
+    names: list[str] = []
+    current: BaseException | None = error
+    while current is not None and len(names) < 10:
+        names.append(type(current).__qualname__)
+        current = current.__cause__ or current.__context__
+    return names
 
 
 def _detail(error: HTTPException, errors: list[dict[str, Any]] | None) -> str:

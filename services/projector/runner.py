@@ -19,9 +19,11 @@ import traceback
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import msgspec
 import psycopg
 from psycopg import AsyncConnection
 
+from domain.errors import LedgerError
 from domain.projections import Entry
 from services.privacy.keyring import Keyring
 from services.privacy.master import load_master_key
@@ -297,12 +299,26 @@ class Runner:
     ) -> None:
         reason = (
             f"stopped at position {record.position} ({record.type}, event {record.event_id}): "
-            f"{type(error).__name__}: {error}"
+            f"{type(error).__name__}: {_said(error)}"
         )
-        log.error("%s: %s\n%s", applier.name, reason, "".join(traceback.format_exception(error)))
+        # The frames, not the messages: the reason is logged and shown to every read key.
+        log.error(
+            "%s: %s\n%s", applier.name, reason, "".join(traceback.format_tb(error.__traceback__))
+        )
         await builds.fail(conn, build, reason)
         self.failures.append(f"{applier.name}: {reason}")
 
     def _report_busy(self, conn: AsyncConnection[Any], waiting: list[str]) -> None:
         for name in waiting:
             log.warning("%s: another runner holds it; left to that runner", name)
+
+
+def _said(error: BaseException) -> str:
+    """What of an error may be logged and shown: the kinds whose messages name fields,
+    types and positions. Others may quote an event's values (a constraint's DETAIL quotes
+    the row), so they are named by type only."""
+    if isinstance(error, psycopg.Error):
+        return error.diag.message_primary or "(no message)"
+    if isinstance(error, msgspec.ValidationError | msgspec.DecodeError | LedgerError):
+        return str(error)
+    return "(message withheld: it may quote personal data; the log has the frames)"

@@ -31,6 +31,7 @@ class ProjectionStatus(msgspec.Struct, kw_only=True):
     state: str
     """never run, caught up, behind, rebuilding, or failed"""
     owner: str | None
+    """The `host:pid` holding the projection's lease; over HTTP, shown to admin keys only."""
     rebuild_position: int | None = None
     error: str | None = None
 

@@ -201,7 +201,7 @@ def decode_cursor(cursor: str) -> list[Any]:
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except Exception as error:
-        raise ValueError(f"not a cursor this API handed out: {cursor!r}") from error
+        raise ValueError("not a cursor this API handed out") from error
     if not isinstance(values, list) or len(values) != 2:
-        raise ValueError(f"not a cursor this API handed out: {cursor!r}")
+        raise ValueError("not a cursor this API handed out")
     return values

@@ -12,6 +12,12 @@ pytestmark = pytest.mark.anyio
 Client = AsyncTestClient[Any]
 
 
+@pytest.fixture
+def writer(admin: dict[str, str]) -> dict[str, str]:
+    """Merges cannot be undone, so they need an admin key (tests/api/test_irreversible.py)."""
+    return admin
+
+
 async def _post(client: Client, path: str, headers: dict[str, str], body: dict[str, Any]) -> Any:
     answer = await client.post(path, json=body, headers=headers)
     assert answer.status_code == 201, answer.text

@@ -83,7 +83,9 @@ def test_an_invalid_handle_says_what_form_is_expected(raw: str, expected_form: s
     with pytest.raises(InvalidHandle) as caught:
         parse_handle(raw)
     assert expected_form in str(caught.value)
-    assert repr(raw) in str(caught.value)
+    name = raw.partition(":")[2].strip("@ ")
+    message = str(caught.value).replace(expected_form, "")
+    assert len(name) < 3 or name not in message, "the message names the form, not the handle"
     assert caught.value.raw == raw
     assert isinstance(caught.value, RuleViolation)
 

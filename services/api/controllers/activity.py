@@ -12,7 +12,7 @@ from litestar import Controller, Request, post
 
 from services import items
 from services.api import schemas as s
-from services.api.auth import SECURITY, require
+from services.api.auth import SECURITY, ensure_scope, request_key, require
 from services.api.controllers.writing import IdempotencyKey, write, write_one
 from services.handler import CommandHandler
 
@@ -108,6 +108,9 @@ class ActivityController(Controller):
         operation_id="AppendBatch",
         summary="Many commands in one atomic request",
         request_max_body_size=BATCH_MAX_BODY,
+        description="All items are applied, in order, or none: each item sees the ones before "
+        "it. A batch holding a `merge_members` or `forget_member` item needs an API key with "
+        "scope `admin`, as those operations do on their own.",
     )
     async def batch(
         self,
@@ -116,5 +119,7 @@ class ActivityController(Controller):
         data: s.Batch,
         idempotency_key: IdempotencyKey = None,
     ) -> s.BatchWritten:
-        """All items are applied, in order, or none: each item sees the ones before it."""
+        """Refused whole, before anything is decided, when an item is beyond the key's scope."""
+        if any(isinstance(item, items.IRREVERSIBLE) for item in data.items):
+            ensure_scope(request_key(request), "admin", "a batch with a merge or an erasure")
         return await write(request, handler, data.items, idempotency_key)

@@ -21,7 +21,7 @@ from domain.handles import parse_handle
 from domain.streams import member_stream, member_tag
 from services import items
 from services.api import schemas as s
-from services.api.auth import SECURITY, require
+from services.api.auth import ADMIN_SECURITY, SECURITY, require
 from services.api.consistency import MinPosition, consistent, reads
 from services.api.controllers.events import EventOut, event_out, split_types
 from services.api.controllers.writing import (
@@ -93,7 +93,10 @@ class MemberController(Controller):
         "/{member_id:uuid}/merges",
         operation_id="MergeMembers",
         summary="Fold a duplicate member into this one",
-        guards=[require("write")],
+        guards=[require("admin")],
+        security=ADMIN_SECURITY,
+        description="The duplicate's history counts for this member from now on; its handles "
+        "move here. Needs an API key with scope `admin`: a merge cannot be undone.",
         tags=["writes"],
     )
     async def merge_members(
@@ -112,7 +115,11 @@ class MemberController(Controller):
         "/{member_id:uuid}/erasure",
         operation_id="ForgetMember",
         summary="Erase a member's personal data",
-        guards=[require("write")],
+        guards=[require("admin")],
+        security=ADMIN_SECURITY,
+        description="Profiles stop showing the member's name, handles, bio and links; counts "
+        "stay. Needs an API key with scope `admin`: an erasure cannot be undone. The event "
+        "records which key asked (`metadata.api_key_id`).",
         tags=["writes"],
     )
     async def forget_member(
@@ -200,7 +207,7 @@ class MemberController(Controller):
         try:
             key = parse_handle(f"{platform}:{handle}").key
         except LedgerError as error:
-            raise ValidationException(str(error)) from error
+            raise ValidationException(str(error)) from error  # names the form, not the handle
         owner = await handle_owner(ledger, key)
         if owner is None:
             # Not echoed: a handle is personal data, and problems carry none.

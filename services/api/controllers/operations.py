@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, Response, get, post
+import msgspec
+from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import NotFoundException, ServiceUnavailableException
 from litestar.params import Parameter
 from psycopg_pool import AsyncConnectionPool
 
-from services import migrate
-from services.api.auth import require
+from services import keys, migrate
+from services.api.auth import ADMIN_SECURITY, request_key, require
 from services.api.metrics import CONTENT_TYPE, CatchUpRate, projection_families, render
 from services.projector import builds
 from services.projector.appliers import make_appliers, projection_names
@@ -56,12 +57,20 @@ class ProjectionController(Controller):
     @get(
         operation_id="ListProjections",
         summary="Each projection's checkpoint, lag and state",
+        description="`owner` (the projector's `host:pid`) is shown to admin keys only; "
+        "others see null.",
         guards=[require("read")],
         security=[{"bearerAuth": []}],
     )
-    async def list_projections(self, pool: AsyncConnectionPool) -> list[ProjectionStatus]:
+    async def list_projections(
+        self, request: Request[Any, Any, Any], pool: AsyncConnectionPool
+    ) -> list[ProjectionStatus]:
         async with pool.connection() as conn:
-            return await projection_statuses(conn)
+            statuses = await projection_statuses(conn)
+        if keys.allows(request_key(request).scope, "admin"):
+            return statuses
+        # Which host and process runs the projector helps an attacker more than a reader.
+        return [msgspec.structs.replace(status, owner=None) for status in statuses]
 
     @post(
         "/{name:str}/rebuild",
@@ -69,7 +78,8 @@ class ProjectionController(Controller):
         status_code=202,
         summary="Rebuild a projection into fresh tables, then swap",
         guards=[require("admin")],
-        security=[{"bearerAuth": []}],
+        security=ADMIN_SECURITY,
+        description="Needs an API key with scope `admin`: the live tables are replaced.",
     )
     async def rebuild(
         self,

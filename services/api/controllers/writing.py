@@ -16,6 +16,7 @@ from litestar.exceptions import ValidationException
 from litestar.params import Parameter
 
 from services.api import schemas as s
+from services.api.auth import request_key
 from services.handler import CommandHandler
 from services.intake import id_maker, submissions
 from services.items import Item
@@ -98,5 +99,6 @@ async def _fingerprint(request: Request[Any, Any, Any]) -> str:
 
 
 def _metadata(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    key = request.scope.get("state", {}).get("api_key")
-    return {"source": "api", "actor": getattr(key, "name", None)}
+    """Which key asked, by id: never the key's name, which may be a person's, and kept
+    forever in the ledger."""
+    return {"source": "api", "api_key_id": str(request_key(request).key_id)}
