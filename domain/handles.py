@@ -2,7 +2,9 @@
 
 People write the same handle many ways (`twitter:@CASUDI`, `Twitter:casudi`,
 `x:@Casudi`); the key is what makes them one identity, so claims, lookups and
-ledger tags all compare keys. The display form keeps the name as the member wrote it.
+ledger tags all compare keys. The display form keeps the name as the member wrote it,
+after NFKC (so a full-width `ｙａｎｎｒ` is `yannr`). A name that mixes scripts
+confusably (`yаnnr` with a Cyrillic `а`) is refused: it would pass for someone else.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import unicodedata
 from collections.abc import Callable
 
 import msgspec
+from confusable_homoglyphs import confusables
 
 from domain.errors import InvalidHandle
 from domain.limits import MAX_HANDLE
@@ -43,7 +46,7 @@ def parse_handle(raw: str) -> Handle:
     """Parse `platform:name`; raises `InvalidHandle` saying which form was expected."""
     if len(raw) > MAX_HANDLE:
         raise InvalidHandle(raw, f"a handle is at most {MAX_HANDLE} characters, got {len(raw)}")
-    platform_part, colon, name_part = raw.strip().partition(":")
+    platform_part, colon, name_part = unicodedata.normalize("NFKC", raw).strip().partition(":")
     platform = platform_part.strip().lower()
     name = name_part.strip()
     if not colon or not platform:
@@ -56,13 +59,21 @@ def parse_handle(raw: str) -> Handle:
         )
     platform = PLATFORM_ALIASES.get(platform, platform)
     key_name = _NORMALISERS.get(platform, _other)(raw, platform, name)
+    if not key_name.isascii() and confusables.is_dangerous(key_name):
+        raise InvalidHandle(
+            raw, "the name mixes scripts with letters that look alike (e.g. a Cyrillic 'а')"
+        )
     return Handle(
         platform=platform, name=name, key=f"{platform}:{key_name}", display=f"{platform}:{name}"
     )
 
 
 def normalize_handle(raw: str) -> str:
-    """The key of a handle, e.g. `twitter:casudi` for `Twitter:@CASUDI`."""
+    """The key of a handle, e.g. `twitter:casudi` for `Twitter:@CASUDI`.
+
+    The one comparison of handles: claims, lookups, ledger tags and anything that hashes
+    a handle go through it, so two spellings of one identity can never be two keys.
+    """
     return parse_handle(raw).key
 
 

@@ -43,6 +43,10 @@ def register_member(cmd: RegisterMember, known: Known) -> list[Event]:
         raise MemberAlreadyRegistered(cmd.member_id)
     name = checks.display_name(cmd.display_name)
     handles = _unique(parse_handle(raw) for raw in cmd.handles)
+    if len(handles) > limits.MAX_HANDLES:
+        raise InvalidField(
+            "handles", f"a member holds at most {limits.MAX_HANDLES} handles, got {len(handles)}"
+        )
     for handle in handles:
         _require_unclaimed(known, handle, cmd.member_id)
     displays = tuple(handle.display for handle in handles)
@@ -75,6 +79,10 @@ def link_handle(cmd: LinkHandle, known: Known) -> list[Event]:
     if known.owner_of(handle.key) == cmd.member_id:
         return []
     _require_unclaimed(known, handle, cmd.member_id)
+    if len(known.members[cmd.member_id].handles) >= limits.MAX_HANDLES:
+        raise InvalidField(
+            "add_handles", f"a member holds at most {limits.MAX_HANDLES} handles; unlink one first"
+        )
     return [HandleLinked(member_id=cmd.member_id, handle=handle.display)]
 
 

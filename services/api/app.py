@@ -22,6 +22,7 @@ from services.api.controllers.operations import OperationsController, Projection
 from services.api.controllers.stats import StatsController
 from services.api.dependencies import DEPENDENCIES
 from services.api.docs import SCHEMA_PATH, assets_router, render_plugins
+from services.api.edges import edge_headers, refuse_nul
 from services.api.metrics import CatchUpRate, metrics_middleware
 from services.api.openapi import finish as finish_openapi
 from services.api.problems import EXCEPTION_HANDLERS
@@ -70,7 +71,8 @@ def create_app(database_url: str, *, run_projector: bool = False, pool_size: int
         return_dto=None,
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[metrics_middleware],
+        middleware=[metrics_middleware, refuse_nul],
+        before_send=[edge_headers],
         request_max_body_size=MAX_BODY,
         openapi_config=openapi_config(),
     )
