@@ -6,10 +6,12 @@ decodes each handler's `data` with a msgspec decoder built for its type at start
 refuses exactly as before: what lenient conversion refuses is reported field by field,
 as Litestar reports it; what only strictness refuses names the whole body.
 
-Two things no schema can say are refused before decoding: text holding NUL (`\u0000`,
-which PostgreSQL cannot store) and, on a refused body, nesting deeper than `MAX_DEPTH`
-(the refusal decodes it untyped, which would recurse). An accepted body needs no depth
-check: decoding to a typed Struct cannot nest deeper than the type does.
+Two things no schema says are refused too: text holding NUL (`\u0000`, which PostgreSQL
+cannot store), before decoding; and nesting deeper than `MAX_DEPTH`. An accepted body
+needs no depth check (a typed decode nests no deeper than the type, far below it), so
+the bytes are measured only once typed decoding refused them, before the refusal decodes
+them untyped; a typed decode that recurses (msgspec skipping a deep value while it seeks
+a union's tag) is refused as too deep as well.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ _OPEN_CLOSE = bytes.maketrans(b"[{]}", b"(())")
 
 MAX_DEPTH = 32
 """How deep arrays and objects may nest in a request body; ours nest at most 4 deep."""
+_TOO_DEEP = f"the body nests arrays or objects more than {MAX_DEPTH} deep"
 
 
 def too_deep(body: bytes, limit: int = MAX_DEPTH) -> bool:
@@ -97,6 +100,8 @@ class StrictBody(AbstractDTO[Any]):
             )
         try:
             return decoder.decode(value)
+        except RecursionError as error:  # skipping a deep unknown value, e.g. seeking a tag
+            raise ClientException(_TOO_DEEP) from error
         except msgspec.ValidationError as error:  # a DecodeError too: first
             raise self._refusal(value, body_type, error) from error
         except msgspec.DecodeError as error:
@@ -113,7 +118,7 @@ class StrictBody(AbstractDTO[Any]):
         Runs only on a refused body, so the second decode costs an accepted one nothing.
         """
         if too_deep(value):
-            return ClientException(f"the body nests arrays or objects more than {MAX_DEPTH} deep")
+            return ClientException(_TOO_DEEP)
         try:
             builtins = msgspec.json.decode(value)
         except msgspec.DecodeError as error:
