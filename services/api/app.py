@@ -71,12 +71,14 @@ def create_app(database_url: str, *, run_projector: bool = False, pool_size: int
         return_dto=None,
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[metrics_middleware, refuse_nul],
+        middleware=[metrics_middleware],
         before_send=[edge_headers],
         request_max_body_size=MAX_BODY,
         openapi_config=openapi_config(),
     )
     finish_openapi(app)
+    # Outside the router, so a NUL is refused even where no route matches.
+    app.asgi_handler = refuse_nul(app.asgi_handler)
     return app
 
 

@@ -66,9 +66,8 @@ def operations() -> list[Operation]:
 
 def is_integer(param: dict[str, Any]) -> bool:
     schema = param["schema"]
-    return schema.get("type") == "integer" or any(
-        variant.get("type") == "integer" for variant in schema.get("anyOf", [])
-    )
+    variants = [schema, *schema.get("anyOf", []), *schema.get("oneOf", [])]
+    return any(variant.get("type") == "integer" for variant in variants)
 
 
 def integer_params() -> list[tuple[Operation, str]]:
