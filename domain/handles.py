@@ -3,8 +3,9 @@
 People write the same handle many ways (`twitter:@CASUDI`, `Twitter:casudi`,
 `x:@Casudi`); the key is what makes them one identity, so claims, lookups and
 ledger tags all compare keys. The display form keeps the name as the member wrote it,
-after NFKC (so a full-width `ｙａｎｎｒ` is `yannr`). A name that mixes scripts
-confusably (`yаnnr` with a Cyrillic `а`) is refused: it would pass for someone else.
+after NFKC (so a name in full-width letters is the same name in ASCII). A name that
+mixes scripts confusably (`yannr` with a Cyrillic `a`, U+0430) is refused: it would
+pass for someone else.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def parse_handle(raw: str) -> Handle:
     key_name = _NORMALISERS.get(platform, _other)(raw, platform, name)
     if not key_name.isascii() and confusables.is_dangerous(key_name):
         raise InvalidHandle(
-            raw, "the name mixes scripts with letters that look alike (e.g. a Cyrillic 'а')"
+            raw, "the name mixes scripts with letters that look alike (e.g. a Cyrillic 'a')"
         )
     return Handle(
         platform=platform, name=name, key=f"{platform}:{key_name}", display=f"{platform}:{name}"

@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
 import msgspec
 
 from domain.errors import InvalidField

@@ -18,6 +18,11 @@ from tests.domain.scenarios import ANA, BO, given, registered
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
 
+def full_width(ascii_text: str) -> str:
+    """The same letters from the full-width block (U+FF01..), as some keyboards type them."""
+    return "".join(chr(ord(ch) + 0xFEE0) for ch in ascii_text)
+
+
 @pytest.mark.parametrize(
     "name",
     [
@@ -83,9 +88,9 @@ def test_http_and_https_links_are_kept_as_written() -> None:
 @pytest.mark.parametrize(
     ("raw", "key"),
     [
-        ("github:ｏｃｔｏｃａｔ", "github:octocat"),  # full-width letters
-        ("ｔｗｉｔｔｅｒ:@ｙａｎｎｒ", "twitter:yannr"),
-        ("discord:ﬁsh", "discord:fish"),  # the fi ligature
+        ("github:" + full_width("octocat"), "github:octocat"),
+        (full_width("twitter") + ":@" + full_width("yannr"), "twitter:yannr"),
+        ("discord:\ufb01sh", "discord:fish"),  # the fi ligature
         ("discord:yannr\u2460", "discord:yannr1"),  # circled digit one
     ],
 )
@@ -95,7 +100,9 @@ def test_handles_are_compared_after_nfkc(raw: str, key: str) -> None:
 
 def test_a_full_width_spelling_cannot_claim_a_handle_someone_holds() -> None:
     given(registered(ANA, "github:octocat")).when(
-        RegisterMember(member_id=BO, display_name="Eve", handles=("github:ｏｃｔｏｃａｔ",))
+        RegisterMember(
+            member_id=BO, display_name="Eve", handles=("github:" + full_width("octocat"),)
+        )
     ).raises(HandleAlreadyClaimed, ANA)
 
 

@@ -112,7 +112,10 @@ async def test_a_nul_in_an_otherwise_good_write_writes_nothing(
     before = await head(ledger)
 
     refused = await client.request(
-        op.method, op.path(), content=hostile, headers={**writer, "Content-Type": "application/json"}
+        op.method,
+        op.path(),
+        content=hostile,
+        headers={**writer, "Content-Type": "application/json"},
     )
 
     assert_problem(refused, 400)

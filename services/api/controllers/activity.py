@@ -105,6 +105,10 @@ class ActivityController(Controller):
         "/batch",
         operation_id="AppendBatch",
         summary="Many commands in one atomic request",
+        description=f"At most {s.MAX_BATCH_ITEMS:,} items and "
+        f"{s.MAX_BATCH_BYTES // 2**20} MiB of body (413 past it): one batch holds the "
+        "append lock while it is written, so it stays short. Large batches are decided "
+        "off the event loop.",
         request_max_body_size=s.MAX_BATCH_BYTES,
     )
     async def batch(
@@ -114,7 +118,5 @@ class ActivityController(Controller):
         data: s.Batch,
         idempotency_key: IdempotencyKey = None,
     ) -> s.BatchWritten:
-        """All items are applied, in order, or none: each item sees the ones before it.
-        At most 1,000 items and 4 MiB of body (413 past it): one batch holds the append
-        lock while it is written, so it must stay short."""
+        """All items are applied, in order, or none: each item sees the ones before it."""
         return await write(request, handler, data.items, idempotency_key)

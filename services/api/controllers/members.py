@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from domain.errors import LedgerError
 from domain.handles import parse_handle
+from domain.limits import MAX_POSITION
 from domain.streams import member_stream, member_tag
 from services import items
 from services.api import schemas as s
@@ -31,7 +32,6 @@ from services.api.controllers.writing import (
     write_one,
 )
 from services.handler import CommandHandler
-from domain.limits import MAX_POSITION
 from services.queries import members as q
 from services.queries.cursors import InvalidCursor
 from services.store.identity import handle_owner, merged_into

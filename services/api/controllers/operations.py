@@ -41,8 +41,8 @@ class OperationsController(Controller):
         head = migrate.head_revision()
         if row is None or row[0] != head:
             raise ServiceUnavailableException(
-                f"not ready: the schema is at {row[0] if row else 'base'} but the code needs {head}: "
-                "run `community-ledger db upgrade`"
+                f"not ready: the schema is at {row[0] if row else 'base'} but the code needs "
+                f"{head}: run `community-ledger db upgrade`"
             )
         return {"status": "ready", "schema": head}
 
