@@ -60,13 +60,24 @@ def parse_handle(raw: str) -> Handle:
         )
     platform = PLATFORM_ALIASES.get(platform, platform)
     key_name = _NORMALISERS.get(platform, _other)(raw, platform, name)
-    if not key_name.isascii() and confusables.is_dangerous(key_name):
-        raise InvalidHandle(
-            raw, "the name mixes scripts with letters that look alike (e.g. a Cyrillic 'a')"
-        )
     return Handle(
         platform=platform, name=name, key=f"{platform}:{key_name}", display=f"{platform}:{name}"
     )
+
+
+def claimable_handle(raw: str) -> Handle:
+    """`parse_handle`, refusing a name that mixes scripts with letters that look alike.
+
+    Only for a handle being claimed (the rules): a stored one must still fold, and a
+    lookup of a look-alike simply finds nobody.
+    """
+    handle = parse_handle(raw)
+    name = handle.key.partition(":")[2]
+    if not name.isascii() and confusables.is_dangerous(name):
+        raise InvalidHandle(
+            raw, "the name mixes scripts with letters that look alike (e.g. a Cyrillic 'a')"
+        )
+    return handle
 
 
 def normalize_handle(raw: str) -> str:

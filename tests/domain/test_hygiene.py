@@ -11,8 +11,9 @@ from domain import hygiene
 from domain.commands import LinkHandle, RecordContribution, RegisterMember, UpdateProfile
 from domain.errors import HandleAlreadyClaimed, InvalidField, InvalidHandle
 from domain.events import HandleLinked, MemberProfileUpdated
-from domain.handles import normalize_handle, parse_handle
+from domain.handles import claimable_handle, normalize_handle
 from domain.limits import MAX_HANDLES
+from domain.state import Known, fold
 from tests.domain.scenarios import ANA, BO, given, registered
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -110,13 +111,25 @@ def test_a_full_width_spelling_cannot_claim_a_handle_someone_holds() -> None:
     "raw", ["discord:y\u0430nnr", "discord:p\u0430yp\u0430l", "reddit:\u0455cott"]
 )
 def test_a_handle_mixing_scripts_confusably_is_refused(raw: str) -> None:
-    with pytest.raises(InvalidHandle, match="look alike"):
-        parse_handle(raw)
+    given().when(RegisterMember(member_id=ANA, display_name="Eve", handles=(raw,))).raises(
+        InvalidHandle, "look alike"
+    )
+    given(registered(ANA)).when(LinkHandle(member_id=ANA, handle=raw)).raises(
+        InvalidHandle, "look alike"
+    )
 
 
 @pytest.mark.parametrize("raw", ["discord:yannr", "discord:иван", "discord:josé", "discord:李小龙"])
 def test_a_handle_in_one_script_is_accepted(raw: str) -> None:
-    assert parse_handle(raw).key == raw
+    assert claimable_handle(raw).key == raw
+
+
+def test_a_look_alike_handle_already_in_the_ledger_still_folds_and_is_found() -> None:
+    earlier = registered(ANA, "discord:y\u0430nnr")  # recorded before the rule existed
+
+    known = fold([earlier], Known.empty())
+
+    assert known.owner_of(normalize_handle("discord:y\u0430nnr")) == ANA
 
 
 def test_a_registration_with_more_handles_than_a_member_may_hold_is_refused() -> None:
