@@ -16,7 +16,8 @@ import pytest
 import uvicorn
 
 from domain.limits import MAX_HANDLES
-from services.api.app import create_app
+from services.api.app import MAX_BODY, create_app
+from services.api.bodies import MAX_DEPTH
 from services.api.schemas import MAX_BATCH_BYTES, MAX_BATCH_ITEMS
 from services.store.ledger import Ledger
 from tests.security.routes import DOCUMENT, Client, assert_problem, head
@@ -109,6 +110,10 @@ def test_the_openapi_document_states_the_batch_limits() -> None:
     assert f"{MAX_BATCH_BYTES // 2**20} MiB" in batch["description"]
     handles = DOCUMENT["components"]["schemas"]["MemberCreate"]["properties"]["handles"]
     assert handles["maxItems"] == MAX_HANDLES
+    overview = DOCUMENT["info"]["description"]
+    assert f"at most {MAX_BODY // 2**20} MiB" in overview
+    assert f"nested at most {MAX_DEPTH} deep" in overview
+    assert "NUL" in overview
 
 
 @pytest.fixture

@@ -162,3 +162,41 @@ async def test_a_nul_in_a_header_is_a_400(
     problem = assert_problem(answer, 400)
     assert "NUL" in problem["detail"]
     assert await head(ledger) == before
+
+
+ODD_TEXT = {
+    "lone-surrogate": "%ED%A0%80",
+    "invalid-utf8": "%FF%FE",
+    "emoji": "%F0%9F%98%80",
+    "long": "x" * 5_000,
+    "sql": "'%20OR%201=1%20--",
+    "traversal": "..%2F..%2Fetc%2Fpasswd",
+    "bidi": "%E2%80%AE",
+    "empty": "",
+}
+
+
+@pytest.mark.parametrize(
+    ("op", "param"), text_params(), ids=[f"{op.id}:{p['name']}" for op, p in text_params()]
+)
+async def test_odd_text_in_any_query_or_path_parameter_is_never_a_500(
+    client: Client,
+    reader: dict[str, str],
+    admin: dict[str, str],
+    ledger: Ledger,
+    op: Operation,
+    param: dict[str, Any],
+) -> None:
+    before = await head(ledger)
+    for label, value in ODD_TEXT.items():
+        if param["in"] == "path":
+            if not value:
+                continue
+            path = op.path(**{param["name"]: value})
+        else:
+            path = f"{op.path()}?{param['name']}={value}"
+
+        answer = await client.request(op.method, path, headers=auth(op, reader, admin))
+
+        assert answer.status_code < 500, (label, answer.status_code, answer.text[:300])
+    assert await head(ledger) == before
