@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterable, Mapping
 from uuid import UUID
 
+from domain import hygiene
 from domain.errors import InvalidField, MemberIsForgotten, MemberWasMerged, UnknownMembers
 from domain.limits import (
     KIND_PATTERN,
@@ -49,11 +50,12 @@ def require_not_forgotten(known: Known, member_id: UUID) -> None:
 
 
 def display_name(value: str, field: str = "display_name") -> str:
-    """Stripped, because ' Ana ' and 'Ana' must not look like two people."""
+    """Stripped, because ' Ana ' and 'Ana' must not look like two people; and safe to show
+    (`domain.hygiene`): no control or bidi characters, something visible."""
     name = value.strip()
     if not name:
         raise InvalidField(field, "must not be blank")
-    return limit(field, name, MAX_DISPLAY_NAME)
+    return hygiene.require_display_name(limit(field, name, MAX_DISPLAY_NAME), field)
 
 
 def limit(field: str, value: str, most: int) -> str:
@@ -93,14 +95,14 @@ def space(value: str, required: bool = True) -> str:
 
 
 def links(values: tuple[str, ...]) -> tuple[str, ...]:
-    """Stripped, blank-free and without repeats."""
+    """Stripped, blank-free, without repeats, and only http or https."""
     cleaned = tuple(dict.fromkeys(link.strip() for link in values))
     if len(cleaned) > MAX_LINKS:
         raise InvalidField("links", f"at most {MAX_LINKS} links, got {len(cleaned)}")
     for link in cleaned:
         if not link:
             raise InvalidField("links", "must not contain a blank link")
-        limit("links", link, MAX_URL)
+        hygiene.require_web_link(limit("links", link, MAX_URL))
     return cleaned
 
 

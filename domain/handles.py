@@ -2,7 +2,10 @@
 
 People write the same handle many ways (`twitter:@CASUDI`, `Twitter:casudi`,
 `x:@Casudi`); the key is what makes them one identity, so claims, lookups and
-ledger tags all compare keys. The display form keeps the name as the member wrote it.
+ledger tags all compare keys. The display form keeps the name as the member wrote it,
+after NFKC (so a name in full-width letters is the same name in ASCII). A name that
+mixes scripts confusably (`yannr` with a Cyrillic `a`, U+0430) is refused: it would
+pass for someone else.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import unicodedata
 from collections.abc import Callable
 
 import msgspec
+from confusable_homoglyphs import confusables
 
 from domain.errors import InvalidHandle
 from domain.limits import MAX_HANDLE
@@ -43,7 +47,7 @@ def parse_handle(raw: str) -> Handle:
     """Parse `platform:name`; raises `InvalidHandle` saying which form was expected."""
     if len(raw) > MAX_HANDLE:
         raise InvalidHandle(raw, f"a handle is at most {MAX_HANDLE} characters, got {len(raw)}")
-    platform_part, colon, name_part = raw.strip().partition(":")
+    platform_part, colon, name_part = unicodedata.normalize("NFKC", raw).strip().partition(":")
     platform = platform_part.strip().lower()
     name = name_part.strip()
     if not colon or not platform:
@@ -61,8 +65,27 @@ def parse_handle(raw: str) -> Handle:
     )
 
 
+def claimable_handle(raw: str) -> Handle:
+    """`parse_handle`, refusing a name that mixes scripts with letters that look alike.
+
+    Only for a handle being claimed (the rules): a stored one must still fold, and a
+    lookup of a look-alike simply finds nobody.
+    """
+    handle = parse_handle(raw)
+    name = handle.key.partition(":")[2]
+    if not name.isascii() and confusables.is_dangerous(name):
+        raise InvalidHandle(
+            raw, "the name mixes scripts with letters that look alike (e.g. a Cyrillic 'a')"
+        )
+    return handle
+
+
 def normalize_handle(raw: str) -> str:
-    """The key of a handle, e.g. `twitter:casudi` for `Twitter:@CASUDI`."""
+    """The key of a handle, e.g. `twitter:casudi` for `Twitter:@CASUDI`.
+
+    The one comparison of handles: claims, lookups, ledger tags and anything that hashes
+    a handle go through it, so two spellings of one identity can never be two keys.
+    """
     return parse_handle(raw).key
 
 

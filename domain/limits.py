@@ -11,6 +11,8 @@ from __future__ import annotations
 MAX_DISPLAY_NAME = 200
 MAX_HANDLE = 200
 """A handle as written (`platform:name`); a member reference, id or handle, fits it too."""
+MAX_HANDLES = 20
+"""Handles one member may hold: enough for every platform, and one registration stays cheap."""
 MAX_BIO = 5_000
 MAX_LINKS = 20
 MAX_URL = 2_000
@@ -23,6 +25,9 @@ MAX_ATTRIBUTE_KEY = 64
 MAX_ATTRIBUTE_VALUE = 2_000
 MIN_INTRODUCED = 2
 MAX_INTRODUCED = 50
+
+MAX_POSITION = 2**63 - 1
+"""Positions, versions and counts are PostgreSQL bigints: a larger number names nothing."""
 
 MAX_KIND = 64
 MAX_SPACE = 100

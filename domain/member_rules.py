@@ -34,7 +34,7 @@ from domain.events import (
     MemberRegistered,
     MembersMerged,
 )
-from domain.handles import Handle, parse_handle
+from domain.handles import Handle, claimable_handle, parse_handle
 from domain.state import Known
 
 
@@ -42,7 +42,11 @@ def register_member(cmd: RegisterMember, known: Known) -> list[Event]:
     if cmd.member_id in known.members:
         raise MemberAlreadyRegistered(cmd.member_id)
     name = checks.display_name(cmd.display_name)
-    handles = _unique(parse_handle(raw) for raw in cmd.handles)
+    handles = _unique(claimable_handle(raw) for raw in cmd.handles)
+    if len(handles) > limits.MAX_HANDLES:
+        raise InvalidField(
+            "handles", f"a member holds at most {limits.MAX_HANDLES} handles, got {len(handles)}"
+        )
     for handle in handles:
         _require_unclaimed(known, handle, cmd.member_id)
     displays = tuple(handle.display for handle in handles)
@@ -71,10 +75,14 @@ def update_profile(cmd: UpdateProfile, known: Known) -> list[Event]:
 def link_handle(cmd: LinkHandle, known: Known) -> list[Event]:
     """Linking a handle the member already holds is a no-op, so retries are harmless."""
     checks.require_active(known, [cmd.member_id])
-    handle = parse_handle(cmd.handle)
+    handle = claimable_handle(cmd.handle)
     if known.owner_of(handle.key) == cmd.member_id:
         return []
     _require_unclaimed(known, handle, cmd.member_id)
+    if len(known.members[cmd.member_id].handles) >= limits.MAX_HANDLES:
+        raise InvalidField(
+            "add_handles", f"a member holds at most {limits.MAX_HANDLES} handles; unlink one first"
+        )
     return [HandleLinked(member_id=cmd.member_id, handle=handle.display)]
 
 

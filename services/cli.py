@@ -13,6 +13,7 @@ import psycopg
 from domain.errors import LedgerError
 from services import bootstrap, demo, keys_cli, migrate, serve
 from services.api import spec
+from services.database import masked
 from services.embedded_db import EmbeddedDatabaseError
 from services.importers import cli as importers_cli
 from services.privacy.master import MasterKeyError
@@ -49,7 +50,9 @@ def db_current(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def db_url(args: argparse.Namespace, settings: Settings) -> int:
-    print(bootstrap.database(settings))
+    """The password masked unless asked for: terminals, CI logs and screenshots keep output."""
+    url = bootstrap.database(settings)
+    print(url if args.show_password else masked(url))
     return 0
 
 
@@ -72,7 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     downgrade.add_argument("--revision", default="base")
     downgrade.set_defaults(handler=db_downgrade)
     db.add_parser("current", help="show the schema's revision").set_defaults(handler=db_current)
-    db.add_parser("url", help="print the database URL in use").set_defaults(handler=db_url)
+    url = db.add_parser("url", help="print the database URL in use, its password masked")
+    url.add_argument(
+        "--show-password", action="store_true", help="print the password too (for scripts)"
+    )
+    url.set_defaults(handler=db_url)
 
     demo.add_commands(commands)
     serve.add_commands(commands)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 
 import psycopg
 from psycopg import sql
@@ -38,3 +39,16 @@ def ensure_database(admin_url: str, database: str) -> None:
         # Another process may create it between our look and our create.
         with contextlib.suppress(psycopg.errors.DuplicateDatabase):
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+
+
+_URL_PASSWORD = re.compile(r"^(?P<head>[a-z][a-z0-9+.-]*://[^:@/?#]*:)[^@/?#]*(?=@)", re.IGNORECASE)
+_PARAM_PASSWORD = re.compile(r"(?P<head>(?:^|[?&\s])password\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^&\s]*)")
+
+
+def masked(url: str) -> str:
+    """`url` with any password shown as `***`: a URL printed or logged must not hand it out.
+
+    Covers `scheme://user:secret@host`, `?password=secret` and `password=secret` conninfo.
+    """
+    url = _URL_PASSWORD.sub(r"\g<head>***", url)
+    return _PARAM_PASSWORD.sub(r"\g<head>***", url)

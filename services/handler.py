@@ -6,15 +6,17 @@ an idempotency key or a batch behaves the same wherever it comes from.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
 
 from domain import commands as c
+from domain import hygiene
 from domain.codec import encode_payload
 from domain.errors import (
     AppendConditionFailed,
@@ -33,6 +35,16 @@ from services.store.ledger import Ledger
 from services.store.records import Appended, NewEvent
 
 RETRIES_ON_CONFLICT = 3
+OFF_LOOP_ABOVE = 50
+"""Commands (or handles) beyond which deciding runs in a thread: a batch of a thousand
+registrations is CPU work that would stall every other request on the event loop."""
+
+T = TypeVar("T")
+
+
+async def _cpu(work: Callable[[], T], size: int) -> T:
+    """`work()` here when small, in a worker thread when large (the loop keeps answering)."""
+    return await asyncio.to_thread(work) if size > OFF_LOOP_ABOVE else work()
 
 
 class Reference(msgspec.Struct, frozen=True, kw_only=True):
@@ -168,7 +180,8 @@ class CommandHandler:
         if not callable(plan):
             plan = list(plan)
             handles = [*handles, *(r.handle for s in plan for r in s.references.values())]
-        handle_keys = {normalize_handle(handle) for handle in handles}
+        handles = list(handles)
+        handle_keys = await _cpu(lambda: {normalize_handle(h) for h in handles}, len(handles))
         for attempt in range(RETRIES_ON_CONFLICT + 1):
             try:
                 return await self._attempt(
@@ -202,20 +215,25 @@ class CommandHandler:
         resolver = Resolver(loader.known())
         submissions = list(plan(resolver)) if callable(plan) else resolve(plan, resolver)
         commands = [*resolver.registrations, *(s.command for s in submissions)]
+        now = self.clock()
+        dates = [None] * len(resolver.registrations) + [s.occurred_at for s in submissions]
+        dates = await _cpu(lambda: _clean(commands, dates, now), len(commands))
         await loader.load_for(commands)
         for stream, expected in expected_versions.items():
             actual = loader.versions.get(stream)
             if actual is not None and actual != expected:
                 raise WrongExpectedVersion(stream, expected, actual)
-        decided = decide_each(commands, loader.known())
-        now = self.clock()
-        dates = [None] * len(resolver.registrations) + [s.occurred_at for s in submissions]
-        first_date = next((d for d in dates if d is not None), now)
-        new_events = [
-            _new_event(event, when or first_date, metadata)
-            for events, when in zip(decided, dates, strict=True)
-            for event in events
-        ]
+
+        def decide() -> list[NewEvent]:
+            decided = decide_each(commands, loader.known())
+            first_date = next((d for d in dates if d is not None), now)
+            return [
+                _new_event(event, when or first_date, metadata)
+                for events, when in zip(decided, dates, strict=True)
+                for event in events
+            ]
+
+        new_events = await _cpu(decide, len(commands))
         return await self.ledger.append(
             new_events,
             expected_versions={**loader.versions, **expected_versions},
@@ -223,6 +241,22 @@ class CommandHandler:
             idempotency_key=idempotency_key,
             fingerprint=fingerprint,
         )
+
+
+def _clean(
+    commands: Sequence[c.Command], dates: Sequence[datetime | None], now: datetime
+) -> list[datetime | None]:
+    """Refuse text PostgreSQL cannot store and dates out of bounds, before any is read or
+    written (importers get a rejected line, the API a 422); the dates, each with a zone."""
+    for index, command in enumerate(commands):
+        try:
+            hygiene.require_storable(command)
+            if isinstance(command, c.RegisterMember) and command.joined_at is not None:
+                hygiene.require_moment("joined_at", command.joined_at, now)
+        except Exception as error:
+            error.add_note(f"in command {index} of the batch ({type(command).__name__})")
+            raise
+    return [None if d is None else hygiene.require_moment("occurred_at", d, now) for d in dates]
 
 
 def _new_event(event: Event, occurred_at: datetime, metadata: dict[str, Any]) -> NewEvent:

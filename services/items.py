@@ -26,12 +26,36 @@ MemberRef = Annotated[
     ),
 ]
 HandleText = Annotated[str, msgspec.Meta(max_length=lim.MAX_HANDLE)]
+Handles = Annotated[
+    list[HandleText],
+    msgspec.Meta(
+        max_length=lim.MAX_HANDLES,
+        description=f"At most {lim.MAX_HANDLES}; a member holds at most {lim.MAX_HANDLES} "
+        "handles. Compared after NFKC; a name mixing scripts confusably is refused",
+    ),
+]
+Moment = Annotated[
+    datetime,
+    msgspec.Meta(
+        description="Not before 1970-01-01 and at most a day past the server's clock; "
+        "a date without a zone is UTC"
+    ),
+]
 DisplayName = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=lim.MAX_DISPLAY_NAME, examples=["Yann Ropars"])
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=lim.MAX_DISPLAY_NAME,
+        examples=["Yann Ropars"],
+        description="Something visible, without control or bidirectional-override characters",
+    ),
 ]
 Note = Annotated[str, msgspec.Meta(max_length=lim.MAX_NOTE)]
 """A reason or a note."""
 Url = Annotated[str, msgspec.Meta(max_length=lim.MAX_URL)]
+Link = Annotated[
+    str, msgspec.Meta(max_length=lim.MAX_URL, description="An http:// or https:// address")
+]
 Space = Annotated[
     str, msgspec.Meta(pattern=lim.OPTIONAL_SPACE_PATTERN, description="a space slug, or empty")
 ]
@@ -50,8 +74,8 @@ class Request(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class MemberCreate(Request, kw_only=True):
     display_name: DisplayName
-    handles: list[HandleText] = []
-    joined_at: datetime | None = None
+    handles: Handles = []
+    joined_at: Moment | None = None
     id: UUID | None = None
     """Choose the member's id yourself (importers); a new UUIDv7 otherwise."""
 
@@ -59,10 +83,10 @@ class MemberCreate(Request, kw_only=True):
 class MemberPatch(Request, kw_only=True):
     display_name: DisplayName | None = None
     bio: Annotated[str, msgspec.Meta(max_length=lim.MAX_BIO)] | None = None
-    links: Annotated[list[Url], msgspec.Meta(max_length=lim.MAX_LINKS)] | None = None
-    add_handles: list[HandleText] = []
-    remove_handles: list[HandleText] = []
-    expected_version: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    links: Annotated[list[Link], msgspec.Meta(max_length=lim.MAX_LINKS)] | None = None
+    add_handles: Handles = []
+    remove_handles: Handles = []
+    expected_version: Annotated[int, msgspec.Meta(ge=0, le=lim.MAX_POSITION)] | None = None
     """The member's version you last saw (or send it as `If-Match`); 409 if it moved on."""
 
 
@@ -71,7 +95,7 @@ class MemberErasure(Request, kw_only=True):
 
 
 class Attribution(Request, kw_only=True):
-    occurred_at: datetime | None = None
+    occurred_at: Moment | None = None
     """When it happened in the community (imports carry history); now if not given."""
     register_unknown: bool = False
     """Register a new member for any handle nobody holds yet, in the same transaction."""
@@ -131,7 +155,7 @@ class Withdrawal(Request, kw_only=True):
 
 # Batch items: the same shapes, told apart by a `command` field.
 class RegisterMemberItem(MemberCreate, tag_field="command", tag="register_member", kw_only=True):
-    occurred_at: datetime | None = None
+    occurred_at: Moment | None = None
     """When the registration happened, if not `joined_at` (exports carry it for round trips)."""
 
 
@@ -145,7 +169,7 @@ class RetractContributionItem(
     Retraction, tag_field="command", tag="retract_contribution", kw_only=True
 ):
     contribution_id: UUID
-    occurred_at: datetime | None = None
+    occurred_at: Moment | None = None
 
 
 class MakeIntroductionItem(
@@ -168,23 +192,23 @@ class WithdrawRecognitionItem(
     Withdrawal, tag_field="command", tag="withdraw_recognition", kw_only=True
 ):
     recognition_id: UUID
-    occurred_at: datetime | None = None
+    occurred_at: Moment | None = None
 
 
 class UpdateMemberItem(MemberPatch, tag_field="command", tag="update_member", kw_only=True):
     member: MemberRef
-    occurred_at: datetime | None = None
+    occurred_at: Moment | None = None
 
 
 class MergeMembersItem(Request, tag_field="command", tag="merge_members", kw_only=True):
     survivor: MemberRef
     duplicate: MemberRef
-    occurred_at: datetime | None = None
+    occurred_at: Moment | None = None
 
 
 class ForgetMemberItem(MemberErasure, tag_field="command", tag="forget_member", kw_only=True):
     member: MemberRef
-    occurred_at: datetime | None = None
+    occurred_at: Moment | None = None
 
 
 BatchItem = (

@@ -14,7 +14,7 @@ from litestar.openapi.spec import Components, Server
 from services import bootstrap
 from services.api import redact
 from services.api.auth import BEARER_SECURITY
-from services.api.bodies import StrictBody
+from services.api.bodies import MAX_DEPTH, StrictBody
 from services.api.controllers.activity import ActivityController
 from services.api.controllers.events import EventController
 from services.api.controllers.exports import ExportController
@@ -24,9 +24,11 @@ from services.api.controllers.operations import OperationsController, Projection
 from services.api.controllers.stats import StatsController
 from services.api.dependencies import DEPENDENCIES
 from services.api.docs import SCHEMA_PATH, assets_router, render_plugins
+from services.api.edges import edge_headers, refuse_nul
 from services.api.metrics import CatchUpRate, metrics_middleware
 from services.api.openapi import finish as finish_openapi
 from services.api.problems import EXCEPTION_HANDLERS
+from services.api.schemas import MAX_BATCH_BYTES
 from services.privacy.keyring import Keyring
 from services.projector.progress import Progress
 
@@ -81,10 +83,13 @@ def create_app(database_url: str, *, run_projector: bool = False, pool_size: int
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[metrics_middleware],
+        before_send=[edge_headers],
         request_max_body_size=MAX_BODY,
         openapi_config=openapi_config(),
     )
     finish_openapi(app)
+    # Outside the router, so a NUL is refused even where no route matches.
+    app.asgi_handler = refuse_nul(app.asgi_handler)
     return app
 
 
@@ -96,7 +101,11 @@ def openapi_config() -> OpenAPIConfig:
             "An event-sourced record of the work that holds a community together. "
             "Writes append events through the domain rules and answer their positions; "
             "reads come from projections (pass `min_position` to read your own writes) or "
-            "straight from the ledger. Errors are RFC 9457 problem details."
+            "straight from the ledger. Errors are RFC 9457 problem details. "
+            f"Request bodies: at most {MAX_BODY // 2**20} MiB "
+            f"({MAX_BATCH_BYTES // 2**20} MiB for a batch), JSON nested at most "
+            f"{MAX_DEPTH} deep, no text holding NUL (U+0000) anywhere in a request; "
+            "whole numbers in ASCII digits up to 9223372036854775807 (a bigint)."
         ),
         servers=[Server(url="http://127.0.0.1:8000")],
         components=Components(security_schemes={"bearerAuth": BEARER_SECURITY}),

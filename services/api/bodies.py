@@ -5,6 +5,13 @@ would take a number where a date belongs. `StrictBody`, set once as the app's `d
 decodes each handler's `data` with a msgspec decoder built for its type at startup, and
 refuses exactly as before: what lenient conversion refuses is reported field by field,
 as Litestar reports it; what only strictness refuses names the whole body.
+
+Two things no schema says are refused too: text holding NUL (`\u0000`, which PostgreSQL
+cannot store), before decoding; and nesting deeper than `MAX_DEPTH`. An accepted body
+needs no depth check (a typed decode nests no deeper than the type, far below it), so
+the bytes are measured only once typed decoding refused them, before the refusal decodes
+them untyped; a typed decode that recurses (msgspec skipping a deep value while it seeks
+a union's tag) is refused as too deep as well.
 """
 
 from __future__ import annotations
@@ -24,6 +31,33 @@ from litestar.openapi.spec import Reference, Schema
 from litestar.typing import FieldDefinition
 
 _AT_FIELD = re.compile(r"`\$\.(.+)`$")  # how msgspec names where a value is wrong
+# An odd run of backslashes before u0000: an escaped NUL (an even run escapes the backslash).
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_OPEN_CLOSE = bytes.maketrans(b"[{]}", b"(())")
+
+MAX_DEPTH = 32
+"""How deep arrays and objects may nest in a request body; ours nest at most 4 deep."""
+_TOO_DEEP = f"the body nests arrays or objects more than {MAX_DEPTH} deep"
+
+
+def too_deep(body: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether `body` nests arrays or objects more than `limit` deep.
+
+    At C speed, never recursing: strings out, brackets only, then one innermost level
+    of `()` pairs removed per pass; what is left after `limit` passes is deeper. A run of
+    more than `limit` openers ends it at once (the usual hostile body is one long run).
+    """
+    brackets = _STRING.sub(b"", body).translate(_OPEN_CLOSE, _NOT_BRACKETS)
+    run = b"(" * (limit + 1)
+    for _ in range(limit):
+        if not brackets:
+            return False
+        if run in brackets:
+            return True
+        brackets = brackets.replace(b"()", b"")
+    return bool(brackets)
 
 
 class StrictBody(AbstractDTO[Any]):
@@ -60,8 +94,14 @@ class StrictBody(AbstractDTO[Any]):
 
     def decode_bytes(self, value: bytes) -> Any:
         body_type, decoder = self._decoders[self.asgi_connection.route_handler.handler_id]
+        if _NUL_ESCAPE.search(value):
+            raise self._invalid(
+                self.asgi_connection.url.path, "data", "text must not contain NUL (\\u0000)"
+            )
         try:
             return decoder.decode(value)
+        except RecursionError as error:  # skipping a deep unknown value, e.g. seeking a tag
+            raise ClientException(_TOO_DEEP) from error
         except msgspec.ValidationError as error:  # a DecodeError too: first
             raise self._refusal(value, body_type, error) from error
         except msgspec.DecodeError as error:
@@ -77,6 +117,8 @@ class StrictBody(AbstractDTO[Any]):
 
         Runs only on a refused body, so the second decode costs an accepted one nothing.
         """
+        if too_deep(value):
+            return ClientException(_TOO_DEEP)
         try:
             builtins = msgspec.json.decode(value)
         except msgspec.DecodeError as error:

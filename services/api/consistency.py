@@ -7,10 +7,12 @@ import time
 from typing import Annotated, Any
 
 from litestar import Request
-from litestar.exceptions import ServiceUnavailableException, ValidationException
+from litestar.exceptions import ServiceUnavailableException
 from litestar.params import Parameter
 from psycopg_pool import AsyncConnectionPool
 
+from domain.limits import MAX_POSITION
+from services.api.numbers import whole_number
 from services.projector.appliers import projection_names
 
 WAIT_SECONDS = 5.0
@@ -21,6 +23,7 @@ MinPosition = Annotated[
     Parameter(
         query="min_position",
         ge=0,
+        le=MAX_POSITION,
         required=False,
         description="Wait (up to 5 s) until the projections read here reached this "
         "position: pass the last position a write answered to read your write",
@@ -71,11 +74,7 @@ def requested_position(request: Request[Any, Any, Any], query_value: int | None)
     header = request.headers.get("ledger-min-position")
     if header is None:
         return query_value
-    if not header.strip().isdigit():
-        raise ValidationException(
-            f"Ledger-Min-Position must be a position (a whole number), got {header!r}"
-        )
-    return max(int(header), query_value or 0)
+    return max(whole_number(header, "Ledger-Min-Position"), query_value or 0)
 
 
 async def wait_for(

@@ -77,12 +77,15 @@ def http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respons
 
 
 def unstorable_value(request: Request[Any, Any, Any], error: psycopg.DataError) -> Response[Any]:
-    """PostgreSQL refuses some text JSON allows (a NUL character): the caller's to fix."""
+    """PostgreSQL refuses some text JSON allows (a NUL character): the caller's to fix.
+
+    The detail names no value and not PostgreSQL's message: either may quote the input."""
     problem = Problem(
         type=TYPE_BASE + "unstorable-value",
         title="Bad request",
         status=400,
-        detail=f"the request holds a value the ledger cannot store: {error.diag.message_primary}",
+        detail="the request holds a value the ledger cannot store "
+        "(text with a NUL character, or a number out of range)",
         instance=redact.path(request.url.path),
     )
     return problem_response(problem)

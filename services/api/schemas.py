@@ -14,8 +14,11 @@ import msgspec
 from services.items import BatchItem, MemberRef, Request
 from services.queries import members as q
 
-MAX_BATCH_ITEMS = 10_000
-"""The API's own limit, not a rule: importers chunk as they like (`--chunk-size`)."""
+MAX_BATCH_ITEMS = 1_000
+"""The API's own limit, not a rule: importers chunk as they like (`--chunk-size`). One
+request holds the append lock while its whole batch is written, so a batch stays short."""
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+"""The bytes of a `POST /v1/batch` body (413 past it); other bodies take 1 MiB."""
 
 
 class MemberMerge(Request, kw_only=True):
@@ -24,7 +27,15 @@ class MemberMerge(Request, kw_only=True):
 
 
 class Batch(Request, kw_only=True):
-    items: Annotated[list[BatchItem], msgspec.Meta(min_length=1, max_length=MAX_BATCH_ITEMS)]
+    items: Annotated[
+        list[BatchItem],
+        msgspec.Meta(
+            min_length=1,
+            max_length=MAX_BATCH_ITEMS,
+            description=f"At most {MAX_BATCH_ITEMS:,} items in a body of at most "
+            f"{MAX_BATCH_BYTES // (1024 * 1024)} MiB (413 past it)",
+        ),
+    ]
 
 
 class Written(msgspec.Struct, kw_only=True):

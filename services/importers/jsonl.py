@@ -44,6 +44,8 @@ def read_lines(stream: BinaryIO) -> Iterator[Line]:
             item = _decoder.decode(raw)
         except msgspec.DecodeError as error:
             yield Line(where=where, problems=(str(error),))
+        except RecursionError:  # skipping a deeply nested value: a bad line, not a crash
+            yield Line(where=where, problems=("nested too deep to be an item",))
         else:
             yield Line(where=where, items=(item,))
 

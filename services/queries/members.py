@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -13,6 +11,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from domain.projections import member_profiles as mp
+from services.queries.cursors import ActivityCursor, CountCursor, decode_cursor, encode_cursor
 
 
 class MemberOut(msgspec.Struct, kw_only=True):
@@ -130,7 +129,7 @@ async def list_members(
         where.append(f"({STATUS}) = %(status)s")
         params["status"] = status
     if cursor:
-        value, after_id = decode_cursor(cursor)
+        value, after_id = _after(sort, cursor)
         where.append(f"({order}, p.member_id) < (%(value)s, %(after_id)s::uuid)")
         params |= {"value": value, "after_id": after_id}
     query = (
@@ -144,20 +143,25 @@ async def list_members(
     if len(rows) <= limit:
         return members, None
     last = members[-1]
-    return members, encode_cursor(_sort_value(sort, last), str(last.id))
+    return members, encode_cursor(_cursor_of(sort, last))
 
 
 CONNECTIONS_READS = ("connections", "member_profiles")
 """The projections `connections` reads."""
 
 
+def connections_cursor(cursor: str) -> CountCursor:
+    """Where a page of connections resumes; InvalidCursor before any query if forged."""
+    return decode_cursor(cursor, CountCursor)
+
+
 async def connections(
-    conn: AsyncConnection[Any], member_id: UUID, limit: int, cursor: str | None
+    conn: AsyncConnection[Any], member_id: UUID, limit: int, cursor: CountCursor | None
 ) -> tuple[list[ConnectionOut], str | None]:
     params: dict[str, Any] = {"member": member_id, "limit": limit + 1}
     after = ""
     if cursor:
-        weight, other = decode_cursor(cursor)
+        weight, other = cursor.count, cursor.member_id
         after = "WHERE (k.weight, k.other) < (%(weight)s, %(other)s::uuid)"
         params |= {"weight": weight, "other": other}
     query = f"""
@@ -179,29 +183,25 @@ async def connections(
     found = [msgspec.convert(row, ConnectionOut) for row in rows[:limit]]
     if len(rows) <= limit:
         return found, None
-    return found, encode_cursor(found[-1].weight, str(found[-1].member_id))
+    return found, encode_cursor(CountCursor(count=found[-1].weight, member_id=found[-1].member_id))
 
 
-def _sort_value(sort: str, member: MemberOut) -> Any:
+def _cursor_of(sort: str, member: MemberOut) -> ActivityCursor | CountCursor:
     if sort == "activity":
-        return member.last_active_at.isoformat() if member.last_active_at else "-infinity"
-    return {
+        return ActivityCursor(last_active_at=member.last_active_at, member_id=member.id)
+    count = {
         "contributions": member.contributions_total,
         "recognitions": member.recognitions_received,
         "introductions": member.introductions_made,
     }[sort]
+    return CountCursor(count=count, member_id=member.id)
 
 
-def encode_cursor(*values: Any) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> list[Any]:
-    """Raises ValueError on anything that is not a cursor this API handed out."""
-    try:
-        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except Exception as error:
-        raise ValueError("not a cursor this API handed out") from error
-    if not isinstance(values, list) or len(values) != 2:
-        raise ValueError("not a cursor this API handed out")
-    return values
+def _after(sort: str, cursor: str) -> tuple[Any, UUID]:
+    """The sort value and id a page resumes after, as SQL compares them (`SORTS`)."""
+    if sort == "activity":
+        active = decode_cursor(cursor, ActivityCursor)
+        at = active.last_active_at
+        return (at.isoformat() if at else "-infinity"), active.member_id
+    counted = decode_cursor(cursor, CountCursor)
+    return counted.count, counted.member_id

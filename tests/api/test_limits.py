@@ -32,7 +32,7 @@ LIMIT_KEYWORDS = {
     "exclusiveMaximum",
 }
 MEMBER_REF = {"minLength": 1, "maxLength": lim.MAX_HANDLE}
-HANDLES = {"items": {"maxLength": lim.MAX_HANDLE}}
+HANDLES = {"maxItems": lim.MAX_HANDLES, "items": {"maxLength": lim.MAX_HANDLE}}
 # Every limit of every request field, written with the domain's constants. A field named
 # here by itself has these limits wherever it appears; (schema, field) overrides it.
 EXPECTED: dict[str | tuple[str, str], dict[str, Any]] = {
@@ -69,7 +69,7 @@ EXPECTED: dict[str | tuple[str, str], dict[str, Any]] = {
     },
     # The API's own limits, not rules of the domain.
     "items": {"minItems": 1, "maxItems": MAX_BATCH_ITEMS},
-    "expected_version": {"minimum": 0},
+    "expected_version": {"minimum": 0, "maximum": lim.MAX_POSITION},
 }
 # Checked by the domain against a closed list (a 422 naming the kinds it knows).
 UNLIMITED = {("RecognitionCreate", "kind"), ("GiveRecognitionItem", "kind")}

@@ -16,8 +16,6 @@ from services.api.auth import SECURITY, ensure_scope, request_key, require
 from services.api.controllers.writing import IdempotencyKey, write, write_one
 from services.handler import CommandHandler
 
-BATCH_MAX_BODY = 32 * 1024 * 1024
-
 
 class ActivityController(Controller):
     path = "/v1"
@@ -107,10 +105,12 @@ class ActivityController(Controller):
         "/batch",
         operation_id="AppendBatch",
         summary="Many commands in one atomic request",
-        request_max_body_size=BATCH_MAX_BODY,
-        description="All items are applied, in order, or none: each item sees the ones before "
-        "it. A batch holding a `merge_members` or `forget_member` item needs an API key with "
-        "scope `admin`, as those operations do on their own.",
+        description=f"At most {s.MAX_BATCH_ITEMS:,} items and "
+        f"{s.MAX_BATCH_BYTES // 2**20} MiB of body (413 past it): one batch holds the "
+        "append lock while it is written, so it stays short. Large batches are decided "
+        "off the event loop. A batch holding a `merge_members` or `forget_member` item needs "
+        "an API key with scope `admin`, as those operations do on their own.",
+        request_max_body_size=s.MAX_BATCH_BYTES,
     )
     async def batch(
         self,

@@ -11,6 +11,7 @@ from litestar import Controller, get
 from litestar.exceptions import NotFoundException
 from litestar.params import Parameter
 
+from domain.limits import MAX_POSITION
 from services.api.auth import require
 from services.store.ledger import Ledger
 from services.store.records import RecordedEvent
@@ -71,7 +72,9 @@ class EventController(Controller):
     async def read_feed(
         self,
         ledger: Ledger,
-        after: Annotated[int, Parameter(ge=0, description="The last position you processed")] = 0,
+        after: Annotated[
+            int, Parameter(ge=0, le=MAX_POSITION, description="The last position you processed")
+        ] = 0,
         limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
         types: Annotated[list[str] | None, Parameter(description="Only these event types")] = None,
     ) -> EventPage:

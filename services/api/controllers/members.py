@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from domain.errors import LedgerError
 from domain.handles import parse_handle
+from domain.limits import MAX_POSITION
 from domain.streams import member_stream, member_tag
 from services import items
 from services.api import schemas as s
@@ -32,6 +33,7 @@ from services.api.controllers.writing import (
 )
 from services.handler import CommandHandler
 from services.queries import members as q
+from services.queries.cursors import InvalidCursor
 from services.store.identity import handle_owner, merged_into
 from services.store.ledger import Ledger
 from services.store.state import stream_version
@@ -164,8 +166,8 @@ class MemberController(Controller):
                 found, next_cursor = await q.list_members(
                     conn, q=q_, status=status, sort=sort, cursor=cursor, limit=limit
                 )
-        except ValueError as error:
-            raise ValidationException(str(error)) from error
+        except InvalidCursor as error:
+            raise _bad_cursor(error) from error
         return s.MemberPage(members=found, next_cursor=next_cursor)
 
     @get(
@@ -228,7 +230,8 @@ class MemberController(Controller):
         since: datetime | None = None,
         until: datetime | None = None,
         cursor: Annotated[
-            int | None, Parameter(ge=1, description="next_cursor of the previous page")
+            int | None,
+            Parameter(ge=1, le=MAX_POSITION, description="next_cursor of the previous page"),
         ] = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
     ) -> HistoryPage:
@@ -267,15 +270,22 @@ class MemberController(Controller):
         min_position: MinPosition = None,
     ) -> s.ConnectionPage:
         """Through introductions, mentions and recognitions, with counts and last times."""
-        await consistent(request, pool, min_position)
         try:
-            async with pool.connection() as conn:
-                if await q.profile(conn, member_id) is None:
-                    raise NotFoundException(f"no member with id {member_id}")
-                found, next_cursor = await q.connections(conn, member_id, limit, cursor)
-        except ValueError as error:
-            raise ValidationException(str(error)) from error
+            after = q.connections_cursor(cursor) if cursor else None
+        except InvalidCursor as error:
+            raise _bad_cursor(error) from error
+        await consistent(request, pool, min_position)
+        async with pool.connection() as conn:
+            if await q.profile(conn, member_id) is None:
+                raise NotFoundException(f"no member with id {member_id}")
+            found, next_cursor = await q.connections(conn, member_id, limit, after)
         return s.ConnectionPage(connections=found, next_cursor=next_cursor)
+
+
+def _bad_cursor(error: InvalidCursor) -> ValidationException:
+    return ValidationException(
+        f"cursor: {error}", extra=[{"key": "cursor", "source": "query", "message": str(error)}]
+    )
 
 
 async def _member(pool: AsyncConnectionPool, member_id: UUID) -> Response[q.MemberOut]:

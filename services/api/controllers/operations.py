@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Annotated, Any
 
 import msgspec
@@ -17,6 +18,8 @@ from services.api.metrics import CONTENT_TYPE, CatchUpRate, projection_families,
 from services.projector import builds
 from services.projector.appliers import make_appliers, projection_names
 from services.projector.status import ProjectionStatus, projection_statuses
+
+log = logging.getLogger("community_ledger.api")
 
 
 class OperationsController(Controller):
@@ -33,12 +36,14 @@ class OperationsController(Controller):
                 cur = await conn.execute("SELECT version_num FROM alembic_version")
                 row = await cur.fetchone()
         except Exception as error:
-            raise ServiceUnavailableException(f"the database does not answer: {error}") from error
+            # The error's text may name hosts, roles or paths: the log has it, the answer not.
+            log.warning("not ready: the database does not answer (%s)", type(error).__name__)
+            raise ServiceUnavailableException("not ready: the database does not answer") from error
         head = migrate.head_revision()
         if row is None or row[0] != head:
             raise ServiceUnavailableException(
-                f"the schema is at {row[0] if row else 'base'} but the code needs {head}: "
-                "run `community-ledger db upgrade`"
+                f"not ready: the schema is at {row[0] if row else 'base'} but the code needs "
+                f"{head}: run `community-ledger db upgrade`"
             )
         return {"status": "ready", "schema": head}
 

@@ -12,11 +12,11 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Request
-from litestar.exceptions import ValidationException
 from litestar.params import Parameter
 
 from services.api import schemas as s
 from services.api.auth import request_key
+from services.api.numbers import whole_number
 from services.handler import CommandHandler
 from services.intake import id_maker, submissions
 from services.items import Item
@@ -85,10 +85,8 @@ async def write_one(
 
 
 def version_from_etag(value: str) -> int:
-    stripped = value.strip().removeprefix("W/").strip('"')
-    if not stripped.isdigit():
-        raise ValidationException(f'If-Match must be a member version such as "3", got {value!r}')
-    return int(stripped)
+    """`"3"`, `W/"3"` or `3`: the member version an ETag carried."""
+    return whole_number(value.strip().removeprefix("W/").strip('"'), "If-Match")
 
 
 async def _fingerprint(request: Request[Any, Any, Any]) -> str:
