@@ -32,7 +32,7 @@ TRY = (
 
 def demo(args: argparse.Namespace, settings: Settings) -> int:
     url = bootstrap.database(settings)
-    migrate.upgrade(url, app_role=settings.app_role)
+    migrate.upgrade(url, roles=settings.roles)
     example = _example_file()
     print(f"Loading the #kaizenblog example from {example} …", flush=True)
     if import_from(settings, lambda: jsonl_source(str(example))) != 0:

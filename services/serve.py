@@ -44,7 +44,7 @@ def serve_api(
     import uvicorn
 
     url = bootstrap.database(settings)
-    migrate.upgrade(url, app_role=settings.app_role)
+    migrate.upgrade_if_owner(url, roles=settings.roles)
     if projector is None:
         projector = settings.uses_embedded_database
     # Worker processes build the app from these variables; the embedded server is shared.
