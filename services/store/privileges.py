@@ -124,7 +124,7 @@ def _refuse_powerful(conn: psycopg.Connection[Any], roles: Roles) -> None:
         row = conn.execute(
             """
             SELECT rolsuper, rolcreaterole, rolbypassrls,
-                   pg_has_role(%(name)s, current_user, 'MEMBER')
+                   pg_has_role(%(name)s::name, current_user, 'MEMBER')
             FROM pg_roles
             WHERE rolname = %(name)s
             """,
@@ -150,7 +150,9 @@ def _refuse_powerful(conn: psycopg.Connection[Any], roles: Roles) -> None:
 def _join_projector(conn: psycopg.Connection[Any], projector: str) -> None:
     """The owner must be able to SET ROLE to the projector: `db upgrade` makes the first,
     empty builds as the projector, and hands it builds made before roles were configured."""
-    row = conn.execute("SELECT pg_has_role(current_user, %s, 'MEMBER')", [projector]).fetchone()
+    row = conn.execute(
+        "SELECT pg_has_role(current_user, %s::name, 'MEMBER')", [projector]
+    ).fetchone()
     if row and row[0]:
         return
     try:
@@ -228,7 +230,7 @@ def _relation(
         found = (
             _one(
                 conn,
-                "SELECT pg_get_serial_sequence(format('%%I.%%I', %s, %s), %s)",
+                "SELECT pg_get_serial_sequence(format('%%I.%%I', %s::text, %s::text), %s::text)",
                 [home, table, column],
             )
             if _exists(conn, home, table)
@@ -240,7 +242,11 @@ def _relation(
 
 def _exists(conn: psycopg.Connection[Any], home: str, table: str) -> bool:
     return bool(
-        _one(conn, "SELECT to_regclass(format('%%I.%%I', %s, %s)) IS NOT NULL", [home, table])
+        _one(
+            conn,
+            "SELECT to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL",
+            [home, table],
+        )
     )
 
 
@@ -248,7 +254,7 @@ def _make_definers(conn: psycopg.Connection[Any], roles: Roles, home: str) -> No
     for name in DEFINER_FUNCTIONS:
         cur = conn.execute(
             "SELECT oid::regprocedure::text FROM pg_proc "
-            "WHERE proname = %s AND pronamespace = %s::regnamespace",
+            "WHERE proname = %s::name AND pronamespace = %s::regnamespace",
             [name, home],
         )
         for (signature,) in cur.fetchall():
@@ -313,14 +319,20 @@ def verify(conn: psycopg.Connection[Any], roles: Roles) -> None:
         for table, rights in FORBIDDEN_TABLE_RIGHTS.items():
             if not _one(conn, "SELECT to_regclass(%s) IS NOT NULL", [table]):
                 continue
-            if _one(conn, "SELECT has_table_privilege(%s, %s, %s)", [role, table, rights]):
+            if _one(
+                conn,
+                "SELECT has_table_privilege(%s::name, %s::text, %s::text)",
+                [role, table, rights],
+            ):
                 raise RolesError(
                     f"role {role!r} may still change table {table!r} ({rights}): look for "
                     "grants to PUBLIC or memberships such as pg_write_all_data"
                 )
         for column in ("scope", "revoked_at", "secret_hash", "key_id"):
             if _one(conn, "SELECT to_regclass('api_keys') IS NOT NULL") and _one(
-                conn, "SELECT has_column_privilege(%s, 'api_keys', %s, 'UPDATE')", [role, column]
+                conn,
+                "SELECT has_column_privilege(%s::name, 'api_keys', %s::text, 'UPDATE')",
+                [role, column],
             ):
                 raise RolesError(f"role {role!r} may still change api_keys.{column}")
 
