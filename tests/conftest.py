@@ -26,6 +26,7 @@ from services import migrate
 from services.database import with_database
 from services.embedded_db import embedded_server_url
 from services.settings import Roles
+from services.store import privileges
 from services.store.ledger import Ledger
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,10 +92,16 @@ def empty_database_url(server_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def database_url(server_url: str, template_database: str) -> Iterator[str]:
+def database_url(
+    server_url: str, template_database: str, test_roles: Roles | None
+) -> Iterator[str]:
     name = f"ledger_test_{uuid.uuid4().hex[:16]}"
     _create(server_url, name, template=template_database)
-    yield with_database(server_url, name)
+    url = with_database(server_url, name)
+    if test_roles is not None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            privileges.grant_database(conn, test_roles)
+    yield url
     _drop(server_url, name)
 
 

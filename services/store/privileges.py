@@ -175,15 +175,11 @@ def _home_schema(conn: psycopg.Connection[Any]) -> str:
 def _grant_schemas(conn: psycopg.Connection[Any], roles: Roles, home: str) -> None:
     api, projector = sql.Identifier(roles.api), sql.Identifier(roles.projector)
     both = sql.SQL("{}, {}").format(api, projector)
-    database = sql.Identifier(_one(conn, "SELECT current_database()"))
     # PostgreSQL 15's default, made explicit for older servers: nobody else creates objects
     # beside the ledger's (a function there could shadow one ledger_append calls).
     conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM PUBLIC").format(sql.Identifier(home)))
     conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(home), both))
-    conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(database, both))
-    # Each build is a schema the projector makes and later drops.
-    conn.execute(sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(database, projector))
-    conn.execute(sql.SQL("REVOKE CREATE ON DATABASE {} FROM {}").format(database, api))
+    grant_database(conn, roles)
     if _one(conn, "SELECT to_regnamespace('read') IS NOT NULL"):
         conn.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA read TO {}").format(projector))
         conn.execute(sql.SQL("GRANT USAGE ON SCHEMA read TO {}").format(api))
@@ -194,6 +190,17 @@ def _grant_schemas(conn: psycopg.Connection[Any], roles: Roles, home: str) -> No
                 "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA read GRANT SELECT ON TABLES TO {}"
             ).format(projector, api)
         )
+
+
+def grant_database(conn: psycopg.Connection[Any], roles: Roles) -> None:
+    """The rights on the database itself, which a copy made with CREATE DATABASE … TEMPLATE
+    does not inherit (they live in the cluster's catalogue, not in the database)."""
+    api, projector = sql.Identifier(roles.api), sql.Identifier(roles.projector)
+    database = sql.Identifier(_one(conn, "SELECT current_database()"))
+    conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}, {}").format(database, api, projector))
+    # Each build is a schema the projector makes and later drops.
+    conn.execute(sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(database, projector))
+    conn.execute(sql.SQL("REVOKE CREATE ON DATABASE {} FROM {}").format(database, api))
 
 
 def _grant_tables(conn: psycopg.Connection[Any], roles: Roles, home: str) -> None:

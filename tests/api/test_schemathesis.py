@@ -29,6 +29,7 @@ from services.api.app import create_app
 from services.api.spec import SPEC_PATH
 from services.database import with_database
 from services.settings import Roles
+from services.store import privileges
 from tests.conftest import ROOT, as_role
 
 
@@ -73,6 +74,8 @@ def live_server(
     saved_wait, consistency.WAIT_SECONDS = consistency.WAIT_SECONDS, 0.2  # positions beyond it
     with psycopg.connect(url, autocommit=True) as conn:
         token = _admin_token(conn)
+        if test_roles is not None:
+            privileges.grant_database(conn, test_roles)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
