@@ -150,17 +150,23 @@ def _refuse_powerful(conn: psycopg.Connection[Any], roles: Roles) -> None:
 def _join_projector(conn: psycopg.Connection[Any], projector: str) -> None:
     """The owner must be able to SET ROLE to the projector: `db upgrade` makes the first,
     empty builds as the projector, and hands it builds made before roles were configured."""
+    # PostgreSQL 16 split membership into options: a role's creator holds only ADMIN.
+    modern = conn.info.server_version >= 160000
     row = conn.execute(
-        "SELECT pg_has_role(current_user, %s::name, 'MEMBER')", [projector]
+        "SELECT pg_has_role(current_user, %s::name, %s::text)",
+        [projector, "SET" if modern else "MEMBER"],
     ).fetchone()
     if row and row[0]:
         return
+    query = sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(projector))
+    if modern:
+        query += sql.SQL(" WITH INHERIT TRUE, SET TRUE")
     try:
-        conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(projector)))
+        conn.execute(query)
     except psycopg.errors.InsufficientPrivilege as error:
         raise RolesError(
             f"this user cannot act as role {projector!r}: ask for "
-            f'`GRANT {projector} TO <the owner>` (docs/security.md, "Database roles")'
+            f"`GRANT {projector} TO <the owner>` (docs/security.md, \"Database roles\")"
         ) from error
 
 

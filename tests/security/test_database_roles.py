@@ -3,6 +3,7 @@ database roles may do, and every way around `ledger_append` they are refused."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -13,6 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from bench.synthetic import fill
 from services import keys, migrate
+from services.database import with_database
 from services.projector import builds
 from services.projector.appliers import make_appliers
 from services.projector.runner import Runner
@@ -219,3 +221,47 @@ def test_the_old_single_app_role_is_a_clear_error_not_a_silent_downgrade() -> No
     )
     assert settings.roles == Roles(api="a", projector="p", api_password="secret")
     assert "secret" not in repr(settings)
+
+
+def test_an_owner_that_is_no_superuser_creates_the_roles_and_the_system_works(
+    server_url: str,
+) -> None:
+    """A managed PostgreSQL: the owner may CREATEROLE but is no superuser."""
+    suffix = uuid.uuid4().hex[:8]
+    owner, database = f"ledger_owner_{suffix}", f"ledger_test_owned_{suffix}"
+    roles = Roles(api=f"ledger_api_{suffix}", projector=f"ledger_projector_{suffix}")
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {owner} LOGIN CREATEROLE")
+        admin.execute(f"CREATE DATABASE {database} OWNER {owner}")
+    # A URL, not a conninfo string: Alembic parses it.
+    scheme, _, rest = with_database(server_url, database).partition("://")
+    owner_url = f"{scheme}://{owner}@{rest.rpartition('@')[2]}"
+    try:
+        migrate.upgrade(owner_url, roles=roles)
+        migrate.upgrade(owner_url, roles=roles)  # again: idempotent
+        api_url = as_role(owner_url, roles.api, None)
+        projector_url = as_role(owner_url, roles.projector, None)
+        head = asyncio.run(append_as(api_url, 100))
+        assert asyncio.run(Runner(projector_url).run()) == []
+        with psycopg.connect(api_url) as conn:
+            profiles = conn.execute("SELECT count(*) FROM read.member_profiles").fetchone()
+            owners = conn.execute(
+                "SELECT DISTINCT pg_get_userbyid(nspowner) FROM pg_namespace n "
+                "JOIN projection_builds b ON b.schema_name = n.nspname"
+            ).fetchall()
+            refused = pytest.raises(psycopg.errors.InsufficientPrivilege)
+            with refused:
+                conn.execute("DELETE FROM events")
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+            for role in (roles.api, roles.projector, owner):
+                admin.execute(f"DROP ROLE IF EXISTS {role}")
+
+    assert profiles == (5,) and head == 100
+    assert owners == [(roles.projector,)]
+
+
+async def append_as(url: str, count: int) -> int:
+    async with AsyncConnectionPool(url, min_size=1, max_size=2, open=False) as pool:
+        return await fill(Ledger(pool), count, members=5)
