@@ -111,7 +111,13 @@ async def test_neither_role_can_get_around_ledger_append(
 
 
 async def test_the_projector_cannot_append(granted: str) -> None:
-    event = {"event_id": str(uuid.uuid4()), "type": "Forged", "data": {}, "stream": "s"}
+    event = {
+        "event_id": str(uuid.uuid4()),
+        "type": "Forged",
+        "data": {},
+        "stream": "s",
+        "occurred_at": "2026-01-01T00:00:00Z",
+    }
 
     with (
         connect_as(granted, TEST_ROLES.projector) as conn,
