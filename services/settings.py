@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
@@ -23,8 +24,8 @@ class Roles(msgspec.Struct, frozen=True, kw_only=True):
 
     api: str
     projector: str
-    api_password: str | None = msgspec.field(default=None)
-    projector_password: str | None = msgspec.field(default=None)
+    api_password: str | None = None
+    projector_password: str | None = None
 
     def __repr__(self) -> str:
         return f"Roles(api={self.api!r}, projector={self.projector!r})"
@@ -51,7 +52,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     )
 
 
-def _roles(env: os._Environ[str] | dict[str, str]) -> Roles | None:
+def _roles(env: Mapping[str, str]) -> Roles | None:
     if env.get("LEDGER_APP_ROLE"):
         # One role for both processes could write the read models from the API and
         # the ledger's bookkeeping from the projector: refused rather than guessed.
