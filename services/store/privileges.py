@@ -166,7 +166,7 @@ def _join_projector(conn: psycopg.Connection[Any], projector: str) -> None:
     except psycopg.errors.InsufficientPrivilege as error:
         raise RolesError(
             f"this user cannot act as role {projector!r}: ask for "
-            f"`GRANT {projector} TO <the owner>` (docs/security.md, \"Database roles\")"
+            f'`GRANT {projector} TO <the owner>` (docs/security.md, "Database roles")'
         ) from error
 
 
