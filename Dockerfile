@@ -6,6 +6,7 @@ COPY pyproject.toml README.md ./
 COPY domain ./domain
 COPY services ./services
 COPY migrations ./migrations
+# Without the `embedded` extra: the image always runs against DATABASE_URL's PostgreSQL.
 RUN pip install --no-cache-dir . && useradd --create-home ledger
 
 USER ledger

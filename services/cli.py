@@ -18,7 +18,8 @@ from services.embedded_db import EmbeddedDatabaseError
 from services.importers import cli as importers_cli
 from services.privacy.master import MasterKeyError
 from services.projector import cli as projector_cli
-from services.settings import Settings
+from services.settings import Settings, SettingsError
+from services.store.privileges import RolesError
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -27,7 +28,7 @@ def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     master = bootstrap.master_key(settings)
     url = bootstrap.database(settings)
     bootstrap.check_master_key(url, master)
-    migrate.upgrade(url, args.revision, app_role=settings.app_role)
+    migrate.upgrade(url, args.revision, roles=settings.roles)
     bootstrap.check_master_key(url, master)  # a new ledger's secret, under this master key
     print(f"database at revision {migrate.current_revision(url)}")
     return 0
@@ -112,8 +113,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args, bootstrap.settings())
-    except (LedgerError, EmbeddedDatabaseError, MasterKeyError, LookupError) as error:
+    except (
+        LedgerError,
+        EmbeddedDatabaseError,
+        MasterKeyError,
+        LookupError,
+        SettingsError,
+        RolesError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except psycopg.errors.InsufficientPrivilege as error:
+        # A restricted role running an owner's command (`keys create` as the API's role).
+        print(
+            f"error: the database refused: {error.diag.message_primary}; run this command "
+            "as the database's owner",
+            file=sys.stderr,
+        )
         return 2
     except psycopg.OperationalError as error:
         print(f"error: cannot reach the database: {error}", file=sys.stderr)

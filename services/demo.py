@@ -34,7 +34,7 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
     master = bootstrap.master_key(settings)  # with the embedded default, made on first start
     url = bootstrap.database(settings)
     bootstrap.check_master_key(url, master)
-    migrate.upgrade(url, app_role=settings.app_role)
+    migrate.upgrade(url, roles=settings.roles)
     example = _example_file()
     print(f"Loading the #kaizenblog example from {example} …", flush=True)
     if import_from(settings, lambda: jsonl_source(str(example))) != 0:

@@ -13,9 +13,10 @@ from psycopg import sql
 
 import migrations
 from services.projector.fresh import make_live_builds
+from services.settings import Roles
+from services.store import privileges
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
-LEDGER_TABLES = ("events", "event_tags")
 
 
 def alembic_config(url: str) -> Config:
@@ -25,17 +26,45 @@ def alembic_config(url: str) -> Config:
     return config
 
 
-def upgrade(url: str, revision: str = "head", app_role: str | None = None) -> None:
-    """Migrate; at head, also give every projection an empty live build if it has none."""
+def upgrade(url: str, revision: str = "head", roles: Roles | None = None) -> None:
+    """Migrate; with roles, grant them; at head, give every projection an empty live build."""
     command.upgrade(alembic_config(url), revision)
+    if roles is not None:
+        privileges.grant(url, roles)
     if is_at_head(url):
-        asyncio.run(_make_live_builds(url))
-    if app_role:
-        grant_app_role(url, app_role)
+        asyncio.run(_make_live_builds(url, roles))
 
 
-async def _make_live_builds(url: str) -> list[str]:
+def upgrade_if_owner(url: str, roles: Roles | None = None) -> None:
+    """For `serve`: migrate when connected as the ledger's owner; as a restricted role,
+    only check that the owner's `db upgrade` has brought the schema to head."""
+    if owns_ledger(url):
+        upgrade(url, roles=roles)
+        return
+    current, head = current_revision(url), head_revision()
+    if current != head:
+        raise LookupError(
+            f"the schema is at {current or 'base (empty)'} but the code needs {head}: run "
+            "`community-ledger db upgrade` as the database's owner"
+        )
+
+
+def owns_ledger(url: str) -> bool:
+    """Whether this connection may migrate: it owns `events`, or there is no ledger yet."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT coalesce(("
+            "    SELECT pg_has_role(current_user, relowner, 'USAGE')"
+            "    FROM pg_class WHERE oid = to_regclass('events')), true)"
+        ).fetchone()
+    return bool(row and row[0])
+
+
+async def _make_live_builds(url: str, roles: Roles | None) -> list[str]:
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        if roles is not None:
+            # Made as the projector, so it owns them: it swaps and drops them later.
+            await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(roles.projector)))
         return await make_live_builds(conn)
 
 
@@ -60,25 +89,3 @@ def current_revision(url: str) -> str | None:
 
 def is_at_head(url: str) -> bool:
     return current_revision(url) == head_revision()
-
-
-def grant_app_role(url: str, role: str) -> None:
-    """Immutability as a permission too: the app's role may read and append the ledger, no more."""
-    with psycopg.connect(url) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone()
-        if not exists:
-            raise LookupError(f"LEDGER_APP_ROLE names role {role!r}, which does not exist")
-        who = sql.Identifier(role)
-        ledger = sql.SQL(", ").join(map(sql.Identifier, LEDGER_TABLES))
-        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(who))
-        conn.execute(
-            sql.SQL(
-                "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}"
-            ).format(who)
-        )
-        conn.execute(sql.SQL("REVOKE UPDATE, DELETE, TRUNCATE ON {} FROM {}").format(ledger, who))
-        conn.execute(sql.SQL("REVOKE UPDATE, DELETE ON alembic_version FROM {}").format(who))
-        # Appends number their events from this sequence (nextval, and setval for a batch).
-        conn.execute(
-            sql.SQL("GRANT USAGE, UPDATE ON SEQUENCE events_position_seq TO {}").format(who)
-        )

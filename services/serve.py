@@ -47,7 +47,7 @@ def serve_api(
     url = bootstrap.database(settings)
     # A wrong master key stops us here, in one line, not in a half-started server.
     bootstrap.check_master_key(url, master)
-    migrate.upgrade(url, app_role=settings.app_role)
+    migrate.upgrade_if_owner(url, roles=settings.roles)
     bootstrap.check_master_key(url, master)
     if projector is None:
         projector = settings.uses_embedded_database

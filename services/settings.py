@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
@@ -10,12 +11,32 @@ import msgspec
 DEFAULT_DATA_DIR = ".ledger"
 
 
+class SettingsError(ValueError):
+    """The environment asks for something this version cannot do; the message says what to set."""
+
+
+class Roles(msgspec.Struct, frozen=True, kw_only=True):
+    """The two restricted roles `db upgrade` creates or checks, and grants (docs/security.md).
+
+    The owner is whoever runs `db upgrade`. Passwords are used only to create a role that
+    does not exist yet; they never appear in a log or a message.
+    """
+
+    api: str
+    projector: str
+    api_password: str | None = None
+    projector_password: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Roles(api={self.api!r}, projector={self.projector!r})"
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str | None
     """An external PostgreSQL; None means the embedded one under `data_dir`."""
     data_dir: Path
-    app_role: str | None
-    """A role granted only what the app needs (SELECT and INSERT on the ledger)."""
+    roles: Roles | None = None
+    """The API's and the projector's roles; None while everything runs as one user."""
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -27,5 +48,28 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     return Settings(
         database_url=env.get("DATABASE_URL") or None,
         data_dir=Path(env.get("LEDGER_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve(),
-        app_role=env.get("LEDGER_APP_ROLE") or None,
+        roles=_roles(env),
+    )
+
+
+def _roles(env: Mapping[str, str]) -> Roles | None:
+    if env.get("LEDGER_APP_ROLE"):
+        # One role for both processes could write the read models from the API and
+        # the ledger's bookkeeping from the projector: refused rather than guessed.
+        raise SettingsError(
+            "LEDGER_APP_ROLE is replaced by LEDGER_API_ROLE and LEDGER_PROJECTOR_ROLE "
+            '(docs/security.md, "Database roles"); unset it'
+        )
+    api, projector = env.get("LEDGER_API_ROLE"), env.get("LEDGER_PROJECTOR_ROLE")
+    if not api and not projector:
+        return None
+    if not api or not projector or api == projector:
+        raise SettingsError(
+            "set LEDGER_API_ROLE and LEDGER_PROJECTOR_ROLE together, to two different roles"
+        )
+    return Roles(
+        api=api,
+        projector=projector,
+        api_password=env.get("LEDGER_API_PASSWORD") or None,
+        projector_password=env.get("LEDGER_PROJECTOR_PASSWORD") or None,
     )

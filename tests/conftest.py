@@ -2,6 +2,11 @@
 
 The schema is migrated once into a template database; every test that asks for
 `database_url` gets its own fresh clone of it (CREATE DATABASE … TEMPLATE is fast).
+
+With LEDGER_TEST_ROLES=1 (the default when TEST_DATABASE_URL is set) `db upgrade` also
+creates and grants the API's and the projector's roles, and `api_url` and
+`projector_url` connect as them: the suite then runs as production does. Otherwise
+both are `database_url`, the owner's.
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from services import bootstrap, migrate
 from services.database import with_database
 from services.embedded_db import embedded_server_url
 from services.privacy.keyring import Keyring
+from services.settings import Roles
+from services.store import privileges
 from services.store.ledger import Ledger
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +38,25 @@ test runs, wraps and unwraps keys alike. Set before anything reads the environme
 os.environ["LEDGER_MASTER_KEY"] = TEST_MASTER_KEY
 os.environ.pop("LEDGER_MASTER_KEY_FILE", None)
 os.environ.pop("LEDGER_NEW_MASTER_KEY", None)
+TEST_ROLES = Roles(
+    api="ledger_test_api",
+    projector="ledger_test_projector",
+    api_password="ledger-test-api",
+    projector_password="ledger-test-projector",
+)
+"""Cluster-wide, so shared by concurrent sessions on one server: same names, same grants."""
+
+
+def roles_wanted() -> bool:
+    flag = os.environ.get("LEDGER_TEST_ROLES", "")
+    if flag:
+        return flag.lower() not in ("0", "false", "no")
+    return bool(os.environ.get("TEST_DATABASE_URL"))
+
+
+def as_role(url: str, role: str, password: str | None) -> str:
+    """The same database, connected as `role`."""
+    return make_conninfo(url, user=role, password=password or "")
 
 
 @pytest.fixture(scope="session")
@@ -48,11 +75,16 @@ def server_url() -> str:
 
 
 @pytest.fixture(scope="session")
-def template_database(server_url: str) -> Iterator[str]:
+def test_roles() -> Roles | None:
+    return TEST_ROLES if roles_wanted() else None
+
+
+@pytest.fixture(scope="session")
+def template_database(server_url: str, test_roles: Roles | None) -> Iterator[str]:
     name = f"ledger_template_{os.getpid()}"
     _drop(server_url, name)
     _create(server_url, name)
-    migrate.upgrade(with_database(server_url, name))
+    migrate.upgrade(with_database(server_url, name), roles=test_roles)
     yield name
     _drop(server_url, name)
 
@@ -67,11 +99,33 @@ def empty_database_url(server_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def database_url(server_url: str, template_database: str) -> Iterator[str]:
+def database_url(
+    server_url: str, template_database: str, test_roles: Roles | None
+) -> Iterator[str]:
     name = f"ledger_test_{uuid.uuid4().hex[:16]}"
     _create(server_url, name, template=template_database)
-    yield with_database(server_url, name)
+    url = with_database(server_url, name)
+    if test_roles is not None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            privileges.grant_database(conn, test_roles)
+    yield url
     _drop(server_url, name)
+
+
+@pytest.fixture
+def api_url(database_url: str, test_roles: Roles | None) -> str:
+    """Where the API connects: as the API's role when the suite runs with roles."""
+    if test_roles is None:
+        return database_url
+    return as_role(database_url, test_roles.api, test_roles.api_password)
+
+
+@pytest.fixture
+def projector_url(database_url: str, test_roles: Roles | None) -> str:
+    """Where the projector connects: as the projector's role when the suite runs with roles."""
+    if test_roles is None:
+        return database_url
+    return as_role(database_url, test_roles.projector, test_roles.projector_password)
 
 
 @pytest.fixture

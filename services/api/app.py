@@ -42,8 +42,15 @@ READ_CONTROLLERS: list[type[Controller]] = [MemberController, StatsController]
 """The controllers whose reads wait for projections (`min_position`)."""
 
 
-def create_app(database_url: str, *, run_projector: bool = False, pool_size: int = 10) -> Litestar:
-    """The API over the database at `database_url`; with `run_projector`, projections too."""
+def create_app(
+    database_url: str,
+    *,
+    run_projector: bool = False,
+    pool_size: int = 10,
+    projector_url: str | None = None,
+) -> Litestar:
+    """The API over the database at `database_url`; with `run_projector`, projections too
+    (connected to `projector_url` when the projector has a database role of its own)."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -54,7 +61,7 @@ def create_app(database_url: str, *, run_projector: bool = False, pool_size: int
             app.state.keyring = wired.keyring
             app.state.catch_up = CatchUpRate()
             projector = (
-                asyncio.create_task(_project(database_url, wired.keyring))
+                asyncio.create_task(_project(projector_url or database_url, wired.keyring))
                 if run_projector
                 else None
             )

@@ -59,18 +59,42 @@ async def start_build(
 ) -> Build:
     """A fresh, empty build in a schema of its own; the live one keeps serving meanwhile."""
     async with conn.transaction():
-        cur = await conn.execute(
+        build = await request_build(conn, name, version)
+        await materialize(conn, build, create_tables)
+    return build
+
+
+async def request_build(conn: AsyncConnection[Any], name: str, version: int) -> Build:
+    """A fresh build's row, its schema left for the projector to make: what the API may do
+    (its database role creates no schema, docs/security.md)."""
+    async with conn.transaction():
+        await conn.execute(
             "UPDATE projection_builds SET state = 'retired', updated_at = now() "
-            "WHERE name = %s AND state = 'building' RETURNING schema_name",
+            "WHERE name = %s AND state = 'building'",
             [name],
+        )
+        return await _new_build(conn, name, version, "building")
+
+
+async def materialize(conn: AsyncConnection[Any], build: Build, create_tables: Any) -> None:
+    """Make a build's schema and tables unless they exist; drop what retired builds left."""
+    async with conn.transaction():
+        cur = await conn.execute(
+            "SELECT schema_name FROM projection_builds "
+            "WHERE name = %s AND state = 'retired' AND to_regnamespace(schema_name) IS NOT NULL",
+            [build.name],
         )
         for (abandoned,) in await cur.fetchall():
             await conn.execute(
                 sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(abandoned))
             )
-        build = await _new_build(conn, name, version, "building")
-        await create_tables(conn, build.schema_name)
-    return build
+        cur = await conn.execute("SELECT to_regnamespace(%s) IS NULL", [build.schema_name])
+        missing = await cur.fetchone()
+        if missing and missing[0]:
+            await conn.execute(
+                sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(build.schema_name))
+            )
+            await create_tables(conn, build.schema_name)
 
 
 async def start_live(
@@ -87,7 +111,7 @@ async def start_live(
     """
     async with conn.transaction():
         build = await _new_build(conn, name, version, "live")
-        await create_tables(conn, build.schema_name)
+        await materialize(conn, build, create_tables)
         await _point_views(conn, build.schema_name, tables)
     return build
 
@@ -103,9 +127,7 @@ async def _new_build(conn: AsyncConnection[Any], name: str, version: int, state:
     )
     row = await cur.fetchone()
     assert row is not None
-    build = _build(row)
-    await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(build.schema_name)))
-    return build
+    return _build(row)
 
 
 async def _point_views(conn: AsyncConnection[Any], schema: str, tables: tuple[str, ...]) -> None:

@@ -168,6 +168,9 @@ class Runner:
             log.info(
                 "%s: rebuilding v%s into %s", applier.name, applier.version, building.schema_name
             )
+        elif building is not None and building.version == applier.version:
+            # A rebuild asked for over HTTP is only a row until a runner makes its tables.
+            await builds.materialize(conn, building, applier.create_tables)
         self.rebuild_requested.discard(applier.name)
         feeding = [b for b in (live, building) if b is not None and b.version == applier.version]
         for build in feeding:

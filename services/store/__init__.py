@@ -6,4 +6,5 @@
 - `state`: what the handler's loader reads for the rules, set-based.
 - `identity`: a handle's owner and the members merged into one, straight from the ledger.
 - `records`: the row shapes all of them share.
+- `privileges`: what the API's and the projector's database roles may do (`db upgrade`).
 """

@@ -15,8 +15,9 @@ from services.api.app import create_app
 
 
 @pytest.fixture
-def app(database_url: str) -> Litestar:
-    return create_app(database_url)
+def app(api_url: str) -> Litestar:
+    """The app as it runs in production: as the API's role when the suite runs with roles."""
+    return create_app(api_url)
 
 
 @pytest.fixture

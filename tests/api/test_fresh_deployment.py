@@ -109,13 +109,17 @@ async def test_every_read_endpoint_answers_on_a_freshly_migrated_database_withou
 
 
 async def test_a_profile_read_before_connections_went_live_is_never_a_500(
-    database_url: str, client: Client, writer: dict[str, str], reader: dict[str, str]
+    database_url: str,
+    projector_url: str,
+    client: Client,
+    writer: dict[str, str],
+    reader: dict[str, str],
 ) -> None:
     """The race `.ci/run` met: profiles live and caught up, connections not yet swapped in."""
     from services.api import consistency
 
     member_id, position = await register(client, writer)
-    await Runner(database_url, ["member_profiles", "contribution_counts"]).run()
+    await Runner(projector_url, ["member_profiles", "contribution_counts"]).run()
 
     profile = await client.get(f"/v1/members/{member_id}", headers=reader)
     assert profile.status_code == 200, profile.text
@@ -140,7 +144,7 @@ async def test_a_profile_read_before_connections_went_live_is_never_a_500(
     assert missing.headers["retry-after"] == "5"
     assert "being built" in missing.json()["detail"]
 
-    await Runner(database_url).run()
+    await Runner(projector_url).run()
     caught_up = await client.get(
         f"/v1/members/{member_id}", headers=reader, params={"min_position": position}
     )
@@ -152,6 +156,7 @@ APPLIERS_BY_NAME = {applier.name: applier for applier in APPLIERS}
 
 async def test_no_read_endpoint_reads_a_projection_it_does_not_declare(
     database_url: str,
+    projector_url: str,
     client: Client,
     writer: dict[str, str],
     reader: dict[str, str],
@@ -160,7 +165,7 @@ async def test_no_read_endpoint_reads_a_projection_it_does_not_declare(
     member_id, _ = await register(client, writer)
     endpoints = read_endpoints()
     requests = sample_requests(member_id)
-    await Runner(database_url).run()
+    await Runner(projector_url).run()
 
     for applier in APPLIERS:
         await take_live_build_away(database_url, applier)
@@ -171,6 +176,7 @@ async def test_no_read_endpoint_reads_a_projection_it_does_not_declare(
                     assert answer.status_code in (200, 503), (applier.name, path, answer.text)
                 else:
                     assert answer.status_code == 200, (applier.name, path, answer.text)
-        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        # As the projector, as `db upgrade` makes them, so that the projector owns them.
+        async with await psycopg.AsyncConnection.connect(projector_url, autocommit=True) as conn:
             assert await make_live_builds(conn) == [applier.name]
-        await Runner(database_url).run()
+        await Runner(projector_url).run()

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_stats_by_member_count_commits_per_author_email_as_git_log_does(
-    ledger: Ledger, database_url: str, reader: dict[str, str]
+    ledger: Ledger, api_url: str, projector_url: str, reader: dict[str, str]
 ) -> None:
     if not (ROOT / ".git").exists():
         pytest.skip("not running from a clone")
@@ -33,7 +33,9 @@ async def test_stats_by_member_count_commits_per_author_email_as_git_log_does(
         check=True,
     ).stdout.split()
 
-    async with AsyncTestClient(app=create_app(database_url, run_projector=True)) as client:
+    async with AsyncTestClient(
+        app=create_app(api_url, run_projector=True, projector_url=projector_url)
+    ) as client:
         stats = await client.get(
             "/v1/stats/contributions",
             headers=reader,

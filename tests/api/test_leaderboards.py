@@ -42,8 +42,10 @@ ALSO_AFTER_THE_ANCHOR = {"contributions", "recognitions_received", "recognitions
 
 
 @pytest.fixture
-async def live(database_url: str) -> AsyncIterator[Client]:
-    async with AsyncTestClient(app=create_app(database_url, run_projector=True)) as client:
+async def live(api_url: str, projector_url: str) -> AsyncIterator[Client]:
+    async with AsyncTestClient(
+        app=create_app(api_url, run_projector=True, projector_url=projector_url)
+    ) as client:
         yield client
 
 
@@ -207,8 +209,10 @@ def test_the_documented_metric_is_an_enum_of_every_leaderboard() -> None:
     assert "until" in parameters
 
 
-async def test_no_leaderboard_reads_the_ledger_on_the_request_path(database_url: str) -> None:
-    await Runner(database_url).run()  # the read models exist, empty
+async def test_no_leaderboard_reads_the_ledger_on_the_request_path(
+    database_url: str, projector_url: str
+) -> None:
+    await Runner(projector_url).run()  # the read models exist, empty
     now = datetime.now(UTC)
     async with (
         await psycopg.AsyncConnection.connect(database_url, autocommit=True) as holder,

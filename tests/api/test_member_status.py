@@ -50,7 +50,10 @@ CASES: dict[str, tuple[list[datetime], str]] = {
 
 
 async def test_status_follows_its_documented_definition_at_every_boundary(
-    client: AsyncTestClient[Any], writer: dict[str, str], database_url: str
+    client: AsyncTestClient[Any],
+    writer: dict[str, str],
+    database_url: str,
+    projector_url: str,
 ) -> None:
     items: list[dict[str, Any]] = []
     for handle, (moments, _) in CASES.items():
@@ -67,7 +70,7 @@ async def test_status_follows_its_documented_definition_at_every_boundary(
         ]
     written = await client.post("/v1/batch", json={"items": items}, headers=writer)
     assert written.status_code == 201, written.text
-    assert await Runner(database_url).run() == []
+    assert await Runner(projector_url).run() == []
 
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         answered = written.json()["ids"]

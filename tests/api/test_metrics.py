@@ -65,7 +65,7 @@ async def test_a_retry_that_replays_an_append_adds_no_events(
 
 
 async def test_projection_gauges_show_lag_stall_and_catch_up_rate(
-    client: Client, writer: dict[str, str], database_url: str
+    client: Client, writer: dict[str, str], projector_url: str
 ) -> None:
     projection = {"projection": "member_profiles"}
     await client.post("/v1/members", json={"display_name": "Cy"}, headers=writer)
@@ -73,7 +73,7 @@ async def test_projection_gauges_show_lag_stall_and_catch_up_rate(
     await asyncio.sleep(CatchUpRate.MIN_INTERVAL + 0.1)
 
     behind = await scrape(client)
-    await Runner(database_url, progress=Progress()).run()
+    await Runner(projector_url, progress=Progress()).run()
     await asyncio.sleep(CatchUpRate.MIN_INTERVAL + 0.1)
     caught_up = await scrape(client)
 

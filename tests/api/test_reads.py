@@ -16,9 +16,11 @@ Client = AsyncTestClient[Any]
 
 
 @pytest.fixture
-async def live(database_url: str) -> AsyncIterator[Client]:
+async def live(api_url: str, projector_url: str) -> AsyncIterator[Client]:
     """The app with its projector running in-process, as `serve --projector` runs it."""
-    async with AsyncTestClient(app=create_app(database_url, run_projector=True)) as client:
+    async with AsyncTestClient(
+        app=create_app(api_url, run_projector=True, projector_url=projector_url)
+    ) as client:
         yield client
 
 

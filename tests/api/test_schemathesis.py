@@ -28,7 +28,9 @@ from services.api import consistency
 from services.api.app import create_app
 from services.api.spec import SPEC_PATH
 from services.database import with_database
-from tests.conftest import ROOT
+from services.settings import Roles
+from services.store import privileges
+from tests.conftest import ROOT, as_role
 
 
 # Not positive_data_acceptance: a schema-valid body may still break a rule of the domain
@@ -58,7 +60,9 @@ schema = schemathesis.openapi.from_dict(json.loads((ROOT / SPEC_PATH).read_text(
 
 
 @pytest.fixture(scope="module")
-def live_server(server_url: str, template_database: str) -> Iterator[tuple[str, dict[str, str]]]:
+def live_server(
+    server_url: str, template_database: str, test_roles: Roles | None
+) -> Iterator[tuple[str, dict[str, str]]]:
     name = f"ledger_test_{uuid.uuid4().hex[:16]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(
@@ -70,12 +74,25 @@ def live_server(server_url: str, template_database: str) -> Iterator[tuple[str, 
     saved_wait, consistency.WAIT_SECONDS = consistency.WAIT_SECONDS, 0.2  # positions beyond it
     with psycopg.connect(url, autocommit=True) as conn:
         token = _admin_token(conn)
+        if test_roles is not None:
+            privileges.grant_database(conn, test_roles)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(url, run_projector=True), host="127.0.0.1", port=port, log_level="warning"
+            create_app(
+                as_role(url, test_roles.api, test_roles.api_password) if test_roles else url,
+                run_projector=True,
+                projector_url=(
+                    as_role(url, test_roles.projector, test_roles.projector_password)
+                    if test_roles
+                    else url
+                ),
+            ),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
         )
     )
     thread = threading.Thread(target=server.run, daemon=True)

@@ -92,12 +92,12 @@ class ProjectionController(Controller):
         # An enum, so that the spec (and a fuzzer) knows every projection by name.
         name: Annotated[str, Parameter(schema_extra={"enum": projection_names()})],
     ) -> ProjectionStatus:
-        """The running projector builds it beside the live tables, which serve until the swap."""
+        """The projector builds it beside the live tables, which serve until the swap."""
         applier = next((a for a in make_appliers() if a.name == name), None)
         if applier is None:
             known = ", ".join(projection_names())
             raise NotFoundException(f"no projection named {name!r}; known: {known}")
         async with pool.connection() as conn:
-            await builds.start_build(conn, applier.name, applier.version, applier.create_tables)
+            await builds.request_build(conn, applier.name, applier.version)
             statuses = await projection_statuses(conn)
         return next(s for s in statuses if s.name == name)
