@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import cast
 
 from litestar import Controller, Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, Server
+from litestar.stores.memory import MemoryStore
 
 from services import bootstrap
 from services.api.auth import BEARER_SECURITY
@@ -22,9 +25,15 @@ from services.api.controllers.operations import OperationsController, Projection
 from services.api.controllers.stats import StatsController
 from services.api.dependencies import DEPENDENCIES
 from services.api.docs import SCHEMA_PATH, assets_router, render_plugins
+from services.api.failed_auth import FailedAuthentications
+from services.api.housekeeping import keep_house
 from services.api.metrics import CatchUpRate, metrics_middleware
 from services.api.openapi import finish as finish_openapi
 from services.api.problems import EXCEPTION_HANDLERS
+from services.api.rate_limits import STORES as RATE_LIMIT_STORES
+from services.api.rate_limits import rate_limit_middleware
+from services.api.watch import ProjectionWatch
+from services.limit_settings import LimitSettings, load_limit_settings
 from services.projector.progress import Progress
 
 log = logging.getLogger("community_ledger.api")
@@ -37,8 +46,18 @@ READ_CONTROLLERS: list[type[Controller]] = [MemberController, StatsController]
 """The controllers whose reads wait for projections (`min_position`)."""
 
 
-def create_app(database_url: str, *, run_projector: bool = False, pool_size: int = 10) -> Litestar:
-    """The API over the database at `database_url`; with `run_projector`, projections too."""
+def create_app(
+    database_url: str,
+    *,
+    run_projector: bool = False,
+    pool_size: int = 10,
+    limits: LimitSettings | None = None,
+) -> Litestar:
+    """The API over the database at `database_url`; with `run_projector`, projections too.
+
+    `limits` (rate limits, waiters, retention, /metrics access) default to the environment's.
+    """
+    limits = load_limit_settings() if limits is None else limits
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -47,12 +66,22 @@ def create_app(database_url: str, *, run_projector: bool = False, pool_size: int
             app.state.ledger = wired.ledger
             app.state.handler = wired.handler
             app.state.catch_up = CatchUpRate()
+            app.state.watch = ProjectionWatch(wired.pool, database_url, limits.max_waiters)
+            app.state.watch.start()
+            stores = [cast(MemoryStore, app.stores.get(name)) for name in RATE_LIMIT_STORES]
+            chores = asyncio.create_task(
+                keep_house(wired.pool, limits.idempotency_retention, stores)
+            )
             projector = asyncio.create_task(_project(database_url)) if run_projector else None
             try:
                 yield
             finally:
                 if projector is not None:
                     await _stop(projector)
+                chores.cancel()
+                await app.state.watch.close()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await chores
 
     app = Litestar(
         route_handlers=[
@@ -70,10 +99,13 @@ def create_app(database_url: str, *, run_projector: bool = False, pool_size: int
         return_dto=None,
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[metrics_middleware],
+        middleware=[metrics_middleware, *rate_limit_middleware(limits)],
+        stores={name: MemoryStore() for name in RATE_LIMIT_STORES},
         request_max_body_size=MAX_BODY,
         openapi_config=openapi_config(),
     )
+    app.state.limits = limits
+    app.state.failed_auth = FailedAuthentications(limits.failed_auth)
     finish_openapi(app)
     return app
 

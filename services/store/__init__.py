@@ -6,4 +6,5 @@
 - `state`: what the handler's loader reads for the rules, set-based.
 - `identity`: a handle's owner and the members merged into one, straight from the ledger.
 - `records`: the row shapes all of them share.
+- `idempotency`: deleting Idempotency-Keys past their retention.
 """
