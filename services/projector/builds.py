@@ -147,7 +147,8 @@ async def advance(
     )
     if cur.rowcount != 1:
         raise LostLease(build.name)
-    await announce(conn, build.name, to)
+    if build.state == "live":  # a build being rebuilt serves nobody until its swap
+        await announce(conn, build.name, to)
 
 
 async def fail(conn: AsyncConnection[Any], build: Build, error: str) -> None:
