@@ -88,8 +88,12 @@ async def catch_up(database_url: str) -> None:
 
 
 async def until(condition: Any) -> None:
-    while not condition():
+    """Wait for `condition`; fail (rather than hang) if it never comes."""
+    for _ in range(3000):
+        if condition():
+            return
         await asyncio.sleep(0.01)
+    raise AssertionError("the condition never came true")
 
 
 async def test_many_waiting_reads_cost_a_few_checkpoint_reads_not_one_each(
