@@ -10,18 +10,16 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 import uvicorn
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from psycopg_pool import AsyncConnectionPool
 
-from services import bootstrap
 from services.api.app import create_app
 from services.limit_settings import LimitSettings
 from services.projector.progress import Progress
 from services.projector.runner import Runner
+from tests.api.statements import Statements, count_statements
 
 pytestmark = pytest.mark.anyio
 
@@ -29,40 +27,9 @@ Client = AsyncTestClient[Any]
 WAITERS = 50
 
 
-class Statements:
-    """Every statement the app's pool runs, by text: a count the database cannot fake."""
-
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-
-    def reading_checkpoints(self) -> int:
-        return sum("projection_builds" in text for text in self.texts)
-
-
 @pytest.fixture
 def statements(monkeypatch: pytest.MonkeyPatch) -> Statements:
-    seen = Statements()
-
-    class CountingCursor(psycopg.AsyncCursor[Any]):
-        async def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
-            seen.texts.append(str(query))
-            return await super().execute(query, *args, **kwargs)
-
-    async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
-        conn.cursor_factory = CountingCursor
-
-    def pool(url: str, *, size: int = bootstrap.POOL_SIZE) -> AsyncConnectionPool:
-        return AsyncConnectionPool(
-            url,
-            min_size=1,
-            max_size=size,
-            kwargs={"autocommit": True},
-            configure=configure,
-            open=False,
-        )
-
-    monkeypatch.setattr(bootstrap, "pool", pool)
-    return seen
+    return count_statements(monkeypatch)
 
 
 @asynccontextmanager
