@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -69,8 +68,9 @@ def create_app(
             app.state.watch = ProjectionWatch(wired.pool, database_url, limits.max_waiters)
             app.state.watch.start()
             stores = [cast(MemoryStore, app.stores.get(name)) for name in RATE_LIMIT_STORES]
+            done = asyncio.Event()
             chores = asyncio.create_task(
-                keep_house(wired.pool, limits.idempotency_retention, stores)
+                keep_house(wired.pool, limits.idempotency_retention, stores, done)
             )
             projector = asyncio.create_task(_project(database_url)) if run_projector else None
             try:
@@ -78,10 +78,10 @@ def create_app(
             finally:
                 if projector is not None:
                     await _stop(projector)
-                chores.cancel()
+                done.set()
                 await app.state.watch.close()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await chores
+                if not (await asyncio.wait({chores}, timeout=STOP_SECONDS))[0]:
+                    log.warning("the housekeeping task did not stop within %s s", STOP_SECONDS)
 
     app = Litestar(
         route_handlers=[

@@ -9,6 +9,7 @@ they are read again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -45,16 +46,23 @@ async def keep_house(
     pool: AsyncConnectionPool,
     retention: timedelta,
     stores: Sequence[MemoryStore],
+    stop: asyncio.Event,
     *,
     purge_every: float = PURGE_SECONDS,
     sweep_every: float = SWEEP_SECONDS,
 ) -> None:
-    """Run until cancelled: purge at start and every `purge_every`, sweep every `sweep_every`."""
+    """Until `stop` is set: purge at start and every `purge_every`, sweep every `sweep_every`.
+
+    Stopped by an event, not by cancelling: the memory store's anyio lock can swallow a
+    cancel on Python 3.11, and the server's shutdown would then wait for ever.
+    """
     purged_at = float("-inf")
-    while True:
+    while not stop.is_set():
         if time.monotonic() - purged_at >= purge_every:
             await purge_once(pool, retention)
             purged_at = time.monotonic()
         for store in stores:
             await store.delete_expired()
-        await asyncio.sleep(min(sweep_every, purge_every))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(sweep_every, purge_every)):
+                await stop.wait()

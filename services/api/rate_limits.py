@@ -53,7 +53,9 @@ class RetryingRateLimitMiddleware(RateLimitMiddleware):
                     headers={**headers, "Retry-After": str(retry)},
                 )
             await self.set_cached_history(key=key, cache_object=window, store=store)
-        await self.app(scope, receive, self.create_send_wrapper(send=send, cache_object=window))
+        if self.config.set_rate_limit_headers:
+            send = self.create_send_wrapper(send=send, cache_object=window)
+        await self.app(scope, receive, send)
 
 
 def client_address(request: Request[Any, Any, Any]) -> str:

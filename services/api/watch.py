@@ -56,12 +56,14 @@ class ProjectionWatch:
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._listen()), asyncio.create_task(self._fallback())]
 
-    async def close(self) -> None:
+    async def close(self, within: float = 5.0) -> None:
+        """Stop listening; never hold the server's shutdown longer than `within` seconds."""
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=within)
+            for task in pending:
+                log.warning("the projections' watch did not stop: %s", task.get_stack(limit=5))
         self._tasks = []
 
     def reached(self, names: tuple[str, ...], position: int) -> bool:

@@ -97,12 +97,17 @@ async def test_keys_past_the_retention_are_purged_and_a_late_retry_is_a_new_requ
             "UPDATE idempotency_keys SET created_at = now() - interval '8 days' "
             "WHERE key LIKE '%%:old'"
         )
+        await conn.execute(
+            "INSERT INTO idempotency_keys (key, fingerprint, response, created_at) "
+            "VALUES ('import:jsonl:chunk-1', 'f', '{}', now() - interval '30 days')"
+        )
 
     purged = await purge_once(app.state.pool, timedelta(days=7))
     late = await client.post("/v1/members", json={"display_name": "Ana"}, headers=old)
 
     assert purged == 1
-    assert count_rows(database_url, "idempotency_keys") == 1
+    # Left: the recent key, and the importer's, which makes re-running an import a no-op.
+    assert count_rows(database_url, "idempotency_keys") == 2
     # Not replayed any more: judged as new, it registers the member the key's ids name
     # a second time, which the rules refuse.
     assert late.status_code == 409, late.text

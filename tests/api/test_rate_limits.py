@@ -52,6 +52,8 @@ async def test_an_address_past_its_limit_gets_429_with_retry_after_but_probes_pa
 
     assert [answer.status_code for answer in answers[:3]] == [200, 200, 200]
     assert_too_many(answers[3], "more than 3 requests per minute from this address")
+    assert answers[3].headers["ratelimit-limit"] == "3"
+    assert "ratelimit-limit" not in answers[0].headers  # the limits' shape only on a 429
     assert {probe.status_code for probe in probes} == {200}
 
 

@@ -22,6 +22,7 @@ from services.api import schemas as s
 from services.handler import CommandHandler
 from services.intake import id_maker, submissions
 from services.items import Item
+from services.store.idempotency import API_NAMESPACE
 
 IdempotencyKey = Annotated[
     str | None,
@@ -101,7 +102,7 @@ def scoped_key(request: Request[Any, Any, Any], idempotency_key: str | None) -> 
         return None
     key = request.scope.get("state", {}).get("api_key")
     owner = key.key_id if key is not None else "anonymous"
-    return f"api:{owner}:{idempotency_key}"
+    return f"{API_NAMESPACE}{owner}:{idempotency_key}"
 
 
 def version_from_etag(value: str) -> int:
