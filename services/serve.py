@@ -15,6 +15,7 @@ from typing import Any
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from services import bootstrap, migrate
+from services.limit_settings import LimitSettings, load_limit_settings
 from services.settings import Settings
 
 
@@ -59,7 +60,8 @@ def serve_api(
         f"(projector {'in this process' if projector else 'not running here'})",
         flush=True,
     )
-    with metrics_shared_by(workers):
+    limits = load_limit_settings()
+    with metrics_shared_by(workers), metrics_served_apart(url, limits):
         uvicorn.run(
             "services.serve:app_from_environment",
             factory=True,
@@ -94,6 +96,24 @@ def metrics_shared_by(workers: int) -> Iterator[None]:
     finally:
         del os.environ["PROMETHEUS_MULTIPROC_DIR"]
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextmanager
+def metrics_served_apart(url: str, limits: LimitSettings) -> Iterator[None]:
+    """With LEDGER_METRICS_PORT, /metrics on that address (loopback unless
+    LEDGER_METRICS_ADDRESS says otherwise), from this process, for the block; with several
+    workers it sums theirs, as the API's /metrics would."""
+    if limits.metrics_port is None:
+        yield
+        return
+    from services.api.metrics import start_separate_server
+
+    stop = start_separate_server(url, limits.metrics_address, limits.metrics_port)
+    print(f"metrics on http://{limits.metrics_address}:{limits.metrics_port}/metrics", flush=True)
+    try:
+        yield
+    finally:
+        stop()
 
 
 def no_delay(transport: asyncio.BaseTransport) -> None:

@@ -19,6 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # queries. Each stands on its own; the store records its timings in `metrics`.
     (
         "services.settings",
+        "services.limit_settings",
         "services.embedded_db",
         "services.database",
         "services.metrics",

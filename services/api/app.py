@@ -6,10 +6,12 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import cast
 
 from litestar import Controller, Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, Server
+from litestar.stores.memory import MemoryStore
 
 from services import bootstrap
 from services.api import redact
@@ -25,10 +27,16 @@ from services.api.controllers.stats import StatsController
 from services.api.dependencies import DEPENDENCIES
 from services.api.docs import SCHEMA_PATH, assets_router, render_plugins
 from services.api.edges import edge_headers, refuse_nul
+from services.api.failed_auth import FailedAuthentications
+from services.api.housekeeping import keep_house
 from services.api.metrics import CatchUpRate, metrics_middleware
 from services.api.openapi import finish as finish_openapi
 from services.api.problems import EXCEPTION_HANDLERS
+from services.api.rate_limits import STORES as RATE_LIMIT_STORES
+from services.api.rate_limits import rate_limit_middleware
 from services.api.schemas import MAX_BATCH_BYTES
+from services.api.watch import ProjectionWatch
+from services.limit_settings import LimitSettings, load_limit_settings
 from services.privacy.keyring import Keyring
 from services.projector.progress import Progress
 
@@ -48,9 +56,14 @@ def create_app(
     run_projector: bool = False,
     pool_size: int = 10,
     projector_url: str | None = None,
+    limits: LimitSettings | None = None,
 ) -> Litestar:
     """The API over the database at `database_url`; with `run_projector`, projections too
-    (connected to `projector_url` when the projector has a database role of its own)."""
+    (connected to `projector_url` when the projector has a database role of its own).
+
+    `limits` (rate limits, waiters, retention, /metrics access) default to the environment's.
+    """
+    limits = load_limit_settings() if limits is None else limits
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -60,6 +73,13 @@ def create_app(
             app.state.handler = wired.handler
             app.state.keyring = wired.keyring
             app.state.catch_up = CatchUpRate()
+            app.state.watch = ProjectionWatch(wired.pool, database_url, limits.max_waiters)
+            app.state.watch.start()
+            stores = [cast(MemoryStore, app.stores.get(name)) for name in RATE_LIMIT_STORES]
+            done = asyncio.Event()
+            chores = asyncio.create_task(
+                keep_house(wired.pool, limits.idempotency_retention, stores, done)
+            )
             projector = (
                 asyncio.create_task(_project(projector_url or database_url, wired.keyring))
                 if run_projector
@@ -70,6 +90,10 @@ def create_app(
             finally:
                 if projector is not None:
                     await _stop(projector)
+                done.set()
+                await app.state.watch.close()
+                if not (await asyncio.wait({chores}, timeout=STOP_SECONDS))[0]:
+                    log.warning("the housekeeping task did not stop within %s s", STOP_SECONDS)
 
     redact.install()
     app = Litestar(
@@ -89,11 +113,14 @@ def create_app(
         return_dto=None,
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[metrics_middleware],
+        middleware=[metrics_middleware, *rate_limit_middleware(limits)],
+        stores={name: MemoryStore() for name in RATE_LIMIT_STORES},
         before_send=[edge_headers],
         request_max_body_size=MAX_BODY,
         openapi_config=openapi_config(),
     )
+    app.state.limits = limits
+    app.state.failed_auth = FailedAuthentications(limits.failed_auth)
     finish_openapi(app)
     # Outside the router, so a NUL is refused even where no route matches.
     app.asgi_handler = refuse_nul(app.asgi_handler)

@@ -3,6 +3,7 @@
 Successful authentications are cached in each process for CACHE_SECONDS, so a hot
 endpoint does not query the database on every request. The price: a revoked key keeps
 working for at most that long in a server that saw it just before the revocation.
+Failed ones are counted per client address (`failed_auth`), so guessing costs no queries.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from litestar.openapi.spec import SecurityRequirement, SecurityScheme
 from psycopg_pool import AsyncConnectionPool
 
 from services import keys
+from services.api.failed_auth import FailedAuthentications
 from services.keys import ApiKey
 
 CACHE_SECONDS = 5.0
@@ -40,7 +42,7 @@ Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Corouti
 
 
 class KeyCache:
-    """Recently authenticated keys by token hash; failures are never cached."""
+    """Recently authenticated keys by token hash (failures are remembered by `failed_auth`)."""
 
     def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
@@ -107,9 +109,8 @@ async def authenticated_key(connection: ASGIConnection[Any, Any, Any, Any]) -> A
             "this operation needs an API key: send `Authorization: Bearer "
             "<token>` (`community-ledger keys create` makes one)"
         )
-    scheme, _, token = header.strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    token = bearer_token(header)
+    if token is None:
         raise _unauthorized(
             "the Authorization header must read `Bearer <token>`, with a token "
             "from `community-ledger keys create`"
@@ -117,15 +118,44 @@ async def authenticated_key(connection: ASGIConnection[Any, Any, Any, Any]) -> A
     token_hash = keys.token_hash(token)
     key = CACHE.get(token_hash)
     if key is None:
-        pool: AsyncConnectionPool = connection.app.state.pool
-        async with pool.connection() as conn:
-            key = await keys.authenticate(conn, token)
-        if key is None:
-            raise _unauthorized(
-                "the API key is not valid: it is unknown or has been revoked", error="invalid_token"
-            )
+        key = await _look_up(connection, token, token_hash)
         CACHE.put(token_hash, key)
     return key
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
+    scheme, _, token = (header or "").strip().partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+async def _look_up(
+    connection: ASGIConnection[Any, Any, Any, Any], token: str, token_hash: str
+) -> ApiKey:
+    """The key from the database, unless this address has failed too often (429 first)."""
+    failures: FailedAuthentications | None = getattr(connection.app.state, "failed_auth", None)
+    address = connection.client.host if connection.client else "unknown"
+    if failures is not None:
+        if (too_many := failures.too_many(address)) is not None:
+            raise too_many
+        if failures.known_bad(token_hash):
+            failures.failed(address)
+            raise _invalid()
+    pool: AsyncConnectionPool = connection.app.state.pool
+    async with pool.connection() as conn:
+        key = await keys.authenticate(conn, token)
+    if key is None:
+        if failures is not None:
+            failures.failed(address, token_hash)
+        raise _invalid()
+    return key
+
+
+def _invalid() -> NotAuthorizedException:
+    return _unauthorized(
+        "the API key is not valid: it is unknown or has been revoked", error="invalid_token"
+    )
 
 
 def _unauthorized(detail: str, error: str | None = None) -> NotAuthorizedException:

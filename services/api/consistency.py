@@ -1,22 +1,24 @@
-"""Read-your-writes: a read given `min_position` waits, bounded, for the projections it reads."""
+"""Read-your-writes: a read given `min_position` waits, bounded, for the projections it reads.
+
+The wait polls nothing: every waiter in the process shares one listener and one read of
+the checkpoints per projector notice (services/api/watch.py); past LEDGER_MAX_WAITERS
+waiting at once, a read answers 503 at once.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Annotated, Any
 
 from litestar import Request
 from litestar.exceptions import ServiceUnavailableException
 from litestar.params import Parameter
-from psycopg_pool import AsyncConnectionPool
 
 from domain.limits import MAX_POSITION
 from services.api.numbers import whole_number
+from services.api.watch import ProjectionWatch, TooManyWaiters
 from services.projector.appliers import projection_names
 
 WAIT_SECONDS = 5.0
-POLL_SECONDS = 0.025
 
 MinPosition = Annotated[
     int | None,
@@ -29,12 +31,6 @@ MinPosition = Annotated[
         "position: pass the last position a write answered to read your write",
     ),
 ]
-
-LIVE_POSITION = """
-    SELECT coalesce(min(position), -1), count(*)
-    FROM projection_builds
-    WHERE state = 'live' AND name = ANY (%(names)s)
-"""
 
 
 def reads(*declared: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
@@ -51,7 +47,6 @@ def reads(*declared: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
 
 async def consistent(
     request: Request[Any, Any, Any],
-    pool: AsyncConnectionPool,
     min_position: int | None,
     only: tuple[str, ...] | None = None,
 ) -> None:
@@ -61,7 +56,9 @@ async def consistent(
     if only is not None and (undeclared := set(only) - set(declared)):
         raise LookupError(f"{request.url.path} reads undeclared projections {undeclared}")
     await wait_for(
-        pool, declared if only is None else only, requested_position(request, min_position)
+        request.app.state.watch,
+        declared if only is None else only,
+        requested_position(request, min_position),
     )
 
 
@@ -78,7 +75,7 @@ def requested_position(request: Request[Any, Any, Any], query_value: int | None)
 
 
 async def wait_for(
-    pool: AsyncConnectionPool,
+    watch: ProjectionWatch,
     names: tuple[str, ...],
     position: int | None,
     timeout: float | None = None,
@@ -87,18 +84,18 @@ async def wait_for(
     if not position:
         return
     timeout = WAIT_SECONDS if timeout is None else timeout
-    deadline = time.monotonic() + timeout
-    while True:
-        async with pool.connection() as conn:
-            cur = await conn.execute(LIVE_POSITION, {"names": list(names)}, prepare=True)
-            row = await cur.fetchone()
-        reached, live = row or (-1, 0)
-        if live == len(names) and reached >= position:
-            return
-        if time.monotonic() >= deadline:
-            raise ServiceUnavailableException(
-                detail=f"the projections {', '.join(names)} have not reached position {position} "
-                f"within {timeout:g} s (they are at {max(reached, 0)}); retry shortly",
-                headers={"Retry-After": "1"},
-            )
-        await asyncio.sleep(POLL_SECONDS)
+    try:
+        await watch.wait(names, position, timeout)
+    except TooManyWaiters:
+        raise ServiceUnavailableException(
+            detail=f"more than {watch.max_waiters} requests are waiting for projections in "
+            "this server; retry shortly, or read without min_position",
+            headers={"Retry-After": "1"},
+        ) from None
+    except TimeoutError:
+        reached = min((watch.live.get(name, 0) for name in names), default=0)
+        raise ServiceUnavailableException(
+            detail=f"the projections {', '.join(names)} have not reached position {position} "
+            f"within {timeout:g} s (they are at {max(reached, 0)}); retry shortly",
+            headers={"Retry-After": "1"},
+        ) from None

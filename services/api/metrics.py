@@ -8,14 +8,17 @@ from any process's memory.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import psycopg
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, start_http_server
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -23,6 +26,8 @@ from psycopg import AsyncConnection
 
 from services.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
 from services.projector.status import projection_statuses, stalled_seconds
+
+log = logging.getLogger("community_ledger.api")
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -95,13 +100,53 @@ async def projection_families(conn: AsyncConnection[Any], rates: CatchUpRate) ->
 
 def render(projections: list[Metric]) -> bytes:
     """The text exposition; blocking (it reads the workers' files), so run it off the loop."""
-    if os.environ.get(MULTIPROCESS_ENV):
-        process = MultiProcessCollector(None).collect()  # type: ignore[no-untyped-call]
-    else:
-        process = REGISTRY.collect()
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families([*process, *projections]))
+    registry.register(_Families([*_process_families(), *projections]))
     return generate_latest(registry)
+
+
+def _process_families() -> Iterable[Metric]:
+    if os.environ.get(MULTIPROCESS_ENV):
+        collected: Iterable[Metric] = MultiProcessCollector(None).collect()  # type: ignore[no-untyped-call]
+        return collected
+    return REGISTRY.collect()
+
+
+class SeparateScrape:
+    """The same families as the API's /metrics, for a server of their own
+    (LEDGER_METRICS_PORT): prometheus-client serves them from its thread, where each scrape
+    reads the projections on a connection of its own."""
+
+    def __init__(self, conninfo: str) -> None:
+        self.conninfo = conninfo
+        self.rates = CatchUpRate()
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            projections = asyncio.run(self._projections())
+        except psycopg.Error as error:
+            log.warning("metrics: could not read the projections (%s)", type(error).__name__)
+            projections = []
+        yield from _process_families()
+        yield from projections
+
+    async def _projections(self) -> list[Metric]:
+        async with await AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
+            return await projection_families(conn, self.rates)
+
+
+def start_separate_server(conninfo: str, address: str, port: int) -> Callable[[], None]:
+    """Serve /metrics on `address:port` from a thread; answer the function that stops it."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SeparateScrape(conninfo))
+    server, thread = start_http_server(port, addr=address, registry=registry)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    return stop
 
 
 def metrics_middleware(app: ASGIApp) -> ASGIApp:

@@ -42,10 +42,11 @@ ERRORS = {
     "413": "The body is larger than the server accepts",
     "415": "Unsupported media type",
     "422": "A rule of the domain is broken, or an Idempotency-Key was reused for another body",
-    "429": "Too many requests",
+    "429": "Too many requests from this address or API key, or too many failed "
+    "authentications (see Retry-After); the limits are per server process",
     "500": "The server failed; nothing was written",
-    "503": "min_position not reached in time, or a read model still being built (see "
-    "Retry-After), or the database is unavailable",
+    "503": "min_position not reached in time, too many requests waiting for it, or a read "
+    "model still being built (see Retry-After), or the database is unavailable",
 }
 
 EXAMPLES: dict[str, dict[str, Any]] = {

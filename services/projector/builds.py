@@ -2,7 +2,8 @@
 
 Every statement that moves a checkpoint is fenced twice: by the lease token (a runner
 that lost its lease cannot commit) and by the position it started from (two runners
-can never both apply the same batch, whatever the clocks say).
+can never both apply the same batch, whatever the clocks say). Each move is announced
+(`notices`), so that reads waiting for a position wake when it commits.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any
 
 import msgspec
 from psycopg import AsyncConnection, sql
+
+from services.projector.notices import announce
 
 LEASE_SECONDS = 10.0
 
@@ -166,6 +169,8 @@ async def advance(
     )
     if cur.rowcount != 1:
         raise LostLease(build.name)
+    if build.state == "live":  # a build being rebuilt serves nobody until its swap
+        await announce(conn, build.name, to)
 
 
 async def fail(conn: AsyncConnection[Any], build: Build, error: str) -> None:
@@ -190,6 +195,7 @@ async def swap_in(conn: AsyncConnection[Any], build: Build, tables: tuple[str, .
             [build.build_id],
         )
         await _point_views(conn, build.schema_name, tables)
+        await announce(conn, build.name, build.position)
     build.state = "live"
     for schema in retired:
         await conn.execute(

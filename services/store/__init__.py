@@ -7,4 +7,5 @@
 - `identity`: a handle's owner and the members merged into one, straight from the ledger.
 - `records`: the row shapes all of them share.
 - `privileges`: what the API's and the projector's database roles may do (`db upgrade`).
+- `idempotency`: deleting Idempotency-Keys past their retention.
 """

@@ -36,8 +36,9 @@ class TableGrant(NamedTuple):
 TABLE_GRANTS: tuple[TableGrant, ...] = (
     TableGrant("events", api="SELECT", projector="SELECT"),
     TableGrant("event_tags", api="SELECT", projector="SELECT"),
-    # Written only inside ledger_append; the API reads a key's first answer back.
-    TableGrant("idempotency_keys", api="SELECT", projector=""),
+    # Written only inside ledger_append; the API reads a key's first answer back, and
+    # deletes keys past their retention (services/store/idempotency.py).
+    TableGrant("idempotency_keys", api="SELECT, DELETE", projector=""),
     # Authentication reads keys and stamps last_used_at; creating, revoking and changing a
     # scope is for the owner's `community-ledger keys`.
     TableGrant("api_keys", api="SELECT, UPDATE (last_used_at)", projector=""),
@@ -67,7 +68,7 @@ DEFINER_FUNCTIONS = ("ledger_append",)
 FORBIDDEN_TABLE_RIGHTS = {
     "events": "INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER",
     "event_tags": "INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER",
-    "idempotency_keys": "INSERT, UPDATE, DELETE, TRUNCATE, TRIGGER",
+    "idempotency_keys": "INSERT, UPDATE, TRUNCATE, TRIGGER",
     "api_keys": "INSERT, DELETE, TRUNCATE, TRIGGER",
 }
 """Checked after granting, so a right that comes from elsewhere (a membership in

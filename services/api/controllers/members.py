@@ -160,7 +160,7 @@ class MemberController(Controller):
         min_position: MinPosition = None,
     ) -> s.MemberPage:
         """Members not merged into another, most active (or most contributing…) first."""
-        await consistent(request, pool, min_position)
+        await consistent(request, min_position)
         try:
             async with pool.connection() as conn:
                 found, next_cursor = await q.list_members(
@@ -185,7 +185,7 @@ class MemberController(Controller):
         min_position: MinPosition = None,
     ) -> Response[q.MemberOut]:
         """The profile with its counts; the ETag is the member's version, for If-Match."""
-        await consistent(request, pool, min_position)
+        await consistent(request, min_position)
         return await _member(pool, member_id)
 
     @get(
@@ -205,7 +205,7 @@ class MemberController(Controller):
         min_position: MinPosition = None,
     ) -> Response[q.MemberOut]:
         """`/v1/members/by-handle/twitter/yannr`: any case, with or without `@`."""
-        await consistent(request, pool, min_position)
+        await consistent(request, min_position)
         try:
             key = parse_handle(f"{platform}:{handle}").key
         except LedgerError as error:
@@ -274,7 +274,7 @@ class MemberController(Controller):
             after = q.connections_cursor(cursor) if cursor else None
         except InvalidCursor as error:
             raise _bad_cursor(error) from error
-        await consistent(request, pool, min_position)
+        await consistent(request, min_position)
         async with pool.connection() as conn:
             if await q.profile(conn, member_id) is None:
                 raise NotFoundException(f"no member with id {member_id}")

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.exceptions import NotFoundException, ServiceUnavailableException
+from litestar.exceptions import (
+    NotAuthorizedException,
+    NotFoundException,
+    ServiceUnavailableException,
+)
 from litestar.params import Parameter
 from psycopg_pool import AsyncConnectionPool
 
 from services import keys, migrate
-from services.api.auth import ADMIN_SECURITY, request_key, require
+from services.api.auth import ADMIN_SECURITY, bearer_token, request_key, require
 from services.api.metrics import CONTENT_TYPE, CatchUpRate, projection_families, render
+from services.limit_settings import LimitSettings
 from services.projector import builds
 from services.projector.appliers import make_appliers, projection_names
 from services.projector.status import ProjectionStatus, projection_statuses
@@ -47,12 +53,39 @@ class OperationsController(Controller):
             )
         return {"status": "ready", "schema": head}
 
-    @get("/metrics", operation_id="Metrics", summary="Prometheus metrics", media_type="text/plain")
-    async def metrics(self, pool: AsyncConnectionPool, catch_up: CatchUpRate) -> Response[str]:
+    @get(
+        "/metrics",
+        operation_id="Metrics",
+        summary="Prometheus metrics",
+        description="Open unless the server sets LEDGER_METRICS_TOKEN (then send it as a "
+        "bearer token) or LEDGER_METRICS_PORT (then they are served there, and this is 404).",
+        media_type="text/plain",
+    )
+    async def metrics(
+        self, request: Request[Any, Any, Any], pool: AsyncConnectionPool, catch_up: CatchUpRate
+    ) -> Response[str]:
+        allow_scrape(request)
         async with pool.connection() as conn:
             projections = await projection_families(conn, catch_up)
         body = await asyncio.to_thread(render, projections)
         return Response(body.decode(), media_type=CONTENT_TYPE)
+
+
+def allow_scrape(request: Request[Any, Any, Any]) -> None:
+    """404 when metrics are served elsewhere; 401 without the metrics token when one is set."""
+    limits: LimitSettings | None = getattr(request.app.state, "limits", None)
+    if limits is None:
+        return
+    if limits.metrics_port is not None:
+        raise NotFoundException("metrics are served on the server's metrics address, not here")
+    if limits.metrics_token is None:
+        return
+    token = bearer_token(request.headers.get("authorization")) or ""
+    if not hmac.compare_digest(token.encode(), limits.metrics_token.encode()):
+        raise NotAuthorizedException(
+            detail="metrics need the bearer token the server was given in LEDGER_METRICS_TOKEN",
+            headers={"WWW-Authenticate": 'Bearer realm="community-ledger-metrics"'},
+        )
 
 
 class ProjectionController(Controller):

@@ -62,7 +62,7 @@ class StatsController(Controller):
         min_position: MinPosition = None,
     ) -> Stats:
         """Sums of contributions (retractions excluded) by the dimensions you group by."""
-        await consistent(request, pool, min_position)
+        await consistent(request, min_position)
         groups: list[str] = list(dict.fromkeys(group_by or []))
         filters: dict[str, str | UUID] = {
             k: v for k, v in (("member", member), ("kind", kind), ("space", space)) if v is not None
@@ -119,7 +119,7 @@ class StatsController(Controller):
             days = stats.window_of(window, until, datetime.now(UTC))
         except ValueError as error:
             raise ValidationException(str(error)) from error
-        await consistent(request, pool, min_position, stats.READS[metric])
+        await consistent(request, min_position, stats.READS[metric])
         async with pool.connection() as conn:
             entries = await stats.leaderboard(conn, metric, days, limit)
         return Leaderboard(

@@ -1,7 +1,9 @@
 """The one way a controller writes: items in, one handler call, the answer out.
 
 Every write takes an `Idempotency-Key` header: a retry with the same key and body gets
-the first answer and writes nothing; the same key with another body is a 422.
+the first answer and writes nothing; the same key with another body is a 422. Keys are
+scoped by API key: two tools that happen to pick the same key never see each other's
+answers (the ledger stores `api:<key id>:<key>`; answers show only the caller's key).
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from uuid import UUID
 from litestar import Request
 from litestar.params import Parameter
 
+from domain.errors import IdempotencyKeyReused
 from services.api import schemas as s
 from services.api.auth import request_key
 from services.api.numbers import whole_number
 from services.handler import CommandHandler
 from services.intake import id_maker, submissions
 from services.items import Item
+from services.store.idempotency import API_NAMESPACE
 
 IdempotencyKey = Annotated[
     str | None,
@@ -51,14 +55,19 @@ async def write(
     expected_versions: dict[str, int] | None = None,
 ) -> s.BatchWritten:
     """Record `items` atomically; per item, the id of what it created or changed."""
-    made, ids = submissions(items, id_maker(idempotency_key))
-    appended = await handler.execute(
-        made,
-        idempotency_key=idempotency_key,
-        fingerprint=await _fingerprint(request) if idempotency_key else None,
-        metadata=_metadata(request),
-        expected_versions=expected_versions,
-    )
+    scoped = scoped_key(request, idempotency_key)
+    made, ids = submissions(items, id_maker(scoped))
+    try:
+        appended = await handler.execute(
+            made,
+            idempotency_key=scoped,
+            fingerprint=await _fingerprint(request) if scoped else None,
+            metadata=_metadata(request),
+            expected_versions=expected_versions,
+        )
+    except IdempotencyKeyReused:
+        assert idempotency_key is not None
+        raise IdempotencyKeyReused(idempotency_key) from None
     return s.BatchWritten(
         ids=list[UUID | None](ids),
         event_ids=list(appended.event_ids),
@@ -82,6 +91,19 @@ async def write_one(
         positions=written.positions,
         replayed=written.replayed,
     )
+
+
+def scoped_key(request: Request[Any, Any, Any], idempotency_key: str | None) -> str | None:
+    """The key as the ledger stores it: in the namespace of the API key that sent it.
+
+    The ids a write creates derive from it too, so two tools' first writes under the same
+    key create two members, not one that the second tool then fails to register.
+    """
+    if idempotency_key is None:
+        return None
+    key = request.scope.get("state", {}).get("api_key")
+    owner = key.key_id if key is not None else "anonymous"
+    return f"{API_NAMESPACE}{owner}:{idempotency_key}"
 
 
 def version_from_etag(value: str) -> int:
