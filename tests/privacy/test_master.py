@@ -24,11 +24,11 @@ RAW = bytes(range(32))
 
 
 def embedded(data_dir: Path) -> Settings:
-    return Settings(database_url=None, data_dir=data_dir, app_role=None)
+    return Settings(database_url=None, data_dir=data_dir)
 
 
 def external(data_dir: Path) -> Settings:
-    return Settings(database_url="postgresql://db/ledger", data_dir=data_dir, app_role=None)
+    return Settings(database_url="postgresql://db/ledger", data_dir=data_dir)
 
 
 @pytest.mark.parametrize(
