@@ -98,7 +98,9 @@ async def post(client: Client, path: str, headers: dict[str, str], body: dict[st
     return answer.json()
 
 
-async def populate(client: Client, writer: dict[str, str]) -> tuple[str, int]:
+async def populate(
+    client: Client, writer: dict[str, str], admin: dict[str, str]
+) -> tuple[str, int]:
     """The synthetic members around the example; answers the one to erase and a position."""
     margo = (
         await post(client, "/v1/members", writer, {"display_name": NAME, "handles": [HANDLES[0]]})
@@ -187,7 +189,7 @@ async def populate(client: Client, writer: dict[str, str]) -> tuple[str, int]:
             "body": "Tobias keeps this text",
         },
     )
-    merged = await post(client, f"/v1/members/{margo}/merges", writer, {"duplicate": duplicate})
+    merged = await post(client, f"/v1/members/{margo}/merges", admin, {"duplicate": duplicate})
     return margo, merged["positions"][-1]
 
 
@@ -262,7 +264,7 @@ async def test_an_erased_member_is_nowhere_and_their_counts_and_connections_stay
     caplog.set_level(logging.DEBUG)
     summary = await run_import(ledger, jsonl_source(str(EXAMPLE)))
     assert summary.rejected == 0
-    margo, at = await populate(eraser, writer)
+    margo, at = await populate(eraser, writer, admin)
     wait = {"min_position": at}
     before = (await eraser.get(f"/v1/members/{margo}", params=wait, headers=reader)).json()
     links_before = (

@@ -1,5 +1,6 @@
 """Hostile request bodies, replayed against every operation that takes one: each is a 4xx
-problem that writes nothing, echoes nothing, and never reaches PostgreSQL."""
+problem that writes nothing, echoes nothing, and never reaches PostgreSQL. They are sent
+with an admin key, so no scope refuses them first."""
 
 from __future__ import annotations
 
@@ -53,12 +54,12 @@ def test_ops_with_bodies_are_all_covered() -> None:
     ids=["array-1000", "array-100000", "field-1000", "objects-1000"],
 )
 async def test_a_body_nested_too_deep_is_a_400(
-    client: Client, writer: dict[str, str], ledger: Ledger, op: Operation, body: bytes
+    client: Client, admin: dict[str, str], ledger: Ledger, op: Operation, body: bytes
 ) -> None:
     before = await head(ledger)
 
     answer = await client.request(
-        op.method, op.path(), content=body, headers={**writer, "Content-Type": "application/json"}
+        op.method, op.path(), content=body, headers={**admin, "Content-Type": "application/json"}
     )
 
     problem = assert_problem(answer, 400)
@@ -84,7 +85,7 @@ async def test_the_documented_depth_is_the_one_refused() -> None:
     ids=["value", "reason", "key"],
 )
 async def test_nul_anywhere_in_a_body_is_a_400_that_echoes_nothing(
-    client: Client, writer: dict[str, str], ledger: Ledger, op: Operation, text: str
+    client: Client, admin: dict[str, str], ledger: Ledger, op: Operation, text: str
 ) -> None:
     before = await head(ledger)
 
@@ -92,7 +93,7 @@ async def test_nul_anywhere_in_a_body_is_a_400_that_echoes_nothing(
         op.method,
         op.path(),
         content=(text % SECRET).encode(),
-        headers={**writer, "Content-Type": "application/json"},
+        headers={**admin, "Content-Type": "application/json"},
     )
 
     problem = assert_problem(answer, 400)
@@ -103,7 +104,7 @@ async def test_nul_anywhere_in_a_body_is_a_400_that_echoes_nothing(
 
 @pytest.mark.parametrize("op_id", sorted(GOOD))
 async def test_a_nul_in_an_otherwise_good_write_writes_nothing(
-    client: Client, writer: dict[str, str], ledger: Ledger, op_id: str
+    client: Client, admin: dict[str, str], ledger: Ledger, op_id: str
 ) -> None:
     op = next(op for op in WITH_BODY if op.id == op_id)
     good = json.dumps(GOOD[op_id])
@@ -115,35 +116,35 @@ async def test_a_nul_in_an_otherwise_good_write_writes_nothing(
         op.method,
         op.path(),
         content=hostile,
-        headers={**writer, "Content-Type": "application/json"},
+        headers={**admin, "Content-Type": "application/json"},
     )
 
     assert_problem(refused, 400)
     assert await head(ledger) == before
     accepted = await client.request(
-        op.method, op.path(), content=good, headers={**writer, "Content-Type": "application/json"}
+        op.method, op.path(), content=good, headers={**admin, "Content-Type": "application/json"}
     )
     assert accepted.status_code == 201, accepted.text
 
 
 async def test_an_escaped_backslash_before_u0000_is_ordinary_text(
-    client: Client, writer: dict[str, str]
+    client: Client, admin: dict[str, str]
 ) -> None:
     body = b'{"display_name": "Ana \\\\u0000 Bo"}'  # the text `Ana \u0000 Bo`, no NUL
 
-    answer = await client.post("/v1/members", content=body, headers=writer)
+    answer = await client.post("/v1/members", content=body, headers=admin)
 
     assert answer.status_code == 201, answer.text
 
 
 @pytest.mark.parametrize("escape", ["\\ud800", "\\udfff", "a\\udc00b"])
 async def test_a_lone_surrogate_in_a_body_is_a_4xx(
-    client: Client, writer: dict[str, str], ledger: Ledger, escape: str
+    client: Client, admin: dict[str, str], ledger: Ledger, escape: str
 ) -> None:
     before = await head(ledger)
 
     answer = await client.post(
-        "/v1/members", content=f'{{"display_name": "{escape}"}}'.encode(), headers=writer
+        "/v1/members", content=f'{{"display_name": "{escape}"}}'.encode(), headers=admin
     )
 
     assert_problem(answer)

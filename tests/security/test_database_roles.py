@@ -13,7 +13,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from bench.synthetic import fill
-from services import keys, migrate
+from services import bootstrap, keys, migrate
 from services.database import with_database
 from services.projector import builds
 from services.projector.appliers import make_appliers
@@ -64,7 +64,7 @@ REFUSED = {
 @pytest.fixture
 def granted(database_url: str) -> str:
     """A database as `db upgrade` leaves it with roles configured, whatever the suite's mode."""
-    migrate.upgrade(database_url, roles=TEST_ROLES)
+    upgrade(database_url, TEST_ROLES)
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO api_keys (key_id, name, scope, prefix, secret_hash, revoked_at) "
@@ -72,6 +72,13 @@ def granted(database_url: str) -> str:
             [KEY_ID],
         )
     return database_url
+
+
+def upgrade(url: str, roles: Roles) -> None:
+    """As `community-ledger db upgrade` does: migrate and grant, then make the ledger's
+    handle secret as the owner (the restricted roles may only read it)."""
+    migrate.upgrade(url, roles=roles)
+    bootstrap.check_master_key(url, bootstrap.master_key(load_settings()))
 
 
 def connect_as(url: str, role: str) -> psycopg.Connection[Any]:
@@ -133,8 +140,11 @@ async def test_the_api_appends_through_ledger_append_and_reads_what_it_serves(
     granted: str,
 ) -> None:
     api_url = as_role(granted, TEST_ROLES.api, TEST_ROLES.api_password)
-    async with AsyncConnectionPool(api_url, min_size=1, max_size=2, open=False) as pool:
-        ledger = Ledger(pool)
+    async with (
+        AsyncConnectionPool(api_url, min_size=1, max_size=2, open=False) as pool,
+        bootstrap.keyring(api_url) as keyring,
+    ):
+        ledger = Ledger(pool, keyring)
         once = {"idempotency_key": "once", "fingerprint": "f"}
         appended = await ledger.append([new_event(tags=("member:a",))], **once)
         again = await ledger.append([new_event(tags=("member:a",))], **once)
@@ -243,8 +253,8 @@ def test_an_owner_that_is_no_superuser_creates_the_roles_and_the_system_works(
     scheme, _, rest = with_database(server_url, database).partition("://")
     owner_url = f"{scheme}://{owner}@{rest.rpartition('@')[2]}"
     try:
-        migrate.upgrade(owner_url, roles=roles)
-        migrate.upgrade(owner_url, roles=roles)  # again: idempotent
+        upgrade(owner_url, roles)
+        upgrade(owner_url, roles)  # again: idempotent
         api_url = as_role(owner_url, roles.api, None)
         projector_url = as_role(owner_url, roles.projector, None)
         head = asyncio.run(append_as(api_url, 100))
@@ -269,5 +279,8 @@ def test_an_owner_that_is_no_superuser_creates_the_roles_and_the_system_works(
 
 
 async def append_as(url: str, count: int) -> int:
-    async with AsyncConnectionPool(url, min_size=1, max_size=2, open=False) as pool:
-        return await fill(Ledger(pool), count, members=5)
+    async with (
+        AsyncConnectionPool(url, min_size=1, max_size=2, open=False) as pool,
+        bootstrap.keyring(url) as keyring,
+    ):
+        return await fill(Ledger(pool, keyring), count, members=5)

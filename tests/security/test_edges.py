@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from litestar.testing import AsyncTestClient
+from psycopg_pool import AsyncConnectionPool
 
 from services.api.app import create_app
 from services.api.edges import NO_MEMBER_DATA
@@ -60,9 +61,17 @@ async def test_health_and_the_schema_may_be_cached(client: Client) -> None:
         assert "no-store" not in answer.headers.get("cache-control", "")
 
 
-async def test_ready_says_not_ready_without_the_databases_words() -> None:
-    async with AsyncTestClient(app=create_app(UNREACHABLE)) as client:
-        answer = await client.get("/ready")
+async def test_ready_says_not_ready_without_the_databases_words(database_url: str) -> None:
+    """The server starts against a database that answers (it checks the master key against
+    it), then loses it: the pool now points where nothing listens."""
+    async with AsyncTestClient(app=create_app(database_url)) as client:
+        lost = AsyncConnectionPool(UNREACHABLE, min_size=1, open=False)
+        await lost.open(wait=False)
+        client.app.state.pool = lost
+        try:
+            answer = await client.get("/ready")
+        finally:
+            await lost.close()
 
     assert answer.status_code == 503
     assert answer.json()["detail"] == "not ready: the database does not answer"
