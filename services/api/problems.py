@@ -16,6 +16,7 @@ from domain.errors import Conflict, LedgerError, NotFound, RuleViolation, WrongE
 from domain.streams import is_member_stream
 from services.api import redact
 from services.api.schemas import Problem
+from services.privacy.master import WrongMasterKey
 
 log = logging.getLogger("community_ledger.api")
 
@@ -108,6 +109,21 @@ def read_model_missing(
     return problem_response(problem, {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
+def stale_master_key(request: Request[Any, Any, Any], error: WrongMasterKey) -> Response[Any]:
+    """The master key was rotated under a running process: only a restart mends it, and
+    the operator, not the caller, must act, so it is a 503 that writes nothing."""
+    log.error("the master key changed under this process: restart it with the current key")
+    problem = Problem(
+        type=TYPE_BASE + "master-key-rotated",
+        title=_titles[503],
+        status=503,
+        detail="this server holds an outdated master key (it was rotated); nothing was "
+        "written. The operator must restart the server with the current key",
+        instance=redact.path(request.url.path),
+    )
+    return problem_response(problem, {"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 def unexpected_error(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
     # The frames say where it failed; the messages are left out, as they may quote values
     # from the request or the ledger (a name, a handle, a text).
@@ -173,5 +189,6 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     HTTPException: http_error,
     psycopg.DataError: unstorable_value,
     psycopg.errors.UndefinedTable: read_model_missing,
+    WrongMasterKey: stale_master_key,
     Exception: unexpected_error,
 }
