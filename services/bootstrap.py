@@ -16,6 +16,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from services import migrate
 from services.database import database_url
 from services.handler import CommandHandler
 from services.importers.dry_run import DryRunLedger
@@ -24,7 +25,7 @@ from services.privacy.master import MasterKey, load_master_key
 from services.projector.appliers import make_appliers
 from services.projector.progress import Progress
 from services.projector.runner import BATCH_SIZE, Runner
-from services.settings import Settings, load_settings
+from services.settings import Roles, Settings, load_settings
 from services.store.ledger import Ledger
 
 POOL_SIZE = 10
@@ -67,6 +68,26 @@ def check_master_key(url: str, master: MasterKey) -> None:
                 await Keyring.open(conn, master)
 
     asyncio.run(check())
+
+
+def upgrade(
+    url: str,
+    master: MasterKey,
+    *,
+    revision: str = "head",
+    roles: Roles | None = None,
+    only_as_owner: bool = False,
+) -> None:
+    """`db upgrade` wherever it runs: the master key is checked before anything changes (a
+    wrong one stops here, in one line), then the migrations and the roles' grants, then the
+    ledger's handle secret is made under this key, as the owner (the roles may only read
+    it). `only_as_owner` is `serve`'s: as a restricted role, only check the schema."""
+    check_master_key(url, master)
+    if only_as_owner:
+        migrate.upgrade_if_owner(url, roles=roles)
+    else:
+        migrate.upgrade(url, revision, roles=roles)
+    check_master_key(url, master)
 
 
 def pool(url: str, *, size: int = POOL_SIZE) -> AsyncConnectionPool:

@@ -27,9 +27,7 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     master = bootstrap.master_key(settings)
     url = bootstrap.database(settings)
-    bootstrap.check_master_key(url, master)
-    migrate.upgrade(url, args.revision, roles=settings.roles)
-    bootstrap.check_master_key(url, master)  # a new ledger's secret, under this master key
+    bootstrap.upgrade(url, master, revision=args.revision, roles=settings.roles)
     print(f"database at revision {migrate.current_revision(url)}")
     return 0
 

@@ -12,7 +12,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from services import bootstrap, keys, migrate
+from services import bootstrap, keys
 from services.importers.cli import import_from
 from services.importers.jsonl import jsonl_source
 from services.projector.cli import run_projections
@@ -33,8 +33,7 @@ TRY = (
 def demo(args: argparse.Namespace, settings: Settings) -> int:
     master = bootstrap.master_key(settings)  # with the embedded default, made on first start
     url = bootstrap.database(settings)
-    bootstrap.check_master_key(url, master)
-    migrate.upgrade(url, roles=settings.roles)
+    bootstrap.upgrade(url, master, roles=settings.roles)
     example = _example_file()
     print(f"Loading the #kaizenblog example from {example} …", flush=True)
     if import_from(settings, lambda: jsonl_source(str(example))) != 0:

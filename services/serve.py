@@ -14,7 +14,7 @@ from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from services import bootstrap, migrate
+from services import bootstrap
 from services.limit_settings import LimitSettings, load_limit_settings
 from services.settings import Settings
 
@@ -47,9 +47,7 @@ def serve_api(
     master = bootstrap.master_key(settings)
     url = bootstrap.database(settings)
     # A wrong master key stops us here, in one line, not in a half-started server.
-    bootstrap.check_master_key(url, master)
-    migrate.upgrade_if_owner(url, roles=settings.roles)
-    bootstrap.check_master_key(url, master)
+    bootstrap.upgrade(url, master, roles=settings.roles, only_as_owner=True)
     if projector is None:
         projector = settings.uses_embedded_database
     # Worker processes build the app from these variables; the embedded server is shared.

@@ -22,11 +22,11 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
-from services import bootstrap, migrate
+from services import bootstrap
 from services.database import with_database
 from services.embedded_db import embedded_server_url
 from services.privacy.keyring import Keyring
-from services.settings import Roles
+from services.settings import Roles, load_settings
 from services.store import privileges
 from services.store.ledger import Ledger
 
@@ -84,7 +84,10 @@ def template_database(server_url: str, test_roles: Roles | None) -> Iterator[str
     name = f"ledger_template_{os.getpid()}"
     _drop(server_url, name)
     _create(server_url, name)
-    migrate.upgrade(with_database(server_url, name), roles=test_roles)
+    # As `db upgrade` does, so the roles find the ledger's handle secret made by the owner.
+    bootstrap.upgrade(
+        with_database(server_url, name), bootstrap.master_key(load_settings()), roles=test_roles
+    )
     yield name
     _drop(server_url, name)
 

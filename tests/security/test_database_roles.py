@@ -77,8 +77,7 @@ def granted(database_url: str) -> str:
 def upgrade(url: str, roles: Roles) -> None:
     """As `community-ledger db upgrade` does: migrate and grant, then make the ledger's
     handle secret as the owner (the restricted roles may only read it)."""
-    migrate.upgrade(url, roles=roles)
-    bootstrap.check_master_key(url, bootstrap.master_key(load_settings()))
+    bootstrap.upgrade(url, bootstrap.master_key(load_settings()), roles=roles)
 
 
 def connect_as(url: str, role: str) -> psycopg.Connection[Any]:
