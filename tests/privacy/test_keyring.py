@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 from psycopg import AsyncConnection
 
 from domain.ids import new_id
+from services import migrate
 from services.privacy.keyring import Keyring
 from services.privacy.master import MasterKey, WrongMasterKey, new_master_key
 from services.store.ledger import Ledger
@@ -191,17 +193,20 @@ async def test_the_handle_secret_is_made_once_and_stored_wrapped(
 
 
 async def test_a_role_that_may_not_make_the_secret_is_told_to_run_db_upgrade(
-    conn: AsyncConnection[Any], master: MasterKey
+    empty_database_url: str, master: MasterKey
 ) -> None:
+    # Migrated only: the handle secret is made by `db upgrade` after the migrations.
+    await asyncio.to_thread(migrate.upgrade, empty_database_url)
     role = f"reader_{new_id().hex[:12]}"
-    await conn.execute(f"CREATE ROLE {role}")
-    try:
-        await conn.execute(f"GRANT SELECT ON ledger_secrets TO {role}")
-        await conn.execute(f"SET ROLE {role}")
+    async with await AsyncConnection.connect(empty_database_url, autocommit=True) as conn:
+        await conn.execute(f"CREATE ROLE {role}")
+        try:
+            await conn.execute(f"GRANT SELECT ON ledger_secrets TO {role}")
+            await conn.execute(f"SET ROLE {role}")
 
-        with pytest.raises(LookupError, match="run `community-ledger db upgrade` as the"):
-            await Keyring.open(conn, master)
-    finally:
-        await conn.execute("RESET ROLE")
-        await conn.execute(f"DROP OWNED BY {role}")
-        await conn.execute(f"DROP ROLE {role}")
+            with pytest.raises(LookupError, match="run `community-ledger db upgrade` as the"):
+                await Keyring.open(conn, master)
+        finally:
+            await conn.execute("RESET ROLE")
+            await conn.execute(f"DROP OWNED BY {role}")
+            await conn.execute(f"DROP ROLE {role}")
