@@ -23,11 +23,15 @@ from psycopg import AsyncConnection
 
 from domain.errors import MemberIsForgotten
 from services.privacy.master import KEY_BYTES, MasterKey, WrongMasterKey
+from services.settings import SettingsError
 
 log = logging.getLogger("community_ledger.privacy")
 
 CHANNEL = "ledger_member_keys"
-CACHE_SIZE = 10_000
+CACHE_SIZE = 100_000
+"""Data keys kept in memory per process (32 bytes each, a few MB at most): bounded by the
+number of members, never by the number of events. Set LEDGER_KEY_CACHE_SIZE to change it."""
+CACHE_SIZE_ENV = "LEDGER_KEY_CACHE_SIZE"
 HANDLE_SECRET = "handle_hmac"
 RECONNECT_SECONDS = 1.0
 FORGOTTEN = "LK001"
@@ -79,6 +83,20 @@ _CREATE_SECRET = """
 """
 
 
+def configured_cache_size(environ: dict[str, str] | None = None) -> int:
+    """LEDGER_KEY_CACHE_SIZE (a positive whole number of keys), else CACHE_SIZE."""
+    raw = (os.environ if environ is None else environ).get(CACHE_SIZE_ENV, "").strip()
+    if not raw:
+        return CACHE_SIZE
+    try:
+        size = int(raw.replace("_", ""))
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise SettingsError(f"{CACHE_SIZE_ENV} must be a positive number of keys, not {raw!r}")
+    return size
+
+
 def member_key_context(member_id: UUID) -> bytes:
     """Associated data of a wrapped member key: it unwraps only in that member's row."""
     return b"member_keys:" + member_id.bytes
@@ -106,13 +124,15 @@ class Keyring:
 
     @classmethod
     async def open(
-        cls, conn: AsyncConnection[Any], master: MasterKey, *, cache_size: int = CACHE_SIZE
+        cls, conn: AsyncConnection[Any], master: MasterKey, *, cache_size: int | None = None
     ) -> Keyring:
         """The keyring, once `master` is shown to be the KEK the ledger's keys are wrapped by.
 
         Makes the handle secret on a ledger's first start. Raises WrongMasterKey.
+        `cache_size`: default LEDGER_KEY_CACHE_SIZE, else CACHE_SIZE.
         """
-        return cls(master, await load_secret(conn, master, HANDLE_SECRET), cache_size=cache_size)
+        size = configured_cache_size() if cache_size is None else cache_size
+        return cls(master, await load_secret(conn, master, HANDLE_SECRET), cache_size=size)
 
     async def data_keys(
         self, conn: AsyncConnection[Any], member_ids: Iterable[UUID], *, create: bool

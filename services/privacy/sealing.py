@@ -16,7 +16,6 @@ personal field `null` and `"erased": true`; a fold sees the fields' blanks inste
 from __future__ import annotations
 
 import binascii
-import hashlib
 import hmac
 import os
 from typing import Any
@@ -62,8 +61,18 @@ class UnreadableBox(Exception):
         self.event_id = event_id
 
 
+SEALING: dict[str, tuple[str, tuple[str, ...]]] = {
+    name: (personal.owner, personal.sealed)
+    for name, personal in PERSONAL.items()
+    if personal.sealed
+}
+"""Per sealed type, its owner field and its sealed fields: one lookup per event on appends."""
+
+_TYPE_BYTES = {name: name.encode() for name in PERSONAL}
+
+
 def associated_data(event_id: UUID, type_name: str) -> bytes:
-    return event_id.bytes + type_name.encode()
+    return event_id.bytes + (_TYPE_BYTES.get(type_name) or type_name.encode())
 
 
 def ciphers(keys: dict[UUID, bytes]) -> dict[UUID, AESGCM]:
@@ -100,12 +109,26 @@ def seal(
 
     `nonce`: 12 fresh random bytes, for callers that draw a batch's nonces at once."""
     fields = {name: payload.pop(name) for name in sealed_fields(type_name) if name in payload}
+    payload[SEALED] = seal_fields(fields, event_id, type_name, str(owner), cipher, nonce)
+
+
+def seal_fields(
+    fields: dict[str, Any],
+    event_id: UUID,
+    type_name: str,
+    owner: str,
+    cipher: AESGCM,
+    nonce: bytes | None = None,
+) -> dict[str, Any]:
+    """The stored box of these personal fields: `{"key": owner, "box": nonce + ciphertext}`.
+
+    The box is left as bytes: msgspec's JSON encoder writes bytes as standard base64 with
+    padding, the same text `binascii.b2a_base64` gives, so no round trip through str."""
     nonce = nonce or os.urandom(NONCE)
     ciphertext = cipher.encrypt(
         nonce, _encoder.encode(fields), associated_data(event_id, type_name)
     )
-    box = binascii.b2a_base64(nonce + ciphertext, newline=False).decode()
-    payload[SEALED] = {"key": str(owner), "box": box}
+    return {"key": owner, "box": nonce + ciphertext}
 
 
 def peek_box(type_name: str, data: bytes | str) -> Box | None:
@@ -173,4 +196,4 @@ def handle_digest(secret: bytes, tag: str) -> str:
     if not tag.startswith(HANDLE_TAG) or ":" not in tag[len(HANDLE_TAG) :]:
         return tag
     key = tag[len(HANDLE_TAG) :].encode()
-    return HANDLE_TAG + hmac.new(secret, key, hashlib.sha256).hexdigest()
+    return HANDLE_TAG + hmac.digest(secret, key, "sha256").hex()  # one-shot: hmac.new's result

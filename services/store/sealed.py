@@ -49,33 +49,48 @@ class Sealer:
     async def seal(
         self, conn: psycopg.AsyncConnection[Any], events: Sequence[NewEvent]
     ) -> list[NewEvent]:
-        """`events` with personal fields boxed and handle tags hashed; one key lookup."""
-        payloads = [_decode(event.data) for event in events]
-        owners = [sealing.owner_text(e.type, p) for e, p in zip(events, payloads, strict=True)]
-        members = {owner: UUID(owner) for owner in set(owners) if owner is not None}
-        wanted = set(members.values())
-        keys = await self.keyring.data_keys(conn, wanted, create=True) if wanted else {}
-        # A forgotten member has no key. The rules refuse new events about them; what still
-        # gets here (a retried append the ledger will answer as a replay) is sealed under a
-        # key nobody keeps: unreadable from the start, never stored in clear.
-        keys |= {member: os.urandom(KEY_BYTES) for member in wanted - keys.keys()}
-        ciphers = {text: AESGCM(keys[member]) for text, member in members.items()}
-        nonces = os.urandom(sealing.NONCE * len(events))
+        """`events` with personal fields boxed and handle tags hashed; one key lookup.
+
+        Only payloads of types that have personal fields are decoded; each is decoded and
+        encoded once, its personal fields encoded once, one cipher per member per batch."""
+        boxes: list[tuple[int, dict[str, Any], str, dict[str, Any]]] = []
+        for index, event in enumerate(events):
+            spec = sealing.SEALING.get(event.type)
+            if spec is None:
+                continue
+            owner_field, names = spec
+            payload = _decoder.decode(event.data)
+            fields = {name: payload.pop(name) for name in names if name in payload}
+            if fields:
+                boxes.append((index, payload, str(payload[owner_field]), fields))
+        sealed = list(events)
+        if boxes:
+            members = {owner: UUID(owner) for owner in {box[2] for box in boxes}}
+            wanted = set(members.values())
+            keys = await self.keyring.data_keys(conn, wanted, create=True)
+            # A forgotten member has no key. The rules refuse new events about them; what
+            # still gets here (a retried append the ledger will answer as a replay) is
+            # sealed under a key nobody keeps: unreadable from the start, never in clear.
+            keys |= {member: os.urandom(KEY_BYTES) for member in wanted - keys.keys()}
+            ciphers = {text: AESGCM(keys[member]) for text, member in members.items()}
+            nonces = os.urandom(sealing.NONCE * len(boxes))
+            for at, (index, payload, owner, fields) in enumerate(boxes):
+                event = events[index]
+                nonce = nonces[at * sealing.NONCE : (at + 1) * sealing.NONCE]
+                payload[sealing.SEALED] = sealing.seal_fields(
+                    fields, event.event_id, event.type, owner, ciphers[owner], nonce
+                )
+                sealed[index] = msgspec.structs.replace(
+                    event, data=msgspec.Raw(_encoder.encode(payload))
+                )
         secret = self.keyring.handle_secret
-        sealed = []
-        for index, (event, payload, owner) in enumerate(zip(events, payloads, owners, strict=True)):
-            data, tags = event.data, event.tags
-            if owner is not None:
-                nonce = nonces[index * sealing.NONCE : (index + 1) * sealing.NONCE]
-                sealing.seal(payload, event.event_id, event.type, owner, ciphers[owner], nonce)
-                data = msgspec.Raw(_encoder.encode(payload))
-            if any(tag.startswith(sealing.HANDLE_TAG) for tag in tags):
-                tags = tuple(sealing.handle_digest(secret, tag) for tag in tags)
-            sealed.append(
-                event
-                if data is event.data and tags is event.tags
-                else msgspec.structs.replace(event, data=data, tags=tags)
-            )
+        for index, event in enumerate(sealed):
+            tags = event.tags
+            for tag in tags:
+                if tag.startswith(sealing.HANDLE_TAG):
+                    hashed = tuple(sealing.handle_digest(secret, tag) for tag in tags)
+                    sealed[index] = msgspec.structs.replace(event, tags=hashed)
+                    break
         return sealed
 
     async def open(

@@ -10,8 +10,9 @@ from psycopg import AsyncConnection
 
 from domain.ids import new_id
 from services import migrate
-from services.privacy.keyring import Keyring
+from services.privacy.keyring import CACHE_SIZE, Keyring, configured_cache_size
 from services.privacy.master import MasterKey, WrongMasterKey, new_master_key
+from services.settings import SettingsError
 from services.store.ledger import Ledger
 from tests.privacy.conftest import erase, key_rows
 
@@ -210,3 +211,16 @@ async def test_a_role_that_may_not_make_the_secret_is_told_to_run_db_upgrade(
             await conn.execute("RESET ROLE")
             await conn.execute(f"DROP OWNED BY {role}")
             await conn.execute(f"DROP ROLE {role}")
+
+
+async def test_the_cache_bound_comes_from_the_environment(
+    conn: AsyncConnection[Any], master: MasterKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert configured_cache_size({}) == CACHE_SIZE == 100_000
+    assert configured_cache_size({"LEDGER_KEY_CACHE_SIZE": "250_000"}) == 250_000
+    for wrong in ("0", "-3", "many"):
+        with pytest.raises(SettingsError, match="LEDGER_KEY_CACHE_SIZE"):
+            configured_cache_size({"LEDGER_KEY_CACHE_SIZE": wrong})
+    monkeypatch.setenv("LEDGER_KEY_CACHE_SIZE", "7")
+    assert (await Keyring.open(conn, master)).cache_size == 7
+    assert (await Keyring.open(conn, master, cache_size=3)).cache_size == 3
