@@ -98,27 +98,32 @@ def read_model_missing(
     """A read model with no live build yet (the projector is making it): retry, not a 500."""
     if '"read.' not in (error.diag.message_primary or ""):
         return unexpected_error(request, error)
-    problem = Problem(
-        type=TYPE_BASE + "projections-building",
-        title=_titles[503],
-        status=503,
-        detail="the read models this endpoint reads are being built (a projection has no "
+    return _unavailable(
+        request,
+        "projections-building",
+        "the read models this endpoint reads are being built (a projection has no "
         "live build yet); retry shortly",
-        instance=redact.path(request.url.path),
     )
-    return problem_response(problem, {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def stale_master_key(request: Request[Any, Any, Any], error: WrongMasterKey) -> Response[Any]:
     """The master key was rotated under a running process: only a restart mends it, and
     the operator, not the caller, must act, so it is a 503 that writes nothing."""
     log.error("the master key changed under this process: restart it with the current key")
+    return _unavailable(
+        request,
+        "master-key-rotated",
+        "this server holds an outdated master key (it was rotated); nothing was "
+        "written. The operator must restart the server with the current key",
+    )
+
+
+def _unavailable(request: Request[Any, Any, Any], slug: str, detail: str) -> Response[Any]:
     problem = Problem(
-        type=TYPE_BASE + "master-key-rotated",
+        type=TYPE_BASE + slug,
         title=_titles[503],
         status=503,
-        detail="this server holds an outdated master key (it was rotated); nothing was "
-        "written. The operator must restart the server with the current key",
+        detail=detail,
         instance=redact.path(request.url.path),
     )
     return problem_response(problem, {"Retry-After": str(RETRY_AFTER_SECONDS)})
