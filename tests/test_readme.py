@@ -31,30 +31,24 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_the_readme_walkthrough_registers_records_and_reads_back(database_url: str) -> None:
-    serve, *steps = _blocks("The API in five minutes")
-    assert serve.strip() == ".venv/bin/community-ledger serve"
+def run_walkthrough(
+    database_url: str, steps: list[str], *, access_log: bool = False
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run the README's shell steps as printed against a `community-ledger serve` of their
+    own (its port and this interpreter swapped in); answer the run and the server's output."""
     port = _free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     }
+    serve = [sys.executable, "-m", "services.cli", "serve", "--port", str(port), "--projector"]
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "services.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--projector",
-            "--no-access-log",
-        ],
+        serve if access_log else [*serve, "--no-access-log"],
         env=env,
         cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
     )
     try:
@@ -71,7 +65,14 @@ def test_the_readme_walkthrough_registers_records_and_reads_back(database_url: s
         )
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        log, _ = server.communicate(timeout=30)
+    return done, log
+
+
+def test_the_readme_walkthrough_registers_records_and_reads_back(database_url: str) -> None:
+    serve, *steps = _blocks("The API in five minutes")
+    assert serve.strip() == ".venv/bin/community-ledger serve"
+    done, _ = run_walkthrough(database_url, steps)
 
     assert done.returncode == 0, done.stderr
     profile = _json_values(done.stdout)[-1]
@@ -95,7 +96,7 @@ def _wait_ready(port: int, server: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise AssertionError(f"serve exited: {server.stderr.read() if server.stderr else ''}")
+            raise AssertionError(f"serve exited: {server.stdout.read() if server.stdout else ''}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2):
                 return

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-from tests.conftest import ROOT
-from tests.test_readme import _blocks, _free_port, _json_values, _wait_ready
+from tests.test_readme import _blocks, _json_values, run_walkthrough
 
 pytestmark = pytest.mark.slow
 
@@ -20,37 +14,9 @@ SECTION = "A member's data: export and erasure"
 def test_the_readme_exports_then_erases_a_member_with_an_admin_key(database_url: str) -> None:
     _, *setup = _blocks("The API in five minutes")
     export, refused, erased = _blocks(SECTION)
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "serve", "--port", str(port), "--projector"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        _wait_ready(port, server)
-        # The walk-through's own output first, then a line the erasure's answers follow.
-        script = "\n".join([*setup, "echo '\"--- export\"'", export, refused, erased])
-        script = script.replace("http://127.0.0.1:8000", f"http://127.0.0.1:{port}")
-        script = script.replace(".venv/bin/community-ledger", f"{sys.executable} -m services.cli")
-        done = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", script],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    finally:
-        server.terminate()
-        log, _ = server.communicate(timeout=30)
+    # The walk-through's own output first, then a line the erasure's answers follow.
+    steps = [*setup, "echo '\"--- export\"'", export, refused, erased]
+    done, log = run_walkthrough(database_url, steps, access_log=True)
 
     assert done.returncode == 0, done.stderr
     values = _json_values(done.stdout)
