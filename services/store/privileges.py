@@ -53,12 +53,22 @@ TABLE_GRANTS: tuple[TableGrant, ...] = (
     # Per-member data keys (erasure deletes them in the transaction that records it).
     TableGrant("member_keys", api="SELECT, INSERT, DELETE", projector="SELECT"),
     TableGrant("ledger_secrets", api="SELECT", projector="SELECT"),
+    # Subscriptions are managed over HTTP (admin scope); the dispatcher runs as the
+    # projector's role, advances checkpoints and logs each attempt.
+    TableGrant(
+        "webhooks",
+        api="SELECT, INSERT, UPDATE, DELETE",
+        projector="SELECT, UPDATE (position, attempts, next_attempt_at, enabled, "
+        "disabled_reason, updated_at)",
+    ),
+    TableGrant("webhook_deliveries", api="SELECT", projector="SELECT, INSERT"),
 )
 """Every right either role has on a table of the ledger's schema; tables absent are skipped."""
 
 SEQUENCE_GRANTS: tuple[TableGrant, ...] = (
     # A build's schema is named after the id it was just given (currval).
     TableGrant("projection_builds.build_id", api="USAGE, SELECT", projector="USAGE, SELECT"),
+    TableGrant("webhook_deliveries.delivery_id", api="", projector="USAGE, SELECT"),
 )
 """Identity sequences, by their table and column."""
 
