@@ -34,7 +34,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("services.items", "services.loading", "services.intake", "services.handler"),
     # Projections; `migrate` sits with them because a schema at head includes the
     # empty live read models the projector takes over.
-    ("services.projector", "services.migrate"),
+    # The webhook dispatcher is a job like them, over the same feed.
+    ("services.projector", "services.migrate", "services.webhooks"),
     # The edges that take requests and files: HTTP and the importers.
     ("services.api", "services.importers"),
     # Entry points: the composition root and the modules that run a command or a server.
@@ -49,6 +50,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "services.importers.cli",
         "services.projector.cli",
         "services.privacy.cli",
+        "services.webhooks.cli",
     ),
 )
 """Lowest first. A module may import its own layer or any below; the most specific name wins."""

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 import msgspec
@@ -14,45 +13,13 @@ from litestar.params import Parameter
 from domain.limits import MAX_POSITION
 from services.api.auth import require
 from services.store.ledger import Ledger
-from services.store.records import RecordedEvent
-
-
-class EventOut(msgspec.Struct, kw_only=True):
-    position: int
-    event_id: UUID
-    type: str
-    schema_version: int
-    data: dict[str, Any]
-    metadata: dict[str, Any]
-    stream: str
-    stream_version: int
-    tags: list[str]
-    occurred_at: datetime
-    recorded_at: datetime
+from services.store.public import EventOut, event_out
 
 
 class EventPage(msgspec.Struct, kw_only=True):
     events: list[EventOut]
     next_after: int
     """Pass as `after` to get the next page; equal to `after` when there was nothing new."""
-
-
-def event_out(record: RecordedEvent) -> EventOut:
-    data = msgspec.json.decode(record.data)
-    data.pop("type", None)
-    return EventOut(
-        position=record.position,
-        event_id=record.event_id,
-        type=record.type,
-        schema_version=record.schema_version,
-        data=data,
-        metadata=record.metadata,
-        stream=record.stream,
-        stream_version=record.stream_version,
-        tags=list(record.tags),
-        occurred_at=record.occurred_at,
-        recorded_at=record.recorded_at,
-    )
 
 
 def split_types(types: list[str] | None) -> list[str] | None:

@@ -22,10 +22,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from domain.streams import member_stream, member_tag
 from services.api.auth import ADMIN_SECURITY, require
-from services.api.controllers.events import EventOut, event_out
 from services.queries import members as q
 from services.store.identity import merged_into
 from services.store.ledger import Ledger
+from services.store.public import EventOut, event_out
 
 PAGE = 500
 JSON = "application/json"

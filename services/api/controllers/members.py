@@ -24,7 +24,7 @@ from services import items
 from services.api import schemas as s
 from services.api.auth import ADMIN_SECURITY, SECURITY, require
 from services.api.consistency import MinPosition, consistent, reads
-from services.api.controllers.events import EventOut, event_out, split_types
+from services.api.controllers.events import split_types
 from services.api.controllers.writing import (
     IdempotencyKey,
     IfMatch,
@@ -36,6 +36,7 @@ from services.queries import members as q
 from services.queries.cursors import InvalidCursor
 from services.store.identity import handle_owner, merged_into
 from services.store.ledger import Ledger
+from services.store.public import EventOut, event_out
 from services.store.state import stream_version
 
 
