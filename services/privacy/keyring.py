@@ -15,6 +15,7 @@ import os
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -97,6 +98,33 @@ def configured_cache_size(environ: dict[str, str] | None = None) -> int:
     return size
 
 
+@dataclass(frozen=True)
+class DraftKeys:
+    """New members' keys made in memory, to be inserted by the append that first uses them
+    (services/store/appending.py): one statement and one commit for both, and a refused
+    append leaves no key behind. Cached only once that append has committed (`adopt`)."""
+
+    keys: dict[UUID, bytes]
+    member_ids: list[UUID]
+    """Sorted: two appends inserting keys for the same members insert them in one order,
+    so they wait for each other (the later one then retries) rather than deadlock."""
+    wrapped: list[bytes]
+    kek_id: str
+    evictions: int
+
+
+def key_error(error: psycopg.Error, kek_id: str) -> Exception | None:
+    """What a refused key insert means (member_keys_guard_insert, migration 0006), if it was one."""
+    if error.sqlstate == FORGOTTEN and error.diag.message_detail:
+        # Forgotten while we made their key (an erasure that committed first).
+        return MemberIsForgotten(UUID(error.diag.message_detail))
+    if error.sqlstate == ROTATED:
+        return WrongMasterKey(
+            f"the master key was rotated away from {kek_id}: restart this process with the new one"
+        )
+    return None
+
+
 def member_key_context(member_id: UUID) -> bytes:
     """Associated data of a wrapped member key: it unwraps only in that member's row."""
     return b"member_keys:" + member_id.bytes
@@ -167,17 +195,26 @@ class Keyring:
                     {"ids": ordered, "wrapped": wrapped, "kek_id": self.master.kek_id},
                 )
             except psycopg.Error as error:
-                if error.sqlstate == FORGOTTEN and error.diag.message_detail:
-                    # Forgotten while we made their key (an erasure that committed first).
-                    raise MemberIsForgotten(UUID(error.diag.message_detail)) from None
-                if error.sqlstate == ROTATED:
-                    raise WrongMasterKey(
-                        f"the master key was rotated away from {self.master.kek_id}: "
-                        "restart this process with the new one"
-                    ) from None
+                refused = key_error(error, self.master.kek_id)
+                if refused is not None:
+                    raise refused from None
                 raise
             found |= await self._read(conn, missing, evictions)
         return found
+
+    def draft(self, member_ids: Iterable[UUID]) -> DraftKeys:
+        """Fresh keys for members that have none, for an append to insert (see DraftKeys)."""
+        ordered = sorted(set(member_ids))
+        keys = {member: os.urandom(KEY_BYTES) for member in ordered}
+        wrapped = [self.master.wrap(keys[m], member_key_context(m)) for m in ordered]
+        return DraftKeys(keys, ordered, wrapped, self.master.kek_id, self._evictions)
+
+    def adopt(self, draft: DraftKeys, stored: Iterable[UUID]) -> None:
+        """Cache the drafted keys the committed append stored (`stored`: not those of members
+        forgotten meanwhile), unless an erasure was noticed since they were drafted."""
+        if draft.evictions == self._evictions and self._listening.is_set():
+            for member_id in stored:
+                self._remember(member_id, draft.keys[member_id])
 
     async def _read(
         self, conn: AsyncConnection[Any], member_ids: set[UUID], evictions: int

@@ -19,10 +19,16 @@ from domain.errors import (
     IdempotencyKeyReused,
     WrongExpectedVersion,
 )
+from services.privacy.keyring import DraftKeys
 from services.store.feed import NOTIFY
 from services.store.records import AppendCondition, NewEvent
 
-RACED = {"events_event_id_key", "events_stream_version_key", "idempotency_keys_pkey"}
+RACED = {
+    "events_event_id_key",
+    "events_stream_version_key",
+    "idempotency_keys_pkey",
+    "member_keys_pkey",  # another append made a key for one of our new members first
+}
 RACE_RETRIES = 3
 
 _encoder = msgspec.json.Encoder()
@@ -31,6 +37,32 @@ _APPEND = (
     "SELECT out_position, out_event_id, out_replayed "
     "FROM ledger_append(%s::jsonb, %s::jsonb, %s::jsonb, %s, %s)"
 )
+
+# New members' keys go in with the append that first uses them: one statement, one commit
+# (one WAL flush). They are inserted after ledger_append has run (the INSERT reads its
+# answer), so the transaction has no xid when the append starts and the append is not
+# pushed to run alone (0005). A replay stored nothing sealed under them: nothing inserted.
+# A member forgotten meanwhile gets no key (its events stay sealed under one nobody
+# keeps); one forgotten while we wait for the insert's lock is refused by the trigger
+# (LK001). Another append that made one of these keys first fails ours on the primary
+# key, and the store runs it again with that key.
+_APPEND_MAKING_KEYS = """
+    WITH appended AS (
+        SELECT out_position, out_event_id, out_replayed
+        FROM ledger_append(%s::jsonb, %s::jsonb, %s::jsonb, %s, %s)
+    ), made AS (
+        INSERT INTO member_keys (member_id, wrapped, kek_id)
+        SELECT new.member_id, new.wrapped, %s
+        FROM unnest(%s::uuid[], %s::bytea[]) WITH ORDINALITY AS new(member_id, wrapped, n)
+        WHERE NOT EXISTS (SELECT FROM appended WHERE out_replayed)
+          AND NOT ledger_member_forgotten(new.member_id)
+        ORDER BY new.n
+        RETURNING member_id
+    )
+    SELECT out_position, out_event_id, out_replayed,
+           (SELECT coalesce(array_agg(member_id), '{}') FROM made)
+    FROM appended
+"""
 
 
 def parameters(
@@ -66,18 +98,29 @@ async def append_alone(
     conn: psycopg.AsyncConnection[Any],
     params: tuple[Any, ...],
     after_commit: Callable[[psycopg.AsyncConnection[Any], int], Awaitable[None]],
-) -> list[tuple[Any, ...]]:
-    """One autocommitted statement (the function is atomic by itself), then `after_commit`
-    with the highest new position, still in autocommit."""
+    draft: DraftKeys | None = None,
+) -> tuple[list[tuple[Any, ...]], list[UUID]]:
+    """One autocommitted statement (the function is atomic by itself), with `draft`'s keys
+    inserted in it, then `after_commit` with the highest new position, still in autocommit.
+
+    Answers the append's rows and the members whose drafted keys it stored."""
     manage = not conn.autocommit
     if manage:
         await conn.set_autocommit(True)
     try:
-        cur = await conn.execute(_APPEND, params, prepare=True)
-        rows = await cur.fetchall()
+        stored: list[UUID] = []
+        if draft is None:
+            cur = await conn.execute(_APPEND, params, prepare=True)
+            rows = await cur.fetchall()
+        else:
+            keys = (draft.kek_id, draft.member_ids, draft.wrapped)
+            cur = await conn.execute(_APPEND_MAKING_KEYS, (*params, *keys), prepare=True)
+            answer = await cur.fetchall()
+            rows = [row[:3] for row in answer]
+            stored = answer[0][3] if answer else []
         if rows and not rows[0][2]:
             await after_commit(conn, rows[-1][0])
-        return rows
+        return rows, stored
     finally:
         if manage and not conn.closed:
             await conn.set_autocommit(False)

@@ -22,7 +22,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from services.metrics import APPEND_SECONDS, APPENDED_EVENTS
-from services.privacy.keyring import Keyring
+from services.privacy.keyring import DraftKeys, Keyring, key_error
 from services.store import appending
 from services.store.feed import NOTIFY, read_feed_on, readable_head
 from services.store.records import (
@@ -171,20 +171,25 @@ class Ledger:
         condition = self.sealer.condition(condition)
         forgotten = forgotten_in(events)
 
-        async def on(conn: psycopg.AsyncConnection[Any]) -> tuple[Any, ...]:
-            sealed = await self.sealer.seal(conn, events)
-            return appending.parameters(
+        async def on(
+            conn: psycopg.AsyncConnection[Any], drafting: bool
+        ) -> tuple[tuple[Any, ...], DraftKeys | None]:
+            sealed, draft = await self.sealer.seal(conn, events, drafting=drafting)
+            params = appending.parameters(
                 sealed, expected_versions, condition, idempotency_key, fingerprint
             )
+            return params, draft
 
         started = time.perf_counter()
         try:
             if conn is not None:
-                rows = await self._append_in(conn, await on(conn), forgotten)
+                params, _ = await on(conn, False)
+                rows = await self._append_in(conn, params, forgotten)
             else:
                 rows = await self._append_retrying_races(on, forgotten)
         except psycopg.Error as error:
-            raise appending.translate(error, len(events)) from error
+            refused = key_error(error, self.keyring.master.kek_id)
+            raise (refused or appending.translate(error, len(events))) from error
         appended = Appended(
             positions=tuple(row[0] for row in rows),
             event_ids=tuple(row[1] for row in rows),
@@ -211,26 +216,35 @@ class Ledger:
 
     async def _append_retrying_races(
         self,
-        on: Callable[[psycopg.AsyncConnection[Any]], Awaitable[tuple[Any, ...]]],
+        on: Callable[
+            [psycopg.AsyncConnection[Any], bool],
+            Awaitable[tuple[tuple[Any, ...], DraftKeys | None]],
+        ],
         forgotten: Sequence[UUID],
     ) -> list[tuple[Any, ...]]:
         """Appends run their checks in parallel, so two of them racing for one stream version,
-        event id or idempotency key can both pass; the unique index then refuses the later
-        one. Run again, it sees the winner and answers as if it had come second: a version
-        conflict, or a replay of the first answer."""
+        event id, idempotency key or a new member's key can both pass; the unique index then
+        refuses the later one. Run again, it sees the winner and answers as if it had come
+        second: a version conflict, or a replay of the first answer."""
         for attempt in range(appending.RACE_RETRIES + 1):
             try:
                 async with self.pool.connection() as conn:
-                    # Autocommit from the key lookup on: a key made for a new member is
-                    # committed before the append that uses it, as `append_alone` expects.
+                    # Autocommit from the key lookup on: the append is one statement that
+                    # also inserts its new members' keys (`append_alone`); an erasure makes
+                    # them first, committed, then runs in a transaction of its own.
                     manage = not conn.autocommit
                     if manage:
                         await conn.set_autocommit(True)
                     try:
-                        params = await on(conn)
+                        params, draft = await on(conn, not forgotten)
                         if forgotten:
                             return await self._append_in(conn, params, forgotten)
-                        return await appending.append_alone(conn, params, self._notify)
+                        rows, stored = await appending.append_alone(
+                            conn, params, self._notify, draft
+                        )
+                        if draft is not None and stored:
+                            self.keyring.adopt(draft, stored)
+                        return rows
                     finally:
                         if manage and not conn.closed:
                             await conn.set_autocommit(False)

@@ -17,7 +17,7 @@ import psycopg
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from services.privacy import sealing
-from services.privacy.keyring import Keyring
+from services.privacy.keyring import DraftKeys, Keyring
 from services.privacy.master import KEY_BYTES
 from services.store.records import AppendCondition, NewEvent, Query, RecordedEvent
 from services.store.state import Row
@@ -47,12 +47,14 @@ class Sealer:
         return AppendCondition(fail_if_events_match=queries, after=condition.after)
 
     async def seal(
-        self, conn: psycopg.AsyncConnection[Any], events: Sequence[NewEvent]
-    ) -> list[NewEvent]:
+        self, conn: psycopg.AsyncConnection[Any], events: Sequence[NewEvent], *, drafting: bool
+    ) -> tuple[list[NewEvent], DraftKeys | None]:
         """`events` with personal fields boxed and handle tags hashed; one key lookup.
 
-        Only payloads of types that have personal fields are decoded; each is decoded and
-        encoded once, its personal fields encoded once, one cipher per member per batch."""
+        New members' keys are made now, committed (`drafting` False), or drafted for the
+        append to insert (True; see DraftKeys). Only payloads of types that have personal
+        fields are decoded; each is decoded and encoded once, its personal fields encoded
+        once, one cipher per member per batch."""
         boxes: list[tuple[int, dict[str, Any], str, dict[str, Any]]] = []
         for index, event in enumerate(events):
             spec = sealing.SEALING.get(event.type)
@@ -64,10 +66,14 @@ class Sealer:
             if fields:
                 boxes.append((index, payload, str(payload[owner_field]), fields))
         sealed = list(events)
+        draft = None
         if boxes:
             members = {owner: UUID(owner) for owner in {box[2] for box in boxes}}
             wanted = set(members.values())
-            keys = await self.keyring.data_keys(conn, wanted, create=True)
+            keys = await self.keyring.data_keys(conn, wanted, create=not drafting)
+            if drafting and len(keys) < len(wanted):
+                draft = self.keyring.draft(wanted - keys.keys())
+                keys |= draft.keys
             # A forgotten member has no key. The rules refuse new events about them; what
             # still gets here (a retried append the ledger will answer as a replay) is
             # sealed under a key nobody keeps: unreadable from the start, never in clear.
@@ -91,7 +97,7 @@ class Sealer:
                     hashed = tuple(sealing.handle_digest(secret, tag) for tag in tags)
                     sealed[index] = msgspec.structs.replace(event, tags=hashed)
                     break
-        return sealed
+        return sealed, draft
 
     async def open(
         self, conn: psycopg.AsyncConnection[Any], records: list[RecordedEvent]
