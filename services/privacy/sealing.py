@@ -18,6 +18,8 @@ from __future__ import annotations
 import binascii
 import hmac
 import os
+import re
+from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
@@ -34,10 +36,15 @@ NONCE = 12
 
 _encoder = msgspec.json.Encoder()
 _blank_json = {name: _encoder.encode(blanks)[1:-1] for name, blanks in BLANKS.items() if blanks}
+_erased_json = {
+    name: _encoder.encode({**dict.fromkeys(personal.sealed), ERASED: True})[1:-1]
+    for name, personal in PERSONAL.items()
+}
 
 
 class Box(msgspec.Struct, frozen=True):
-    key: UUID
+    key: str
+    """The sealing member's id, as text: keys are looked up by it (`canonical`)."""
     box: str
 
 
@@ -71,13 +78,22 @@ SEALING: dict[str, tuple[str, tuple[str, ...]]] = {
 _TYPE_BYTES = {name: name.encode() for name in PERSONAL}
 
 
+_CANONICAL = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def canonical(member: str) -> str:
+    """A member id as `str(UUID)` spells it (what msgspec writes): the keyring's key."""
+    return member if _CANONICAL.fullmatch(member) else str(UUID(member))
+
+
 def associated_data(event_id: UUID, type_name: str) -> bytes:
-    return event_id.bytes + (_TYPE_BYTES.get(type_name) or type_name.encode())
+    # `int.to_bytes` is `UUID.bytes` without the property's Python frame.
+    return event_id.int.to_bytes(16, "big") + (_TYPE_BYTES.get(type_name) or type_name.encode())
 
 
-def ciphers(keys: dict[UUID, bytes]) -> dict[UUID, AESGCM]:
-    """One cipher per key for a batch; never kept longer, so an erased key leaves no copy."""
-    return {member: AESGCM(key) for member, key in keys.items()}
+def ciphers(keys: Mapping[UUID, bytes] | Mapping[str, bytes]) -> dict[str, AESGCM]:
+    """One cipher per key, by the member id as a box names it, for one batch."""
+    return {str(member): AESGCM(key) for member, key in keys.items()}
 
 
 def owner_text(type_name: str, payload: dict[str, Any]) -> str | None:
@@ -138,7 +154,7 @@ def peek_box(type_name: str, data: bytes | str) -> Box | None:
 def peek(data: bytes | str) -> UUID | None:
     """The key a stored payload is sealed under, if any."""
     box = _peek.decode(data).sealed
-    return None if box is None else box.key
+    return None if box is None else UUID(box.key)
 
 
 def unbox(box: Box, event_id: UUID, type_name: str, cipher: AESGCM) -> bytes:
@@ -151,7 +167,7 @@ def unbox(box: Box, event_id: UUID, type_name: str, cipher: AESGCM) -> bytes:
 
 
 def open_payload(
-    data: bytes | str, event_id: UUID, type_name: str, keys: dict[UUID, AESGCM]
+    data: bytes | str, event_id: UUID, type_name: str, keys: Mapping[str, AESGCM]
 ) -> tuple[dict[str, Any], bool]:
     """The payload as readers show it (personal fields in clear, or erased), and whether erased."""
     payload: dict[str, Any] = msgspec.json.decode(data)
@@ -168,7 +184,36 @@ def open_payload(
     return payload, False
 
 
-def open_for_fold(data: bytes, event_id: UUID, type_name: str, keys: dict[UUID, AESGCM]) -> bytes:
+def open_for_reader(
+    data: bytes, box: Box, event_id: UUID, type_name: str, keys: Mapping[str, AESGCM]
+) -> tuple[bytes, bool]:
+    """`open_payload`, spliced rather than decoded and encoded again: the box cut out of
+    the stored text (as PostgreSQL writes jsonb: `"sealed": {"box": …, "key": …}`), the
+    opened fields (or their nulls and `"erased": true`) put at the end. Any other
+    spelling is decoded the slow way, so the answer never holds the box."""
+    marker = b'"sealed": {"box": "' + box.box.encode() + b'", "key": "' + box.key.encode() + b'"}'
+    at = data.find(marker)
+    if at < 0 or data.find(marker, at + 1) >= 0:
+        payload, erased = open_payload(data, event_id, type_name, keys)
+        return _encoder.encode(payload), erased
+    end = at + len(marker)
+    if data[end : end + 2] == b", ":
+        rest = data[:at] + data[end + 2 :]
+    elif data[at - 2 : at] == b", ":
+        rest = data[: at - 2] + data[end:]
+    else:
+        rest = data[:at] + data[end:]
+    key = keys.get(box.key)
+    if key is None:
+        fields, erased = _erased_json[type_name], True
+    else:
+        fields, erased = unbox(box, event_id, type_name, key)[1:-1], False
+    if not fields:
+        return rest, erased
+    return rest[:-1] + (b", " if rest != b"{}" else b"") + fields + b"}", erased
+
+
+def open_for_fold(data: bytes, event_id: UUID, type_name: str, keys: Mapping[str, AESGCM]) -> bytes:
     """The payload as a fold decodes it, spliced rather than re-encoded (folds read millions):
     the opened fields (or the blanks) appended to the object; the box is an unknown field
     the event decoder skips."""
@@ -176,7 +221,7 @@ def open_for_fold(data: bytes, event_id: UUID, type_name: str, keys: dict[UUID, 
 
 
 def open_box_for_fold(
-    data: bytes, box: Box | None, event_id: UUID, type_name: str, keys: dict[UUID, AESGCM]
+    data: bytes, box: Box | None, event_id: UUID, type_name: str, keys: Mapping[str, AESGCM]
 ) -> bytes:
     """`open_for_fold` with the box already peeked (a batch peeks once, to find its keys)."""
     if box is None:

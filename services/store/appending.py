@@ -57,10 +57,10 @@ _APPEND_MAKING_KEYS = """
         WHERE NOT EXISTS (SELECT FROM appended WHERE out_replayed)
           AND NOT ledger_member_forgotten(new.member_id)
         ORDER BY new.n
-        RETURNING member_id
+        RETURNING member_id::text AS member
     )
     SELECT out_position, out_event_id, out_replayed,
-           (SELECT coalesce(array_agg(member_id), '{}') FROM made)
+           (SELECT coalesce(array_agg(member), '{}') FROM made)
     FROM appended
 """
 
@@ -99,7 +99,7 @@ async def append_alone(
     params: tuple[Any, ...],
     after_commit: Callable[[psycopg.AsyncConnection[Any], int], Awaitable[None]],
     draft: DraftKeys | None = None,
-) -> tuple[list[tuple[Any, ...]], list[UUID]]:
+) -> tuple[list[tuple[Any, ...]], list[str]]:
     """One autocommitted statement (the function is atomic by itself), with `draft`'s keys
     inserted in it, then `after_commit` with the highest new position, still in autocommit.
 
@@ -108,7 +108,7 @@ async def append_alone(
     if manage:
         await conn.set_autocommit(True)
     try:
-        stored: list[UUID] = []
+        stored: list[str] = []
         if draft is None:
             cur = await conn.execute(_APPEND, params, prepare=True)
             rows = await cur.fetchall()

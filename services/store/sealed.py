@@ -53,24 +53,27 @@ class Sealer:
 
         New members' keys are made now, committed (`drafting` False), or drafted for the
         append to insert (True; see DraftKeys). Only payloads of types that have personal
-        fields are decoded; each is decoded and encoded once, its personal fields encoded
-        once, one cipher per member per batch."""
-        boxes: list[tuple[int, dict[str, Any], str, dict[str, Any]]] = []
+        fields are decoded; each is decoded and encoded once and its personal fields
+        encoded once; members are looked up by their id's text (no UUID parsed), and one
+        cipher serves each member (kept across batches for cached keys)."""
+        plans: list[tuple[int, dict[str, Any], str, dict[str, Any]]] = []
+        specs = sealing.SEALING
+        decode = _decoder.decode
         for index, event in enumerate(events):
-            spec = sealing.SEALING.get(event.type)
+            spec = specs.get(event.type)
             if spec is None:
                 continue
             owner_field, names = spec
-            payload = _decoder.decode(event.data)
+            payload = decode(event.data)
             fields = {name: payload.pop(name) for name in names if name in payload}
             if fields:
-                boxes.append((index, payload, str(payload[owner_field]), fields))
+                plans.append((index, payload, payload[owner_field], fields))
         sealed = list(events)
         draft = None
-        if boxes:
-            members = {owner: UUID(owner) for owner in {box[2] for box in boxes}}
-            wanted = set(members.values())
-            keys = await self.keyring.data_keys(conn, wanted, create=not drafting)
+        if plans:
+            owners = {owner: sealing.canonical(owner) for owner in {plan[2] for plan in plans}}
+            wanted = set(owners.values())
+            keys = await self.keyring.keys_of(conn, wanted, create=not drafting)
             if drafting and len(keys) < len(wanted):
                 draft = self.keyring.draft(wanted - keys.keys())
                 keys |= draft.keys
@@ -78,17 +81,17 @@ class Sealer:
             # still gets here (a retried append the ledger will answer as a replay) is
             # sealed under a key nobody keeps: unreadable from the start, never in clear.
             keys |= {member: os.urandom(KEY_BYTES) for member in wanted - keys.keys()}
-            ciphers = {text: AESGCM(keys[member]) for text, member in members.items()}
-            nonces = os.urandom(sealing.NONCE * len(boxes))
-            for at, (index, payload, owner, fields) in enumerate(boxes):
+            cipher = self.keyring.cipher
+            ciphers = {owner: cipher(member, keys[member]) for owner, member in owners.items()}
+            nonces = os.urandom(sealing.NONCE * len(plans))
+            encode, ad, type_bytes = _encoder.encode, sealing.associated_data, sealing.SEALED
+            for at, (index, payload, owner, fields) in enumerate(plans):
                 event = events[index]
                 nonce = nonces[at * sealing.NONCE : (at + 1) * sealing.NONCE]
-                payload[sealing.SEALED] = sealing.seal_fields(
-                    fields, event.event_id, event.type, owner, ciphers[owner], nonce
-                )
-                sealed[index] = msgspec.structs.replace(
-                    event, data=msgspec.Raw(_encoder.encode(payload))
-                )
+                box = ciphers[owner].encrypt(nonce, encode(fields), ad(event.event_id, event.type))
+                # Box bytes: msgspec writes bytes as standard base64, the box's stored text.
+                payload[type_bytes] = {"key": owners[owner], "box": nonce + box}
+                sealed[index] = msgspec.structs.replace(event, data=msgspec.Raw(encode(payload)))
         secret = self.keyring.handle_secret
         for index, event in enumerate(sealed):
             tags = event.tags
@@ -102,29 +105,34 @@ class Sealer:
     async def open(
         self, conn: psycopg.AsyncConnection[Any], records: list[RecordedEvent]
     ) -> list[RecordedEvent]:
-        """Records as readers show them: personal fields in clear, or null and `erased`."""
-        boxes = [sealing.peek_box(r.type, bytes(r.data)) for r in records]
-        keys = await self._ciphers(conn, boxes)
+        """Records as readers show them: personal fields in clear, or null and `erased`.
+        Each sealed row is spliced (`sealing.open_for_reader`), not decoded and re-encoded."""
+        boxes = [sealing.peek_box(r.type, r.data) for r in records]
+        ciphers = await self._ciphers(conn, boxes)
         opened = []
         for record, box in zip(records, boxes, strict=True):
             if box is None:
                 opened.append(record)
                 continue
-            payload, erased = sealing.open_payload(
-                bytes(record.data), record.event_id, record.type, keys
+            data, erased = sealing.open_for_reader(
+                bytes(record.data), box, record.event_id, record.type, ciphers
             )
-            data = msgspec.Raw(_encoder.encode(payload))
-            opened.append(msgspec.structs.replace(record, data=data, erased=erased))
+            opened.append(msgspec.structs.replace(record, data=msgspec.Raw(data), erased=erased))
         return opened
 
     async def _ciphers(
         self, conn: psycopg.AsyncConnection[Any], boxes: Iterable[sealing.Box | None]
-    ) -> dict[UUID, AESGCM]:
-        """One key lookup for every box of a batch."""
-        wanted = {box.key for box in boxes if box is not None}
-        if not wanted:
+    ) -> dict[str, AESGCM]:
+        """One key lookup for every box of a batch; ciphers by the member id as boxes hold it."""
+        members = {box.key for box in boxes if box is not None}
+        if not members:
             return {}
-        return sealing.ciphers(await self.keyring.data_keys(conn, wanted, create=False))
+        canonical = {member: sealing.canonical(member) for member in members}
+        keys = await self.keyring.keys_of(conn, set(canonical.values()), create=False)
+        cipher = self.keyring.cipher
+        return {
+            member: cipher(text, keys[text]) for member, text in canonical.items() if text in keys
+        }
 
     async def open_for_folds(
         self, conn: psycopg.AsyncConnection[Any], rows: list[tuple[UUID, str, bytes]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import pytest
@@ -224,3 +225,33 @@ async def test_the_cache_bound_comes_from_the_environment(
     monkeypatch.setenv("LEDGER_KEY_CACHE_SIZE", "7")
     assert (await Keyring.open(conn, master)).cache_size == 7
     assert (await Keyring.open(conn, master, cache_size=3)).cache_size == 3
+
+
+async def test_ciphers_are_kept_only_for_cached_keys_and_go_with_them(
+    keyring: Keyring, conn: AsyncConnection[Any]
+) -> None:
+    member, stranger = new_id(), new_id()
+    (key,) = (await keyring.data_keys(conn, [member], create=True)).values()
+    kept = keyring.cipher(str(member), key)
+
+    assert keyring.cipher(str(member), key) is kept
+    other = os.urandom(32)  # a key the keyring does not hold: its cipher is never kept
+    assert keyring.cipher(str(stranger), other) is not keyring.cipher(str(stranger), other)
+
+    keyring.forget([member])
+    assert keyring.cipher(str(member), key) is not kept
+
+
+async def test_ciphers_kept_are_bounded(
+    conn: AsyncConnection[Any], master: MasterKey, database_url: str
+) -> None:
+    keyring = await Keyring.open(conn, master, cache_size=3)
+    async with keyring.listening(database_url):
+        keys = await keyring.data_keys(conn, [new_id() for _ in range(3)], create=True)
+        kept = {member: keyring.cipher(str(member), key) for member, key in keys.items()}
+        newest = await keyring.data_keys(conn, [new_id()], create=True)  # evicts the oldest
+        for member, key in newest.items():
+            keyring.cipher(str(member), key)
+
+        assert keyring.cached == 3
+        assert sum(keyring.cipher(str(m), k) is kept[m] for m, k in keys.items()) == 2

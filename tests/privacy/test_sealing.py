@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import msgspec
@@ -97,3 +98,43 @@ def test_handle_tags_are_keyed_digests_and_other_tags_stay() -> None:
     assert sealing.handle_digest(secret, digest) == digest
     assert sealing.handle_digest(os.urandom(32), "handle:twitter:casudi") != digest
     assert sealing.handle_digest(secret, "member:x") == "member:x"
+
+
+def jsonb_spelling(stored: bytes) -> bytes:
+    """How PostgreSQL prints a jsonb object: keys by length then bytes, `": "` and `", "`."""
+    payload = msgspec.json.decode(stored)
+    ordered = dict(sorted(payload.items(), key=lambda item: (len(item[0]), item[0])))
+    ordered["sealed"] = dict(sorted(ordered["sealed"].items()))
+    return json.dumps(ordered, separators=(", ", ": ")).encode()
+
+
+@pytest.mark.parametrize("keys", [CIPHERS, {}], ids=["opened", "erased"])
+def test_readers_splice_the_same_payload_the_slow_way_decodes(keys: dict[str, AESGCM]) -> None:
+    event, event_id = contribution(), new_id()
+    stored = jsonb_spelling(sealed(event, event_id))
+    box = sealing.peek_box("ContributionRecorded", stored)
+    assert box is not None
+
+    spliced, erased = sealing.open_for_reader(stored, box, event_id, "ContributionRecorded", keys)
+
+    assert b"sealed" not in spliced
+    slow = sealing.open_payload(stored, event_id, "ContributionRecorded", keys)
+    assert (msgspec.json.decode(spliced), erased) == slow
+
+
+def test_a_box_spelled_otherwise_is_opened_the_slow_way_never_shown() -> None:
+    event, event_id = contribution(), new_id()
+    stored = sealed(event, event_id)  # msgspec's spelling, not jsonb's: no splice
+    box = sealing.peek_box("ContributionRecorded", stored)
+    assert box is not None
+
+    opened, erased = sealing.open_for_reader(stored, box, event_id, "ContributionRecorded", CIPHERS)
+
+    assert b"sealed" not in opened and not erased
+    assert decode_event("ContributionRecorded", 1, opened) == event
+
+
+def test_member_ids_are_looked_up_in_one_spelling() -> None:
+    assert sealing.canonical(str(ANA)) == str(ANA)
+    assert sealing.canonical(str(ANA).upper()) == str(ANA)
+    assert sealing.canonical(ANA.hex) == str(ANA)
