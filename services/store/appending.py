@@ -45,11 +45,13 @@ _APPEND = (
 # A member forgotten meanwhile gets no key (its events stay sealed under one nobody
 # keeps); one forgotten while we wait for the insert's lock is refused by the trigger
 # (LK001). Another append that made one of these keys first fails ours on the primary
-# key, and the store runs it again with that key.
+# key, and the store runs it again with that key. The first row alone carries the
+# members whose keys went in.
 _APPEND_MAKING_KEYS = """
     WITH appended AS (
-        SELECT out_position, out_event_id, out_replayed
+        SELECT a.*
         FROM ledger_append(%s::jsonb, %s::jsonb, %s::jsonb, %s, %s)
+            WITH ORDINALITY AS a(out_position, out_event_id, out_replayed, n)
     ), made AS (
         INSERT INTO member_keys (member_id, wrapped, kek_id)
         SELECT new.member_id, new.wrapped, %s
@@ -60,8 +62,9 @@ _APPEND_MAKING_KEYS = """
         RETURNING member_id::text AS member
     )
     SELECT out_position, out_event_id, out_replayed,
-           (SELECT coalesce(array_agg(member), '{}') FROM made)
+           CASE WHEN n = 1 THEN (SELECT coalesce(array_agg(member), '{}') FROM made) END
     FROM appended
+    ORDER BY n
 """
 
 
