@@ -128,11 +128,20 @@ def no_delay(transport: asyncio.BaseTransport) -> None:
 
 
 class NoDelayH11Protocol(H11Protocol):
-    """uvicorn's default HTTP/1.1 protocol, with TCP_NODELAY on every connection."""
+    """uvicorn's default HTTP/1.1 protocol, with TCP_NODELAY on every connection and event
+    streams ended at shutdown."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         no_delay(transport)
         super().connection_made(transport)
+
+    def shutdown(self) -> None:
+        """Also end the app's event streams: they never end by themselves, and uvicorn
+        waits for every open response before it stops (each tells its client to resume)."""
+        from services.api.stream_hub import stop_all
+
+        stop_all()
+        super().shutdown()
 
 
 def app_from_environment() -> Any:

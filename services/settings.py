@@ -73,3 +73,48 @@ def _roles(env: Mapping[str, str]) -> Roles | None:
         api_password=env.get("LEDGER_API_PASSWORD") or None,
         projector_password=env.get("LEDGER_PROJECTOR_PASSWORD") or None,
     )
+
+
+class StreamSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """The live event stream's limits (`GET /v1/events/stream`, docs/integrating.md)."""
+
+    heartbeat_seconds: float = 15.0
+    """A comment this often keeps proxies from closing an idle stream."""
+    queue_events: int = 1000
+    """Events a stream may fall behind by; past it the stream is closed (a slow consumer)."""
+    max_seconds: float = 3600.0
+    """A stream ends after this long, and the client resumes (spreads streams over workers)."""
+    max_streams: int = 1000
+    """Streams open at once in one process; more get 503."""
+
+
+def load_stream_settings(environ: Mapping[str, str] | None = None) -> StreamSettings:
+    env = os.environ if environ is None else environ
+    defaults = StreamSettings()
+
+    def positive(name: str, default: float) -> float:
+        text = env.get(name, "").strip()
+        if not text:
+            return default
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not 0 < value < float("inf"):
+            raise SettingsError(f"{name} must be a positive number of seconds, got {text!r}")
+        return value
+
+    def whole(name: str, default: int) -> int:
+        text = env.get(name, "").strip()
+        if not text:
+            return default
+        if not text.isascii() or not text.isdigit() or int(text) < 1:
+            raise SettingsError(f"{name} must be a whole number from 1, got {text!r}")
+        return int(text)
+
+    return StreamSettings(
+        heartbeat_seconds=positive("LEDGER_SSE_HEARTBEAT_SECONDS", defaults.heartbeat_seconds),
+        queue_events=whole("LEDGER_SSE_QUEUE_EVENTS", defaults.queue_events),
+        max_seconds=positive("LEDGER_SSE_MAX_SECONDS", defaults.max_seconds),
+        max_streams=whole("LEDGER_SSE_MAX_STREAMS", defaults.max_streams),
+    )

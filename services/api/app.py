@@ -24,6 +24,7 @@ from services.api.controllers.home import home
 from services.api.controllers.members import MemberController
 from services.api.controllers.operations import OperationsController, ProjectionController
 from services.api.controllers.stats import StatsController
+from services.api.controllers.stream import StreamController
 from services.api.dependencies import DEPENDENCIES
 from services.api.docs import SCHEMA_PATH, assets_router, render_plugins
 from services.api.edges import edge_headers, refuse_nul
@@ -35,10 +36,12 @@ from services.api.problems import EXCEPTION_HANDLERS
 from services.api.rate_limits import STORES as RATE_LIMIT_STORES
 from services.api.rate_limits import rate_limit_middleware
 from services.api.schemas import MAX_BATCH_BYTES
+from services.api.stream_hub import StreamHub
 from services.api.watch import ProjectionWatch
 from services.limit_settings import LimitSettings, load_limit_settings
 from services.privacy.keyring import Keyring
 from services.projector.progress import Progress
+from services.settings import StreamSettings, load_stream_settings
 
 log = logging.getLogger("community_ledger.api")
 
@@ -57,13 +60,16 @@ def create_app(
     pool_size: int = 10,
     projector_url: str | None = None,
     limits: LimitSettings | None = None,
+    stream: StreamSettings | None = None,
 ) -> Litestar:
     """The API over the database at `database_url`; with `run_projector`, projections too
     (connected to `projector_url` when the projector has a database role of its own).
 
-    `limits` (rate limits, waiters, retention, /metrics access) default to the environment's.
+    `limits` (rate limits, waiters, retention, /metrics access) and `stream` (the event
+    stream's heartbeat and bounds) default to the environment's.
     """
     limits = load_limit_settings() if limits is None else limits
+    stream = load_stream_settings() if stream is None else stream
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -75,6 +81,10 @@ def create_app(
             app.state.catch_up = CatchUpRate()
             app.state.watch = ProjectionWatch(wired.pool, database_url, limits.max_waiters)
             app.state.watch.start()
+            app.state.stream_hub = StreamHub(
+                wired.ledger, database_url, stream.queue_events, stream.max_streams
+            )
+            app.state.stream_hub.start()
             stores = [cast(MemoryStore, app.stores.get(name)) for name in RATE_LIMIT_STORES]
             done = asyncio.Event()
             chores = asyncio.create_task(
@@ -88,6 +98,7 @@ def create_app(
             try:
                 yield
             finally:
+                await app.state.stream_hub.close()
                 if projector is not None:
                     await _stop(projector)
                 done.set()
@@ -102,6 +113,7 @@ def create_app(
             OperationsController,
             ActivityController,
             EventController,
+            StreamController,
             ProjectionController,
             ExportController,
             *READ_CONTROLLERS,
@@ -120,6 +132,7 @@ def create_app(
         openapi_config=openapi_config(),
     )
     app.state.limits = limits
+    app.state.stream_settings = stream
     app.state.failed_auth = FailedAuthentications(limits.failed_auth)
     finish_openapi(app)
     # Outside the router, so a NUL is refused even where no route matches.

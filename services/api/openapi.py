@@ -140,8 +140,14 @@ EXPORT_EXAMPLE = {
     "profile": MEMBER_EXAMPLE,
     "events": [EVENT_EXAMPLE],
 }
+STREAM_EXAMPLE = (
+    "retry: 2000\n: events after position 41\n\n"
+    f"id: 42\nevent: ContributionRecorded\ndata: {msgspec.json.encode(EVENT_EXAMPLE).decode()}\n\n"
+    ": heartbeat\nid: 57\n\n"
+)
 RESPONSE_EXAMPLES: dict[str, Any] = {
     "ExportMember": EXPORT_EXAMPLE,
+    "StreamEvents": STREAM_EXAMPLE,
     "Health": {"status": "ok"},
     "Ready": {"status": "ready", "schema": "0003_api_keys"},
     "Metrics": 'ledger_http_requests_total{method="GET",route="/health",status="200"} 3\n',

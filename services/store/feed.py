@@ -6,7 +6,7 @@ never writes, and what it must be careful about is the horizon, below.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -132,9 +132,14 @@ async def _horizon(conn: psycopg.AsyncConnection[Any]) -> str:
     return str(row[0])
 
 
-async def listen(conninfo: str) -> AsyncIterator[int]:
-    """Yield the newest position each time an append commits (LISTEN/NOTIFY)."""
+async def listen(
+    conninfo: str, on_listening: Callable[[], Awaitable[None]] | None = None
+) -> AsyncIterator[int]:
+    """Yield the newest position each time an append commits (LISTEN/NOTIFY); `on_listening`
+    runs once LISTEN is in place, before the first notice (those sent meanwhile wait)."""
     async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
         await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        if on_listening is not None:
+            await on_listening()
         async for notice in conn.notifies():
             yield int(notice.payload)

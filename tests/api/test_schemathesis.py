@@ -28,7 +28,7 @@ from services.api import consistency
 from services.api.app import create_app
 from services.api.spec import SPEC_PATH
 from services.database import with_database
-from services.settings import Roles
+from services.settings import Roles, StreamSettings
 from services.store import privileges
 from tests.conftest import ROOT, as_role
 
@@ -89,6 +89,8 @@ def live_server(
                     if test_roles
                     else url
                 ),
+                # requests reads a whole answer: a stream must end soon, by itself.
+                stream=StreamSettings(max_seconds=0.05),
             ),
             host="127.0.0.1",
             port=port,

@@ -1,0 +1,100 @@
+"""One client's event stream: catch up through the pool, then the hub's live tail.
+
+A stream resumed from an old position reads the feed a page at a time (as GET /v1/events
+does) until a page comes back short. Only then does it subscribe to the hub, and it reads
+the feed once more: the hub offers every event after a point that read reaches, so the
+live messages join the read without a gap, and those the read already sent are skipped
+by position. A stream that never falls behind thus costs one subscription, no connection.
+
+Filtered events are not sent, but the client's Last-Event-ID still moves over them: a
+message with only an `id:` field sets it without dispatching anything (WHATWG HTML, "Server-
+sent events"). One goes out with each heartbeat, after SKIP_RUN positions without a match,
+and before the stream ends, so a reconnecting client does not rescan what it skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from services.api.stream_hub import PAGE, StreamHub, Subscription, Wanted, message
+from services.settings import StreamSettings
+
+SKIP_RUN = 1000
+RETRY_MILLISECONDS = 2000
+
+
+def comment(text: str, covered: int, sent: int) -> bytes:
+    """An SSE comment, with the position reached when it moves the client's last id."""
+    moved = b"id: %d\n" % covered if covered > sent else b""
+    return b": %s\n%s\n" % (text.encode(), moved)
+
+
+async def event_stream(
+    hub: StreamHub, wanted: Wanted, after: int, settings: StreamSettings
+) -> AsyncIterator[bytes]:
+    """The SSE body: every wanted event after `after`, in order, once; then the live ones."""
+    loop = asyncio.get_running_loop()
+    ends_at = loop.time() + settings.max_seconds
+    sent = covered = after
+    subscription: Subscription | None = None
+    types = sorted(wanted.types) if wanted.types is not None else None
+    hub.open_stream()
+    try:
+        yield b"retry: %d\n: events after position %d\n\n" % (RETRY_MILLISECONDS, after)
+        while not hub.stopping:
+            records = await hub.ledger.read_feed(after=covered, limit=PAGE, types=types)
+            found = [message(r) for r in records if wanted.matches(r.type, r.tags)]
+            if records:
+                covered = records[-1].position
+            if found:
+                yield b"".join(m.text for m in found)
+                sent = found[-1].position
+            elif covered - sent >= SKIP_RUN:
+                yield b"id: %d\n\n" % covered
+                sent = covered
+            if len(records) == PAGE:
+                continue
+            if subscription is not None:
+                break
+            subscription = await hub.subscribe(wanted)
+
+        while subscription is not None and not hub.stopping and not subscription.overflowed:
+            found = [m for m in subscription.take() if m.position > covered]
+            covered = max(covered, subscription.covered)
+            if found:
+                yield b"".join(m.text for m in found)
+                sent = found[-1].position
+            elif covered - sent >= SKIP_RUN:
+                yield b"id: %d\n\n" % covered
+                sent = covered
+            if subscription.queue or subscription.overflowed or hub.stopping:
+                continue
+            left = ends_at - loop.time()
+            if left <= 0:
+                yield comment(
+                    f"this stream ends after {settings.max_seconds:g} s; "
+                    "reconnect with Last-Event-ID",
+                    covered,
+                    sent,
+                )
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(settings.heartbeat_seconds, left)):
+                    await subscription.changed.wait()
+            if not subscription.changed.is_set() and loop.time() < ends_at:
+                yield comment("heartbeat", covered, sent)
+                sent = max(sent, covered)
+
+        if subscription is not None and subscription.overflowed:
+            yield comment(
+                f"slow consumer: more than {hub.capacity} events behind, so this stream is "
+                f"closed; resume from position {sent} (send Last-Event-ID: {sent})",
+                sent,
+                sent,
+            )
+        elif hub.stopping:
+            yield comment("the server is stopping; reconnect with Last-Event-ID", covered, sent)
+    finally:
+        hub.close_stream(subscription)

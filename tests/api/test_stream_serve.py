@@ -1,0 +1,106 @@
+"""The event stream through `serve --workers 2`: each worker has its own hub, and clients
+on either see the same sequence; stopping the server ends open streams at once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.api.sse import STREAM, EventSource
+from tests.api.test_serve import _free_port, _wait_until_up
+
+pytestmark = pytest.mark.anyio
+
+STREAMS_AT_MOST = 12
+
+
+async def test_clients_on_both_workers_see_the_same_sequence_and_stopping_ends_them(
+    database_url: str, writer: dict[str, str], reader: dict[str, str], tmp_path: Path
+) -> None:
+    port = _free_port()
+    serve = ["serve", "--port", str(port), "--workers", "2", "--no-projector", "--no-access-log"]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", *serve, "--log-level", "warning"],
+        env={
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "TMPDIR": str(tmp_path),
+            "LEDGER_SSE_HEARTBEAT_SECONDS": "0.2",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    stopped_in, output = None, ""
+    try:
+        async with (
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client,
+            contextlib.AsyncExitStack() as streams,
+        ):
+            await _wait_until_up(client, server)
+            sources: dict[int, list[EventSource]] = {}
+            # The kernel hands connections to either worker: open streams until both have one.
+            while len(sources) < 2 and sum(map(len, sources.values())) < STREAMS_AT_MOST:
+                response = await streams.enter_async_context(
+                    client.stream("GET", STREAM, headers=reader)
+                )
+                assert response.status_code == 200
+                source = EventSource(response)
+                streams.push_async_callback(source.close)
+                await source.block()
+                sources.setdefault(_worker_serving(server.pid, port, response), []).append(source)
+                await asyncio.sleep(0.2)  # the other worker may still be starting
+            positions = []
+            for name in ("Ana", "Bob", "Cleo"):
+                answer = await client.post(
+                    "/v1/members", json={"display_name": name}, headers=writer
+                )
+                positions += answer.json()["positions"]
+            everyone = [s for group in sources.values() for s in group]
+            received = await asyncio.gather(*(s.events(len(positions)) for s in everyone))
+
+            started = time.monotonic()
+            server.send_signal(signal.SIGINT)
+            last = await asyncio.gather(
+                *(s.until_comment("the server is stopping", timeout=10) for s in everyone)
+            )
+            output = server.communicate(timeout=20)[0]
+            stopped_in = time.monotonic() - started
+    finally:
+        if server.poll() is None:
+            server.kill()
+            output = server.communicate()[0]
+
+    assert len(sources) == 2, f"all {STREAMS_AT_MOST} streams went to one worker: {output}"
+    sequences = [[(b.position, b.event, b.data) for b in r] for r in received]
+    assert [p for p, _, _ in sequences[0]] == positions
+    assert all(sequence == sequences[0] for sequence in sequences)
+    assert all(blocks[-1].data is None for blocks in last)
+    assert stopped_in is not None and stopped_in < 10
+
+
+def _worker_serving(server_pid: int, port: int, response: httpx.Response) -> int:
+    """The pid of the worker that holds the client's side of `response`'s connection."""
+    local = response.extensions["network_stream"].get_extra_info("client_addr")[1]
+    for _ in range(50):
+        for child in psutil.Process(server_pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                for connection in child.net_connections(kind="tcp"):
+                    if (
+                        connection.laddr.port == port
+                        and connection.raddr
+                        and (connection.raddr.port == local)
+                    ):
+                        return child.pid
+        time.sleep(0.05)
+    raise AssertionError("no worker holds the stream's connection")
