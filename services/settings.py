@@ -37,6 +37,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: Path
     roles: Roles | None = None
     """The API's and the projector's roles; None while everything runs as one user."""
+    webhooks_allow_private_targets: bool = False
+    """Let webhooks reach loopback and private addresses (tests, one machine; docs/security.md)."""
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -49,7 +51,17 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         database_url=env.get("DATABASE_URL") or None,
         data_dir=Path(env.get("LEDGER_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve(),
         roles=_roles(env),
+        webhooks_allow_private_targets=_flag(env, "LEDGER_WEBHOOKS_ALLOW_PRIVATE_TARGETS"),
     )
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = (env.get(name) or "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name} must be true or false")
 
 
 def _roles(env: Mapping[str, str]) -> Roles | None:
