@@ -24,6 +24,7 @@ from services.api.controllers.home import home
 from services.api.controllers.members import MemberController
 from services.api.controllers.operations import OperationsController, ProjectionController
 from services.api.controllers.stats import StatsController
+from services.api.controllers.webhooks import WebhookController
 from services.api.dependencies import DEPENDENCIES
 from services.api.docs import SCHEMA_PATH, assets_router, render_plugins
 from services.api.edges import edge_headers, refuse_nul
@@ -39,6 +40,7 @@ from services.api.watch import ProjectionWatch
 from services.limit_settings import LimitSettings, load_limit_settings
 from services.privacy.keyring import Keyring
 from services.projector.progress import Progress
+from services.settings import load_settings
 
 log = logging.getLogger("community_ledger.api")
 
@@ -104,6 +106,7 @@ def create_app(
             EventController,
             ProjectionController,
             ExportController,
+            WebhookController,
             *READ_CONTROLLERS,
             assets_router(),
         ],
@@ -120,6 +123,7 @@ def create_app(
         openapi_config=openapi_config(),
     )
     app.state.limits = limits
+    app.state.webhooks_allow_private_targets = load_settings().webhooks_allow_private_targets
     app.state.failed_auth = FailedAuthentications(limits.failed_auth)
     finish_openapi(app)
     # Outside the router, so a NUL is refused even where no route matches.

@@ -10,12 +10,11 @@ from __future__ import annotations
 import base64
 import os
 
+from services.privacy.keyring import WEBHOOK_SECRET_CONTEXT as CONTEXT
 from services.privacy.master import MasterKey, WrongMasterKey
 
 PREFIX = "whsec_"
 SECRET_BYTES = 32
-CONTEXT = b"webhooks:secret"
-"""Associated data of a wrapped secret: it unwraps only as a webhook secret."""
 
 
 def new_secret() -> str:
