@@ -115,19 +115,16 @@ async def test_a_host_that_does_not_resolve_is_refused_without_echoing_it() -> N
     assert refused.value.reason == "the URL's host does not resolve"
 
 
-@pytest.mark.parametrize(
-    "url",
-    [REFUSED[name] for name in ("metadata", "integer", "hex", "mapped-loopback", "localhost")],
-)
 async def test_the_api_refuses_an_unsafe_target_with_a_422_naming_the_class_only(
-    client: Client, admin: dict[str, str], database_url: str, url: str
+    client: Client, admin: dict[str, str], database_url: str
 ) -> None:
-    answer = await client.post("/v1/webhooks", json={"url": url}, headers=admin)
+    for name in ("metadata", "integer", "hex", "mapped-loopback", "localhost"):
+        answer = await client.post("/v1/webhooks", json={"url": REFUSED[name]}, headers=admin)
 
-    problem = assert_problem(answer, 422)
-    assert problem["detail"].startswith("url: the URL resolves to ")
-    for detail in ("127.0.0.1", "169.254", "localhost", "2130706433", "0x7f"):
-        assert detail not in problem["detail"]
+        problem = assert_problem(answer, 422)
+        assert problem["detail"].startswith("url: the URL resolves to "), name
+        for detail in ("127.0.0.1", "169.254", "localhost", "2130706433", "0x7f"):
+            assert detail not in problem["detail"], name
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM webhooks").fetchone() == (0,)
 

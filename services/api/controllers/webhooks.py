@@ -129,7 +129,7 @@ class WebhookController(Controller):
     async def create(
         self, state: State, pool: AsyncConnectionPool, ledger: Ledger, data: WebhookCreate
     ) -> WebhookCreated:
-        _check_event_types(data.event_types)
+        event_types = _event_types(data.event_types)
         await _check_target(state, data.url)
         member_id = await _member(ledger, data.member) if data.member is not None else None
         if data.after is not None:
@@ -142,7 +142,7 @@ class WebhookController(Controller):
                 subs.NewWebhook(
                     id=new_id(),
                     url=data.url,
-                    event_types=data.event_types,
+                    event_types=event_types,
                     member_id=member_id,
                     space=data.space,
                     description=data.description,
@@ -193,7 +193,7 @@ class WebhookController(Controller):
             if value is not msgspec.UNSET
         }
         if "event_types" in changes:
-            _check_event_types(changes["event_types"])
+            changes["event_types"] = _event_types(changes["event_types"])
         if "url" in changes:
             await _check_target(state, changes["url"])
         if "member" in changes:
@@ -282,7 +282,8 @@ def _master(state: State) -> MasterKey:
     return master
 
 
-def _check_event_types(types: list[str] | None) -> None:
+def _event_types(types: list[str] | None) -> list[str] | None:
+    """The types once each, in the order given; 400 naming the valid ones on an unknown."""
     unknown = sorted({t for t in types or [] if t not in EVENT_TYPES})
     if unknown:
         message = f"{len(unknown)} unknown event type(s); the types are " + ", ".join(EVENT_TYPES)
@@ -290,6 +291,7 @@ def _check_event_types(types: list[str] | None) -> None:
             f"event_types: {message}",
             extra=[{"key": "event_types", "source": "body", "message": message}],
         )
+    return None if types is None else list(dict.fromkeys(types))
 
 
 async def _check_target(state: State, url: str) -> None:
