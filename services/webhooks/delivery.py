@@ -50,6 +50,7 @@ _RECORD = """
         WHERE webhook_id = %(webhook_id)s
           AND position = %(from)s
           AND attempts = %(attempts_before)s
+          AND enabled
           AND EXISTS (SELECT 1 FROM lease)
         RETURNING 1
     ),
@@ -127,7 +128,7 @@ class Recorded(msgspec.Struct, frozen=True, kw_only=True):
     leased: bool
     """False: another dispatcher holds the subscription now; nothing was written."""
     moved: bool
-    """False: the subscription changed meanwhile (a replay, a re-enable) or was deleted."""
+    """False: the subscription changed meanwhile (a replay, disabled or re-enabled, deleted)."""
 
 
 def lease_name(webhook_id: UUID) -> str:

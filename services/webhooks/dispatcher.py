@@ -261,35 +261,47 @@ class Worker:
         return await self._deliver(subscription, matching)
 
     async def _deliver(self, subscription: Subscription, matching: Matching) -> bool:
-        """Deliver the batch in order; False when the lease is gone."""
+        """Deliver the batch in order; False when the lease is gone.
+
+        Attempts are written a few at a time (`_flush`), failed ones too: the state in the
+        database is the one after the last write, and a crash repeats what came after it.
+        A failed event is retried here, the batch kept, while its next delay is short; a
+        longer delay, and a write that finds the subscription changed, end the batch.
+        """
         signer = self._signer_for(subscription)
-        delivered: list[Attempt] = []
-        flushed_at = time.monotonic()
-        for record in matching.events:
+        progress = _Progress(subscription)
+        events = matching.events
+        index = 0
+        while index < len(events):
+            record = events[index]
             if self.lease_left() <= 0:
                 return False
-            attempt = subscription.attempts + 1 if not delivered else 1
             outcome = await self._send(subscription, signer, record)
             row = Attempt(
                 position=record.position,
                 event_id=record.event_id,
-                attempt=attempt,
+                attempt=progress.failures + 1,
                 status_code=outcome.status_code,
                 duration_ms=outcome.duration_ms,
                 error=outcome.error,
                 attempted_at=datetime.now(UTC),
             )
-            if not outcome.delivered:
-                if delivered and not await self._record(subscription, delivered, to=delivered[-1]):
+            if outcome.delivered:
+                progress.delivered(row)
+                index += 1
+                if progress.due() and not await self._flush(progress):
                     return self._leased
-                return await self._failed(subscription, row)
-            delivered.append(row)
-            if len(delivered) >= FLUSH_EVERY or time.monotonic() - flushed_at >= FLUSH_SECONDS:
-                if not await self._record(subscription, delivered, to=row):
-                    return self._leased
-                delivered, flushed_at = [], time.monotonic()
-        if delivered or matching.scanned_to > subscription.position:
-            await self._record(subscription, delivered, to=matching.scanned_to)
+                continue
+            delay = self._failed(progress, row)
+            if delay is None or delay > self.dispatcher.renew_every:
+                await self._flush(progress)
+                return self._leased
+            if progress.due() and not await self._flush(progress):
+                return self._leased
+            await asyncio.sleep(delay)
+        if progress.failures == 0:
+            progress.checkpoint = max(progress.checkpoint, matching.scanned_to)
+        await self._flush(progress)
         return self._leased
 
     async def _send(
@@ -317,58 +329,48 @@ class Worker:
         WEBHOOK_DELIVERY_SECONDS.observe(outcome.duration_ms / 1000)
         return outcome
 
-    async def _failed(self, subscription: Subscription, row: Attempt) -> bool:
-        """Record a failed attempt: retry after the schedule's next delay, or disable."""
-        failures = subscription.attempts + 1
+    def _failed(self, progress: _Progress, row: Attempt) -> float | None:
+        """Note a failed attempt; answer the seconds until the retry, or None when it was
+        the last attempt (the next write disables the subscription)."""
+        failures = progress.failures + 1
         schedule = self.dispatcher.schedule
         if failures > len(schedule):
             reason = f"{failures} attempts failed at position {row.position}; last: {row.error}"
-            recorded = await self._record(
-                subscription, [row], to=subscription.position, failures=failures, disable=reason
-            )
-            if recorded:
-                log.warning("webhook.disabled webhook_id=%s reason=%s", self.webhook_id, reason)
-                WEBHOOKS_DISABLED.inc()
-            return self._leased
+            progress.failed(row, failures, None, disable=reason)
+            return None
         delay = schedule[failures - 1] * random.uniform(1 - JITTER, 1 + JITTER)
         next_attempt_at = row.attempted_at + timedelta(seconds=delay)
-        row = msgspec.structs.replace(row, next_attempt_at=next_attempt_at)
-        await self._record(
-            subscription,
-            [row],
-            to=subscription.position,
-            failures=failures,
-            next_attempt_at=next_attempt_at,
+        progress.failed(
+            msgspec.structs.replace(row, next_attempt_at=next_attempt_at), failures, next_attempt_at
         )
-        return self._leased
+        return (next_attempt_at - datetime.now(UTC)).total_seconds()
 
-    async def _record(
-        self,
-        subscription: Subscription,
-        attempts: list[Attempt],
-        *,
-        to: Attempt | int,
-        failures: int = 0,
-        next_attempt_at: datetime | None = None,
-        disable: str | None = None,
-    ) -> bool:
-        """Write through `delivery.record`; False when the subscription changed or is gone."""
-        position = to.position if isinstance(to, Attempt) else to
+    async def _flush(self, progress: _Progress) -> bool:
+        """Write what `progress` holds; False when the subscription changed, or is gone."""
+        subscription = progress.subscription
+        if not progress.attempts and progress.checkpoint == subscription.position:
+            return True
         try:
             async with self.dispatcher.pool.connection() as conn:
                 recorded = await delivery.record(
                     conn,
                     self.lease,
                     subscription,
-                    attempts,
-                    to=position,
-                    failures=failures,
-                    next_attempt_at=next_attempt_at,
-                    disabled_reason=disable,
+                    progress.attempts,
+                    to=progress.checkpoint,
+                    failures=progress.failures,
+                    next_attempt_at=progress.next_attempt_at,
+                    disabled_reason=progress.disable,
                 )
         except psycopg.errors.ForeignKeyViolation:
             return False  # deleted while delivering: the next round finds it gone
         self._leased = recorded.leased
+        if recorded.moved and progress.disable is not None:
+            log.warning(
+                "webhook.disabled webhook_id=%s reason=%s", self.webhook_id, progress.disable
+            )
+            WEBHOOKS_DISABLED.inc()
+        progress.flushed()
         return recorded.moved
 
     _leased = True
@@ -399,3 +401,38 @@ async def run_in_process(conninfo: str, keyring: Keyring, settings: Settings) ->
         except Exception:
             log.exception("the in-process webhook dispatcher failed; restarting it in 5 s")
             await asyncio.sleep(5)
+
+
+class _Progress:
+    """A batch's attempts not yet written, and the state they lead to."""
+
+    def __init__(self, subscription: Subscription) -> None:
+        self.subscription = subscription
+        """As last written (the compare-and-set's expectation)."""
+        self.attempts: list[Attempt] = []
+        self.checkpoint = subscription.position
+        self.failures = subscription.attempts
+        self.next_attempt_at: datetime | None = subscription.next_attempt_at
+        self.disable: str | None = None
+        self._since = time.monotonic()
+
+    def delivered(self, row: Attempt) -> None:
+        self.attempts.append(row)
+        self.checkpoint, self.failures, self.next_attempt_at = row.position, 0, None
+
+    def failed(
+        self,
+        row: Attempt,
+        failures: int,
+        next_attempt_at: datetime | None,
+        *,
+        disable: str | None = None,
+    ) -> None:
+        self.attempts.append(row)
+        self.failures, self.next_attempt_at, self.disable = failures, next_attempt_at, disable
+
+    def due(self) -> bool:
+        return len(self.attempts) >= FLUSH_EVERY or time.monotonic() - self._since >= FLUSH_SECONDS
+
+    def flushed(self) -> None:
+        self.attempts, self._since = [], time.monotonic()

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import random
+import subprocess
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from uuid import UUID
 
 import msgspec
@@ -19,6 +25,7 @@ import pytest
 from services import bootstrap
 from services.settings import Settings, load_settings
 from services.store.records import NewEvent
+from services.webhooks.dispatcher import Dispatcher
 from services.webhooks.secrets import new_secret, wrap_secret
 
 
@@ -40,6 +47,8 @@ class Receiver:
     """Answer 500 to this share of requests."""
     drop_ratio: float = 0.0
     """Close the connection without an answer for this share of requests."""
+    fail_first: int = 0
+    """Answer 500 to the first this many requests."""
     delay: float = 0.0
     status: int = 204
     headers: dict[str, str] = field(default_factory=dict)
@@ -65,6 +74,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 with receiver.lock:
                     roll = chance.random()
+                    early = len(receiver.requests) < receiver.fail_first
                 if roll < receiver.drop_ratio:
                     receiver._record(self, body, 0, started)
                     self.close_connection = True
@@ -72,7 +82,7 @@ class Receiver:
                     return
                 if receiver.delay:
                     time.sleep(receiver.delay)
-                failing = roll < receiver.drop_ratio + receiver.fail_ratio
+                failing = early or roll < receiver.drop_ratio + receiver.fail_ratio
                 status = 500 if failing else receiver.status
                 receiver._record(self, body, status, started)
                 self.send_response(status)
@@ -113,12 +123,65 @@ class Receiver:
             return [r for r in self.requests if path is None or r.path == path]
 
 
+class ReceiverProcess:
+    """`bench.webhook_receiver` in a process of its own (see there), its requests read back
+    from the file it records them in."""
+
+    def __init__(self, record: Path, *, fail: float = 0.0, drop: float = 0.0) -> None:
+        self.record = record
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.webhook_receiver", "--record", str(record)]
+            + ["--fail", str(fail), "--drop", str(drop)],
+            stdout=subprocess.PIPE,
+        )
+        assert self.process.stdout is not None
+        self.url = f"http://127.0.0.1:{int(self.process.stdout.readline())}"
+        self._read = 0
+        self._requests: list[Received] = []
+
+    def seen(self, path: str | None = None) -> list[Received]:
+        with self.record.open("rb") as file:
+            file.seek(self._read)
+            chunk = file.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self._read += len(complete)
+        for line in complete.splitlines():
+            entry = json.loads(line)
+            entry["body"] = entry["body"].encode()
+            self._requests.append(Received(**entry))
+        return [r for r in self._requests if path is None or r.path == path]
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     started = Receiver()
     started.start()
     yield started
     started.stop()
+
+
+async def run_until(
+    dispatcher: Dispatcher, done: Callable[[], bool], *, within: float = 20.0
+) -> None:
+    """Run `dispatcher --follow` until `done()` holds (checked every 20 ms), then stop it."""
+    task = asyncio.create_task(dispatcher.run(follow=True))
+    try:
+        deadline = time.monotonic() + within
+        while not done():
+            if task.done():
+                task.result()
+                raise AssertionError("the dispatcher stopped before the condition held")
+            assert time.monotonic() < deadline, "the condition did not hold in time"
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)  # what follows the write that made it hold (a log line)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def dispatch_settings(**changes: object) -> Settings:
