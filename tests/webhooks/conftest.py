@@ -130,8 +130,17 @@ class ReceiverProcess:
     def __init__(self, record: Path, *, fail: float = 0.0, drop: float = 0.0) -> None:
         self.record = record
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.webhook_receiver", "--record", str(record)]
-            + ["--fail", str(fail), "--drop", str(drop)],
+            [
+                sys.executable,
+                "-m",
+                "bench.webhook_receiver",
+                "--record",
+                str(record),
+                "--fail",
+                str(fail),
+                "--drop",
+                str(drop),
+            ],
             stdout=subprocess.PIPE,
         )
         assert self.process.stdout is not None

@@ -8,6 +8,7 @@ is killed ten times, a fresh one started each time (it waits for the lease to la
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -116,8 +117,8 @@ async def test_every_event_arrives_at_least_once_in_order_and_signed_through_ten
         assert answered == set(wanted), "some event never arrived with a 2xx"
         for request in requests:
             Webhook(hook.secret).verify(request.body, request.headers)
-        following = dict(zip(wanted, wanted[1:], strict=False))
-        for before, after in zip(requests, requests[1:], strict=False):
+        following = dict(itertools.pairwise(wanted))
+        for before, after in itertools.pairwise(requests):
             killed_between = any(before.started < kill < after.started for kill in kills)
             if killed_between:
                 assert _position(after) <= following.get(_position(before), _position(before))
