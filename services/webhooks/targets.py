@@ -16,9 +16,11 @@ import ipaddress
 import socket
 from urllib.parse import SplitResult, urlsplit
 
+from domain.limits import MAX_URL
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-MAX_URL_LENGTH = 2048
+MAX_URL_LENGTH = MAX_URL
 RESOLVE_SECONDS = 5.0
 ALLOW_PRIVATE_SETTING = "LEDGER_WEBHOOKS_ALLOW_PRIVATE_TARGETS"
 

@@ -174,7 +174,7 @@ BAD_SUBSCRIPTIONS: list[tuple[dict[str, Any], int, str]] = [
     ({"member": str(UUID(int=7))}, 422, "no member with id"),
     ({"member": "github:nobody"}, 422, "no member holds this handle"),
     ({"member": "no-colon"}, 400, "member"),
-    ({"description": "x" * 501}, 400, "description"),
+    ({"description": "x" * 2001}, 400, "description"),
     ({"secret": "whsec_mine"}, 400, "secret"),
 ]
 

@@ -48,7 +48,7 @@ TargetUrl = Annotated[
     ),
 ]
 EventTypes = Annotated[
-    list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]],
+    list[Annotated[str, msgspec.Meta(min_length=1, max_length=lim.MAX_EVENT_TYPE)]],
     msgspec.Meta(
         min_length=1,
         max_length=len(EVENT_TYPES),
@@ -56,7 +56,7 @@ EventTypes = Annotated[
     ),
 ]
 Space = Annotated[str, msgspec.Meta(pattern=lim.SPACE_PATTERN, description="A space slug")]
-Description = Annotated[str, msgspec.Meta(max_length=500)]
+Description = Annotated[str, msgspec.Meta(max_length=lim.MAX_NOTE)]
 Position = Annotated[int, msgspec.Meta(ge=0, le=MAX_POSITION)]
 
 
