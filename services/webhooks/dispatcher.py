@@ -57,6 +57,7 @@ FLUSH_SECONDS = 0.25
 JITTER = 0.2
 """Each retry waits its scheduled delay times a random factor in [1 - JITTER, 1 + JITTER]."""
 POOL_SIZE = 8
+STOP_FLUSH_SECONDS = 2.0
 
 _encoder = msgspec.json.Encoder()
 
@@ -270,6 +271,23 @@ class Worker:
         """
         signer = self._signer_for(subscription)
         progress = _Progress(subscription)
+        try:
+            return await self._deliver_batch(subscription, matching, signer, progress)
+        except asyncio.CancelledError:
+            # Stopped (a shutdown, a lease lost): write what was answered, so a clean stop
+            # repeats at most the delivery in flight. The lease still fences this write.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(STOP_FLUSH_SECONDS):
+                    await self._flush(progress)
+            raise
+
+    async def _deliver_batch(
+        self,
+        subscription: Subscription,
+        matching: Matching,
+        signer: Webhook | None,
+        progress: _Progress,
+    ) -> bool:
         events = matching.events
         index = 0
         while index < len(events):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
 import uuid
 
@@ -10,7 +12,12 @@ import psycopg
 import pytest
 from standardwebhooks import Webhook
 
-from services.metrics import WEBHOOKS_DISABLED
+from services.metrics import (
+    WEBHOOK_DELIVERIES,
+    WEBHOOK_LAG,
+    WEBHOOK_RETRY_QUEUE,
+    WEBHOOKS_DISABLED,
+)
 from services.privacy.keyring import Keyring
 from services.store.ledger import Ledger
 from services.store.public import event_out
@@ -219,3 +226,64 @@ async def test_one_slow_receiver_does_not_hold_back_the_others(
         assert len(slow.seen(slow_hook.path)) <= 3
     finally:
         slow.stop()
+
+
+async def test_two_dispatchers_never_deliver_at_once_for_one_subscription(
+    ledger: Ledger, keyring: Keyring, database_url: str, projector_url: str, receiver: Receiver
+) -> None:
+    receiver.delay = 0.003
+    hooks = [subscribe(database_url, receiver.url) for _ in range(3)]
+    appended = await ledger.append([noted(i) for i in range(40)])
+    dispatchers = [
+        Dispatcher(projector_url, keyring, dispatch_settings(), owner=owner)
+        for owner in ("first", "second")
+    ]
+    running = [asyncio.create_task(d.run(follow=True)) for d in dispatchers]
+    try:
+        while len(receiver.seen()) < 30:
+            await asyncio.sleep(0.01)
+        held = {
+            owner: set(d.workers) for owner, d in zip(("first", "second"), dispatchers, strict=True)
+        }
+        running[0].cancel()  # the first stops; the second takes its subscriptions over
+        while any(
+            subscription_row(database_url, h.webhook_id)["position"] != appended.positions[-1]
+            for h in hooks
+        ):
+            await asyncio.sleep(0.02)
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+    assert not held["first"] & held["second"]
+    ids = [str(event_id) for event_id in appended.event_ids]
+    for hook in hooks:
+        seen = receiver.seen(hook.path)
+        got = [r.headers["webhook-id"] for r in seen]
+        # A stop writes what was answered; only the delivery in flight may come again.
+        assert [key for key, _ in itertools.groupby(got)] == ids and len(got) <= len(ids) + 1
+        for before, after in itertools.pairwise(seen):
+            assert after.started >= before.ended, "two deliveries at once for one subscription"
+
+
+async def test_metrics_show_outcomes_lag_and_the_retry_queue(
+    ledger: Ledger, keyring: Keyring, database_url: str, projector_url: str, receiver: Receiver
+) -> None:
+    receiver.status = 500
+    hook = subscribe(database_url, receiver.url)
+    await ledger.append([noted(i) for i in range(3)])
+    failed_before = WEBHOOK_DELIVERIES.labels("http_error")._value.get()
+    settings = dispatch_settings(webhook_retry_schedule=(0.01, 60.0))
+    lags: list[float] = []
+
+    def waiting_for_retry() -> bool:
+        lags.append(WEBHOOK_LAG.labels(str(hook.webhook_id))._value.get())
+        return bool(WEBHOOK_RETRY_QUEUE._value.get() == 1)
+
+    await run_until(Dispatcher(projector_url, keyring, settings), waiting_for_retry)
+
+    assert lags[-1] == 3
+    assert WEBHOOK_DELIVERIES.labels("http_error")._value.get() == failed_before + 2
+    row = subscription_row(database_url, hook.webhook_id)
+    assert row["attempts"] == 2 and row["enabled"]

@@ -37,4 +37,3 @@ async def test_the_server_with_its_projector_delivers_webhooks_too(
     [request] = receiver.seen(hook.path)
     assert request.headers["webhook-id"] == str(appended.event_ids[0])
     Webhook(hook.secret).verify(request.body, request.headers)
-
