@@ -16,6 +16,7 @@ MAX_HANDLES = 20
 MAX_BIO = 5_000
 MAX_LINKS = 20
 MAX_URL = 2_000
+"""A link, and a webhook's URL."""
 MAX_TITLE = 500
 MAX_BODY = 20_000
 MAX_NOTE = 2_000
@@ -36,3 +37,5 @@ KIND_PATTERN = rf"^[a-z][a-z0-9_]{{0,{MAX_KIND - 1}}}$"
 SPACE_PATTERN = rf"^[a-z0-9][a-z0-9_.-]{{0,{MAX_SPACE - 1}}}$"
 OPTIONAL_SPACE_PATTERN = rf"^([a-z0-9][a-z0-9_.-]{{0,{MAX_SPACE - 1}}})?$"
 """Where a space may be left out: empty, or a space slug."""
+MAX_EVENT_TYPE = 64
+"""An event type a request names (a webhook's filter); the longest known is far shorter."""

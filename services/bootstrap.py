@@ -27,6 +27,7 @@ from services.projector.progress import Progress
 from services.projector.runner import BATCH_SIZE, Runner
 from services.settings import Roles, Settings, load_settings
 from services.store.ledger import Ledger
+from services.webhooks.dispatcher import Dispatcher
 
 POOL_SIZE = 10
 
@@ -147,6 +148,11 @@ def runner(
         appliers=make_appliers(),
         keyring=keyring,
     )
+
+
+def dispatcher(url: str, keyring: Keyring, settings: Settings) -> Dispatcher:
+    """The webhook dispatcher, signing with the master key the process's keyring holds."""
+    return Dispatcher(url, keyring, settings)
 
 
 @asynccontextmanager

@@ -20,6 +20,7 @@ from services.privacy.master import MasterKeyError
 from services.projector import cli as projector_cli
 from services.settings import Settings, SettingsError
 from services.store.privileges import RolesError
+from services.webhooks import cli as webhooks_cli
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     spec.add_commands(commands)
     keys_cli.add_commands(commands)
     importers_cli.add_commands(commands)
+    webhooks_cli.add_commands(commands)
     return parser
 
 

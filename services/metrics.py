@@ -8,7 +8,7 @@ projections' gauges are not here: they are read from the database at scrape time
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram, disable_created_metrics
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
 # The `_created` series do not exist in multiprocess mode; without them the two modes
 # expose the same series.
@@ -35,4 +35,32 @@ APPEND_SECONDS = Histogram(
     "ledger_append_seconds",
     "Time from an append's call to its acknowledgement, the commit of its events.",
     buckets=(0.001, 0.0025, *LATENCY_BUCKETS),
+)
+
+# The webhook dispatcher's (services/webhooks/): counted by the process that delivers.
+WEBHOOK_DELIVERIES = Counter(
+    "ledger_webhook_deliveries",
+    "Webhook delivery attempts by outcome: delivered (2xx), http_error, redirect, timeout, "
+    "connection_error, refused (an unsafe target).",
+    ["outcome"],
+)
+WEBHOOK_DELIVERY_SECONDS = Histogram(
+    "ledger_webhook_delivery_seconds",
+    "Time of one webhook delivery attempt, connecting included.",
+    buckets=LATENCY_BUCKETS,
+)
+WEBHOOK_LAG = Gauge(
+    "ledger_webhook_lag_events",
+    "Events between a subscription's checkpoint and the head of the ledger.",
+    ["webhook_id"],
+    multiprocess_mode="livemax",
+)
+WEBHOOK_RETRY_QUEUE = Gauge(
+    "ledger_webhook_retry_queue",
+    "Subscriptions waiting to retry a failed delivery.",
+    multiprocess_mode="livesum",
+)
+WEBHOOKS_DISABLED = Counter(
+    "ledger_webhooks_disabled",
+    "Subscriptions disabled after the last retry of a delivery failed.",
 )

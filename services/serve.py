@@ -41,7 +41,8 @@ def serve_api(
     access_log: bool = True,
     projector: bool | None = None,
 ) -> int:
-    """Migrate, then serve until stopped; `projector` None means on with the embedded database."""
+    """Migrate, then serve until stopped; `projector` None means on with the embedded database
+    (the webhook dispatcher runs wherever the projector does)."""
     import uvicorn
 
     master = bootstrap.master_key(settings)
@@ -55,7 +56,8 @@ def serve_api(
     os.environ["LEDGER_RUN_PROJECTOR"] = "1" if projector else "0"
     print(
         f"Community Ledger API on http://{host}:{port} "
-        f"(projector {'in this process' if projector else 'not running here'})",
+        f"(projector and webhook dispatcher "
+        f"{'in this process' if projector else 'not running here'})",
         flush=True,
     )
     limits = load_limit_settings()
@@ -162,6 +164,7 @@ def add_commands(commands: Any) -> None:
         "--projector",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="also run the projections in this process (default: on with the embedded database)",
+        help="also run the projections and the webhook dispatcher in this process "
+        "(default: on with the embedded database)",
     )
     parser.set_defaults(handler=serve)

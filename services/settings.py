@@ -9,6 +9,9 @@ from pathlib import Path
 import msgspec
 
 DEFAULT_DATA_DIR = ".ledger"
+DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+"""5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: close to the Standard Webhooks recommendation."""
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 class SettingsError(ValueError):
@@ -37,6 +40,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: Path
     roles: Roles | None = None
     """The API's and the projector's roles; None while everything runs as one user."""
+    webhooks_allow_private_targets: bool = False
+    """Let webhooks reach loopback and private addresses (tests, one machine; docs/security.md)."""
+    webhook_retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    """Seconds to wait before each retry of a failed delivery; after the last, disabled."""
+    webhook_timeout_seconds: float = 10.0
+    """How long one delivery attempt may take, connecting included."""
+    webhook_lease_seconds: float = 10.0
+    """How long a dead dispatcher's subscriptions wait before another dispatcher takes them."""
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -49,7 +60,55 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         database_url=env.get("DATABASE_URL") or None,
         data_dir=Path(env.get("LEDGER_DATA_DIR") or DEFAULT_DATA_DIR).expanduser().resolve(),
         roles=_roles(env),
+        webhooks_allow_private_targets=_flag(env, "LEDGER_WEBHOOKS_ALLOW_PRIVATE_TARGETS"),
+        webhook_retry_schedule=_durations(env, "LEDGER_WEBHOOK_RETRY_SCHEDULE")
+        or DEFAULT_RETRY_SCHEDULE,
+        webhook_timeout_seconds=_seconds(env, "LEDGER_WEBHOOK_TIMEOUT_SECONDS", 10.0),
+        webhook_lease_seconds=_seconds(env, "LEDGER_WEBHOOK_LEASE_SECONDS", 10.0),
     )
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = (env.get(name) or "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name} must be true or false")
+
+
+def _durations(env: Mapping[str, str], name: str) -> tuple[float, ...]:
+    """A comma-separated list like `5s,5m,30m,2h` (units ms, s, m, h; a bare number is s)."""
+    text = (env.get(name) or "").strip()
+    if not text:
+        return ()
+    durations = []
+    for item in text.split(","):
+        item = item.strip().lower()
+        unit = next((u for u in ("ms", "s", "m", "h") if item.endswith(u)), "")
+        try:
+            value = float(item[: len(item) - len(unit)]) * _UNITS.get(unit, 1.0)
+        except ValueError:
+            value = -1.0
+        if not value >= 0 or value == float("inf"):
+            raise SettingsError(
+                f"{name} must list durations such as 5s,5m,30m,2h (units ms, s, m, h)"
+            )
+        durations.append(value)
+    return tuple(durations)
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    text = (env.get(name) or "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise SettingsError(f"{name} must be a number of seconds above 0")
+    return value
 
 
 def _roles(env: Mapping[str, str]) -> Roles | None:

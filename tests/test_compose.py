@@ -20,19 +20,19 @@ def _compose() -> dict[str, Any]:
     return document
 
 
-def test_compose_has_postgres_a_migration_the_api_and_a_projector() -> None:
+def test_compose_has_postgres_a_migration_the_api_a_projector_and_the_dispatcher() -> None:
     services = _compose()["services"]
 
-    assert {"postgres", "migrate", "api", "projector"} <= set(services)
+    assert {"postgres", "migrate", "api", "projector", "webhooks"} <= set(services)
     assert "healthcheck" in services["postgres"] and services["postgres"]["volumes"]
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    for name in ("api", "projector"):
+    for name in ("api", "projector", "webhooks"):
         condition = services[name]["depends_on"]["migrate"]["condition"]
         assert condition == "service_completed_successfully"
         assert "DATABASE_URL" in services[name]["environment"]
 
 
-@pytest.mark.parametrize("service", ["migrate", "api", "projector"])
+@pytest.mark.parametrize("service", ["migrate", "api", "projector", "webhooks"])
 def test_every_command_in_compose_is_a_real_community_ledger_command(service: str) -> None:
     command = _compose()["services"][service]["command"]
 
@@ -60,8 +60,9 @@ def test_the_api_and_the_projector_connect_as_their_own_roles_never_as_the_owner
 
     assert _user(migrate["DATABASE_URL"]) == owner
     assert _user(services["api"]["environment"]["DATABASE_URL"]) == migrate["LEDGER_API_ROLE"]
-    projector_url = services["projector"]["environment"]["DATABASE_URL"]
-    assert _user(projector_url) == migrate["LEDGER_PROJECTOR_ROLE"]
+    for job in ("projector", "webhooks"):
+        job_url = services[job]["environment"]["DATABASE_URL"]
+        assert _user(job_url) == migrate["LEDGER_PROJECTOR_ROLE"]
     assert len({owner, migrate["LEDGER_API_ROLE"], migrate["LEDGER_PROJECTOR_ROLE"]}) == 3
 
 

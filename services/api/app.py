@@ -25,6 +25,7 @@ from services.api.controllers.members import MemberController
 from services.api.controllers.operations import OperationsController, ProjectionController
 from services.api.controllers.stats import StatsController
 from services.api.controllers.stream import StreamController
+from services.api.controllers.webhooks import WebhookController
 from services.api.dependencies import DEPENDENCIES
 from services.api.docs import SCHEMA_PATH, assets_router, render_plugins
 from services.api.edges import edge_headers, refuse_nul
@@ -42,6 +43,8 @@ from services.limit_settings import LimitSettings, load_limit_settings
 from services.privacy.keyring import Keyring
 from services.projector.progress import Progress
 from services.settings import StreamSettings, load_stream_settings
+from services.settings import load_settings
+from services.webhooks.dispatcher import run_in_process
 
 log = logging.getLogger("community_ledger.api")
 
@@ -95,10 +98,20 @@ def create_app(
                 if run_projector
                 else None
             )
+            # The webhook dispatcher is a job like the projections: it runs where they do.
+            dispatcher = (
+                asyncio.create_task(
+                    run_in_process(projector_url or database_url, wired.keyring, load_settings())
+                )
+                if run_projector
+                else None
+            )
             try:
                 yield
             finally:
                 await app.state.stream_hub.close()
+                if dispatcher is not None:
+                    await _stop(dispatcher, "webhook dispatcher")
                 if projector is not None:
                     await _stop(projector)
                 done.set()
@@ -116,6 +129,7 @@ def create_app(
             StreamController,
             ProjectionController,
             ExportController,
+            WebhookController,
             *READ_CONTROLLERS,
             assets_router(),
         ],
@@ -133,6 +147,7 @@ def create_app(
     )
     app.state.limits = limits
     app.state.stream_settings = stream
+    app.state.webhooks_allow_private_targets = load_settings().webhooks_allow_private_targets
     app.state.failed_auth = FailedAuthentications(limits.failed_auth)
     finish_openapi(app)
     # Outside the router, so a NUL is refused even where no route matches.
@@ -161,14 +176,14 @@ def openapi_config() -> OpenAPIConfig:
     )
 
 
-async def _stop(projector: asyncio.Task[None]) -> None:
-    """Cancel the in-process projector, and never let it hold the server's shutdown."""
-    projector.cancel()
-    done, _ = await asyncio.wait({projector}, timeout=STOP_SECONDS)
+async def _stop(job: asyncio.Task[None], name: str = "projector") -> None:
+    """Cancel an in-process job, and never let it hold the server's shutdown."""
+    job.cancel()
+    done, _ = await asyncio.wait({job}, timeout=STOP_SECONDS)
     if not done:
-        log.warning("the in-process projector did not stop within %s s; leaving it", STOP_SECONDS)
-    elif not projector.cancelled() and (error := projector.exception()) is not None:
-        log.warning("the in-process projector ended with %r", error)
+        log.warning("the in-process %s did not stop within %s s; leaving it", name, STOP_SECONDS)
+    elif not job.cancelled() and (error := job.exception()) is not None:
+        log.warning("the in-process %s ended with %r", name, error)
 
 
 async def _project(database_url: str, keyring: Keyring) -> None:

@@ -36,12 +36,13 @@ ERRORS = {
     "400": "The request is malformed: bad JSON, wrong types, unknown fields (each listed)",
     "401": "No valid API key: send `Authorization: Bearer <token>`",
     "403": "The API key's scope does not allow this operation",
-    "404": "A member, contribution, recognition or event named does not exist",
+    "404": "A member, contribution, recognition, event or webhook named does not exist",
     "405": "Method not allowed",
     "409": "A conflict: the member moved on (If-Match), or an id or handle is taken",
     "413": "The body is larger than the server accepts",
     "415": "Unsupported media type",
-    "422": "A rule of the domain is broken, or an Idempotency-Key was reused for another body",
+    "422": "A rule of the domain is broken, an Idempotency-Key was reused for another body, "
+    "or a webhook's URL resolves to an address the server refuses",
     "429": "Too many requests from this address or API key, or too many failed "
     "authentications (see Retry-After); the limits are per server process",
     "500": "The server failed; nothing was written",
@@ -86,6 +87,13 @@ EXAMPLES: dict[str, dict[str, Any]] = {
             },
         ]
     },
+    "CreateWebhook": {
+        "url": "https://hooks.example.org/ledger",
+        "event_types": ["RecognitionGiven", "ContributionRecorded"],
+        "space": "kaizenblog",
+        "description": "thank people in the chat",
+    },
+    "UpdateWebhook": {"enabled": True},
 }
 
 MEMBER_EXAMPLE = {
@@ -145,7 +153,41 @@ STREAM_EXAMPLE = (
     f"id: 42\nevent: ContributionRecorded\ndata: {msgspec.json.encode(EVENT_EXAMPLE).decode()}\n\n"
     ": heartbeat\nid: 57\n\n"
 )
+WEBHOOK_EXAMPLE = {
+    "id": "0194b3c2-9b00-7e21-8f3a-4c5d6e7f8091",
+    "url": "https://hooks.example.org/ledger",
+    "event_types": ["RecognitionGiven", "ContributionRecorded"],
+    "member_id": None,
+    "space": "kaizenblog",
+    "description": "thank people in the chat",
+    "enabled": True,
+    "disabled_reason": None,
+    "position": 42,
+    "attempts": 0,
+    "next_attempt_at": None,
+    "created_at": "2026-11-28T16:00:00Z",
+    "updated_at": "2026-11-28T16:00:00Z",
+}
+WEBHOOK_SECRET_EXAMPLE = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+DELIVERY_EXAMPLE = {
+    "delivery_id": 7,
+    "position": 43,
+    "event_id": "0194b3c2-8a1f-7d11-8e2a-3c4b5d6e7f80",
+    "attempt": 1,
+    "status_code": 500,
+    "duration_ms": 84.2,
+    "error": "HTTP 500",
+    "next_attempt_at": "2026-11-28T16:00:05Z",
+    "attempted_at": "2026-11-28T16:00:00Z",
+}
 RESPONSE_EXAMPLES: dict[str, Any] = {
+    "CreateWebhook": {**WEBHOOK_EXAMPLE, "secret": WEBHOOK_SECRET_EXAMPLE},
+    "ListWebhooks": {"webhooks": [WEBHOOK_EXAMPLE], "next_cursor": None},
+    "GetWebhook": WEBHOOK_EXAMPLE,
+    "UpdateWebhook": WEBHOOK_EXAMPLE,
+    "ReplayWebhook": {**WEBHOOK_EXAMPLE, "position": 0},
+    "RotateWebhookSecret": {"id": WEBHOOK_EXAMPLE["id"], "secret": WEBHOOK_SECRET_EXAMPLE},
+    "ListWebhookDeliveries": {"deliveries": [DELIVERY_EXAMPLE], "next_cursor": None},
     "ExportMember": EXPORT_EXAMPLE,
     "StreamEvents": STREAM_EXAMPLE,
     "Health": {"status": "ok"},

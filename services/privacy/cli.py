@@ -60,7 +60,8 @@ def rotate(args: argparse.Namespace, settings: Settings) -> int:
             staged.unlink(missing_ok=True)
         raise
     print(
-        f"re-wrapped {rotated.keys} member keys and {rotated.secrets} secrets: "
+        f"re-wrapped {rotated.keys} member keys, {rotated.secrets} secrets and "
+        f"{rotated.webhook_secrets} webhook secrets: "
         f"master key {old.kek_id} -> {new.kek_id}; no event was touched"
     )
     if staged is not None and embedded_file is not None:

@@ -139,6 +139,10 @@ def secret_context(name: str) -> bytes:
     return b"ledger_secrets:" + name.encode()
 
 
+WEBHOOK_SECRET_CONTEXT = b"webhooks:secret"
+"""Associated data of a wrapped webhook signing secret: it unwraps only as one."""
+
+
 class Keyring:
     """Data keys by member, and the handle secret, for one process."""
 

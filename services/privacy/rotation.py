@@ -13,6 +13,7 @@ from psycopg import AsyncConnection
 
 from services.privacy.keyring import (
     HANDLE_SECRET,
+    WEBHOOK_SECRET_CONTEXT,
     load_secret,
     member_key_context,
     secret_context,
@@ -23,7 +24,9 @@ BATCH = 5_000
 
 # EXCLUSIVE blocks inserts (a key made meanwhile would stay wrapped by the old master
 # key) and erasures, and leaves reads alone, so the ledger stays readable throughout.
-_LOCK = "LOCK TABLE ledger_secrets, member_keys IN EXCLUSIVE MODE"
+# Webhooks too: a subscription made or given a new secret meanwhile would keep the old
+# wrapping (the dispatcher's checkpoint updates wait the few moments a rotation takes).
+_LOCK = "LOCK TABLE ledger_secrets, member_keys, webhooks IN EXCLUSIVE MODE"
 _SECRETS = "SELECT name, wrapped, kek_id FROM ledger_secrets ORDER BY name"
 _KEYS = """
     SELECT member_id, wrapped, kek_id
@@ -38,6 +41,13 @@ _REWRAP_SECRETS = """
     FROM unnest(%(names)s::text[], %(wrapped)s::bytea[]) AS new(name, wrapped)
     WHERE s.name = new.name
 """
+_WEBHOOK_SECRETS = "SELECT webhook_id, secret_wrapped, kek_id FROM webhooks"
+_REWRAP_WEBHOOKS = """
+    UPDATE webhooks w
+    SET secret_wrapped = new.wrapped, kek_id = %(kek_id)s
+    FROM unnest(%(ids)s::uuid[], %(wrapped)s::bytea[]) AS new(webhook_id, wrapped)
+    WHERE w.webhook_id = new.webhook_id
+"""
 _REWRAP_KEYS = """
     UPDATE member_keys k
     SET wrapped = new.wrapped, kek_id = %(kek_id)s
@@ -50,6 +60,7 @@ _REWRAP_KEYS = """
 class Rotated:
     keys: int
     secrets: int
+    webhook_secrets: int = 0
 
 
 async def rotate_master(
@@ -88,7 +99,22 @@ async def rotate_master(
             )
             keys += len(ids)
             after = ids[-1]
-    return Rotated(keys=keys, secrets=len(names))
+        webhooks = await _rewrap_webhook_secrets(conn, old, new)
+    return Rotated(keys=keys, secrets=len(names), webhook_secrets=webhooks)
+
+
+async def _rewrap_webhook_secrets(
+    conn: AsyncConnection[Any], old: MasterKey, new: MasterKey
+) -> int:
+    """Subscriptions are few (one per integration), so all in one statement."""
+    ids, rewrapped = [], []
+    for webhook_id, stored, kek_id in await (await conn.execute(_WEBHOOK_SECRETS)).fetchall():
+        _same(kek_id, old)
+        ids.append(webhook_id)
+        secret = old.unwrap(bytes(stored), WEBHOOK_SECRET_CONTEXT)
+        rewrapped.append(new.wrap(secret, WEBHOOK_SECRET_CONTEXT))
+    await conn.execute(_REWRAP_WEBHOOKS, {"ids": ids, "wrapped": rewrapped, "kek_id": new.kek_id})
+    return len(ids)
 
 
 def _same(kek_id: str, old: MasterKey) -> None:

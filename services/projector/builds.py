@@ -203,8 +203,11 @@ async def swap_in(conn: AsyncConnection[Any], build: Build, tables: tuple[str, .
         )
 
 
-async def take_lease(conn: AsyncConnection[Any], name: str, owner: str) -> int | None:
-    """Take or renew the lease; answer its token, or None while another runner holds it."""
+async def take_lease(
+    conn: AsyncConnection[Any], name: str, owner: str, *, seconds: float = LEASE_SECONDS
+) -> int | None:
+    """Take or renew the lease for `seconds`; answer its token, or None while another
+    runner holds it."""
     await conn.execute(
         "INSERT INTO projection_leases (name) VALUES (%s) ON CONFLICT DO NOTHING", [name]
     )
@@ -217,7 +220,7 @@ async def take_lease(conn: AsyncConnection[Any], name: str, owner: str) -> int |
         WHERE name = %(name)s AND (owner = %(owner)s OR expires_at < now())
         RETURNING token
         """,
-        {"name": name, "owner": owner, "seconds": LEASE_SECONDS},
+        {"name": name, "owner": owner, "seconds": seconds},
     )
     row = await cur.fetchone()
     return int(row[0]) if row else None

@@ -11,6 +11,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from domain import limits as lim
+from domain.events import EVENT_TYPES
 from services.api.schemas import MAX_BATCH_ITEMS
 from tests.conftest import ROOT
 
@@ -67,6 +68,22 @@ EXPECTED: dict[str | tuple[str, str], dict[str, Any]] = {
         "maxItems": lim.MAX_INTRODUCED,
         "items": MEMBER_REF,
     },
+    # Webhook subscriptions.
+    **{
+        (body, field): limits
+        for body in ("WebhookCreate", "WebhookPatch")
+        for field, limits in {
+            "url": {"minLength": 1, "maxLength": lim.MAX_URL},
+            "space": {"pattern": lim.SPACE_PATTERN},
+        }.items()
+    },
+    "event_types": {
+        "minItems": 1,
+        "maxItems": len(EVENT_TYPES),
+        "items": {"minLength": 1, "maxLength": lim.MAX_EVENT_TYPE},
+    },
+    "description": {"maxLength": lim.MAX_NOTE},
+    "after": {"minimum": 0, "maximum": lim.MAX_POSITION},
     # The API's own limits, not rules of the domain.
     "items": {"minItems": 1, "maxItems": MAX_BATCH_ITEMS},
     "expected_version": {"minimum": 0, "maximum": lim.MAX_POSITION},

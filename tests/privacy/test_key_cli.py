@@ -96,7 +96,9 @@ def test_rotate_master_then_only_the_new_key_opens_the_ledger(
                                database_url=upgraded, master_key=TEST_MASTER_KEY)  # fmt: skip
 
     assert rotated.returncode == 0, rotated.stderr
-    assert rotated.stdout.startswith("re-wrapped 0 member keys and 1 secrets: master key ")
+    assert rotated.stdout.startswith(
+        "re-wrapped 0 member keys, 1 secrets and 0 webhook secrets: master key "
+    )
     old_key = community_ledger("db", "upgrade", database_url=upgraded, master_key=TEST_MASTER_KEY)
     assert_refused(old_key, "the master key given")
     new = community_ledger("db", "upgrade", database_url=upgraded, master_key=new_key)

@@ -32,6 +32,8 @@ class Operation:
     template: str
     parameters: tuple[dict[str, Any], ...]
     has_body: bool
+    needs_admin: bool = False
+    """Its security requirement names the admin scope: a read key meets a 403 first."""
 
     @property
     def id(self) -> str:
@@ -58,6 +60,9 @@ def operations() -> list[Operation]:
             template=template,
             parameters=tuple(op.get("parameters", [])),
             has_body="requestBody" in op,
+            needs_admin=any(
+                "admin" in scopes for r in op.get("security", []) for scopes in r.values()
+            ),
         )
         for template, item in DOCUMENT["paths"].items()
         for method, op in item.items()

@@ -71,7 +71,12 @@ def test_the_walk_finds_the_paged_endpoints_of_the_issue() -> None:
 @pytest.mark.parametrize("op", PAGED, ids=lambda op: op.id)
 @pytest.mark.parametrize("sort", ["activity", "contributions"])
 async def test_a_forged_cursor_is_a_400_naming_the_parameter(
-    client: Client, writer: dict[str, str], reader: dict[str, str], op: Operation, sort: str
+    client: Client,
+    writer: dict[str, str],
+    reader: dict[str, str],
+    admin: dict[str, str],
+    op: Operation,
+    sort: str,
 ) -> None:
     made = await client.post("/v1/members", json={"display_name": "Ana"}, headers=writer)
     member_id = made.json()["id"]
@@ -81,7 +86,7 @@ async def test_a_forged_cursor_is_a_400_naming_the_parameter(
         if not op.takes("sort"):
             path = path.rsplit("&", 1)[0]
 
-        answer = await client.get(path, headers=reader)
+        answer = await client.get(path, headers=admin if op.needs_admin else reader)
 
         problem = assert_problem(answer, 400)
         assert "cursor" in problem["detail"], label

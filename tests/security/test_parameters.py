@@ -39,7 +39,7 @@ SECRET = "s3cret"
 
 
 def auth(op: Operation, reader: dict[str, str], admin: dict[str, str]) -> dict[str, str]:
-    return reader if op.method == "GET" else admin
+    return reader if op.method == "GET" and not op.needs_admin else admin
 
 
 def test_the_walk_finds_the_parameters_named_in_the_issue() -> None:

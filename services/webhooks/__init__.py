@@ -1,0 +1,1 @@
+"""Webhooks: subscriptions, safe targets, signing secrets and the dispatcher that delivers."""
