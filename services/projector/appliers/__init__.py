@@ -19,6 +19,7 @@ from services.projector.appliers.base import Applier
 from services.projector.appliers.connections import ConnectionsApplier
 from services.projector.appliers.contribution_counts import ContributionCountsApplier
 from services.projector.appliers.interaction_counts import InteractionCountsApplier
+from services.projector.appliers.introductions import IntroductionsApplier
 from services.projector.appliers.member_profiles import MemberProfilesApplier
 
 __all__ = ["PROJECTIONS", "Applier", "make_appliers", "projection_names"]
@@ -28,6 +29,7 @@ PROJECTIONS: tuple[type[Applier], ...] = (
     ContributionCountsApplier,
     ConnectionsApplier,
     InteractionCountsApplier,
+    IntroductionsApplier,
 )
 """Every projection, in the order status lists them. Classes, not instances: reading a
 name, a version or the tables builds nothing and shares no state."""
