@@ -55,6 +55,7 @@ class Introduction(msgspec.Struct, gc=False):
     introducer_id: UUID
     introduced_ids: list[UUID]
     introduced_at: datetime
+    event_id: UUID | None = None
 
 
 class Pair(msgspec.Struct, gc=False):
@@ -68,6 +69,7 @@ class Pair(msgspec.Struct, gc=False):
     introduced_at: datetime
     evidence_kind: str | None = None
     evidence_id: UUID | None = None
+    evidence_event_id: UUID | None = None
     evidence_position: int | None = None
     evidence_at: datetime | None = None
 
@@ -205,9 +207,9 @@ def fold(state: State, entries: Iterable[Entry]) -> State:
         at = as_utc(entry.occurred_at)
         for a, b, kind, evidence_id in contacts_of(event, state.authors):
             if ordered := _ordered(state.aliases, a, b):
-                _met(state, ordered, kind, evidence_id, entry.position, at)
+                _met(state, ordered, kind, evidence_id, entry, at)
         if isinstance(event, e.IntroductionMade):
-            _introduce(state, event, entry.position, at)
+            _introduce(state, event, entry, at)
     return state
 
 
@@ -222,22 +224,26 @@ def _met(
     members: tuple[UUID, UUID],
     kind: EvidenceKind,
     evidence_id: UUID,
-    position: int,
+    entry: Entry,
     at: datetime,
 ) -> None:
     for key in state.pairs_of(*members):
         pair = state.pairs[key]
         if at >= pair.introduced_at and (pair.evidence_at is None or at < pair.evidence_at):
             pair.evidence_kind, pair.evidence_id = kind, evidence_id
-            pair.evidence_position, pair.evidence_at = position, at
+            pair.evidence_event_id = entry.event_id
+            pair.evidence_position, pair.evidence_at = entry.position, at
             state.put_pair(pair)
 
 
-def _introduce(state: State, event: e.IntroductionMade, position: int, at: datetime) -> None:
+def _introduce(state: State, event: e.IntroductionMade, entry: Entry, at: datetime) -> None:
     introducer = state.aliases.resolve(event.introducer_id)
     introduced = list(dict.fromkeys(state.aliases.resolve(m) for m in event.introduced_ids))
     iid = event.introduction_id
-    state.introductions[iid] = Introduction(iid, position, introducer, introduced, at)
+    position = entry.position
+    state.introductions[iid] = Introduction(
+        iid, position, introducer, introduced, at, event_id=entry.event_id
+    )
     state.changed_introductions.add(iid)
     state.put_role((introducer, "introducer", position), iid)
     for member in introduced:

@@ -29,6 +29,7 @@ INTRODUCTION_COLUMNS: Columns = (
     ("introducer_id", "uuid"),
     ("introduced_ids", "uuid[]"),
     ("introduced_at", "timestamptz"),
+    ("event_id", "uuid"),
 )
 PAIR_KEY: Columns = (("introduction_id", "uuid"), ("member_a", "uuid"), ("member_b", "uuid"))
 PAIR_MEMBERS: Columns = PAIR_KEY[1:]
@@ -39,6 +40,7 @@ PAIR_COLUMNS: Columns = (
     ("introduced_at", "timestamptz"),
     ("evidence_kind", "text"),
     ("evidence_id", "uuid"),
+    ("evidence_event_id", "uuid"),
     ("evidence_position", "bigint"),
     ("evidence_at", "timestamptz"),
 )
@@ -84,7 +86,8 @@ class IntroductionsApplier:
                 position        bigint NOT NULL,
                 introducer_id   uuid NOT NULL,
                 introduced_ids  uuid[] NOT NULL,
-                introduced_at   timestamptz NOT NULL
+                introduced_at   timestamptz NOT NULL,
+                event_id        uuid
             )""").format(made)
         )
         await conn.execute(
@@ -98,6 +101,7 @@ class IntroductionsApplier:
                 introduced_at     timestamptz NOT NULL,
                 evidence_kind     text,
                 evidence_id       uuid,
+                evidence_event_id uuid,
                 evidence_position bigint,
                 evidence_at       timestamptz,
                 PRIMARY KEY (introduction_id, member_a, member_b),
