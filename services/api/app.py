@@ -21,6 +21,7 @@ from services.api.controllers.activity import ActivityController
 from services.api.controllers.events import EventController
 from services.api.controllers.exports import ExportController
 from services.api.controllers.home import home
+from services.api.controllers.introductions import IntroductionController
 from services.api.controllers.members import MemberController
 from services.api.controllers.operations import OperationsController, ProjectionController
 from services.api.controllers.stats import StatsController
@@ -39,6 +40,7 @@ from services.api.watch import ProjectionWatch
 from services.limit_settings import LimitSettings, load_limit_settings
 from services.privacy.keyring import Keyring
 from services.projector.progress import Progress
+from services.settings import introduction_window
 
 log = logging.getLogger("community_ledger.api")
 
@@ -46,7 +48,11 @@ MAX_BODY = 1024 * 1024
 STOP_SECONDS = 10.0
 VERSION = "1.0.0"
 
-READ_CONTROLLERS: list[type[Controller]] = [MemberController, StatsController]
+READ_CONTROLLERS: list[type[Controller]] = [
+    MemberController,
+    StatsController,
+    IntroductionController,
+]
 """The controllers whose reads wait for projections (`min_position`)."""
 
 
@@ -120,6 +126,7 @@ def create_app(
         openapi_config=openapi_config(),
     )
     app.state.limits = limits
+    app.state.introduction_window = introduction_window()
     app.state.failed_auth = FailedAuthentications(limits.failed_auth)
     finish_openapi(app)
     # Outside the router, so a NUL is refused even where no route matches.

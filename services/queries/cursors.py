@@ -39,6 +39,12 @@ class CountCursor(Cursor, frozen=True):
     member_id: UUID
 
 
+class IntroductionCursor(Cursor, frozen=True):
+    """Introductions newest first: the position of the last one on the page."""
+
+    position: Annotated[int, msgspec.Meta(ge=1, le=MAX_POSITION)]
+
+
 C = TypeVar("C", bound=Cursor)
 
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
