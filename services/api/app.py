@@ -24,6 +24,7 @@ from services.api.controllers.home import home
 from services.api.controllers.introductions import IntroductionController
 from services.api.controllers.members import MemberController
 from services.api.controllers.operations import OperationsController, ProjectionController
+from services.api.controllers.scores import ScoreController
 from services.api.controllers.stats import StatsController
 from services.api.dependencies import DEPENDENCIES
 from services.api.docs import SCHEMA_PATH, assets_router, render_plugins
@@ -52,6 +53,7 @@ READ_CONTROLLERS: list[type[Controller]] = [
     MemberController,
     StatsController,
     IntroductionController,
+    ScoreController,
 ]
 """The controllers whose reads wait for projections (`min_position`)."""
 

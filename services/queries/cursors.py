@@ -45,6 +45,14 @@ class IntroductionCursor(Cursor, frozen=True):
     position: Annotated[int, msgspec.Meta(ge=1, le=MAX_POSITION)]
 
 
+class EvidenceCursor(Cursor, frozen=True):
+    """A score component's events by position, then counterpart (or the pair introduced)."""
+
+    position: Annotated[int, msgspec.Meta(ge=0, le=MAX_POSITION)]
+    first: UUID
+    second: UUID | None
+
+
 C = TypeVar("C", bound=Cursor)
 
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}

@@ -39,6 +39,18 @@ def sample_requests(member_id: str) -> dict[str, list[str]]:
             f"/v1/members/{member_id}/introductions",
             f"/v1/members/{member_id}/introductions?role=introduced&as_of=2009-01-01T00:00:00Z",
         ],
+        "ListScores": ["/v1/scores"],
+        "GetMemberScores": [
+            f"/v1/members/{member_id}/scores",
+            f"/v1/members/{member_id}/scores?name=connector&version=1",
+        ],
+        "ExplainMemberScore": [
+            f"/v1/members/{member_id}/scores/connector/events?component={component}"
+            for component in ("pairs_took", "reach", "brokerage")
+        ],
+        "ScoreLeaderboard": [
+            f"/v1/scores/connector/leaderboard?window={window}" for window in ("all", "30d")
+        ],
         "ContributionStats": [
             "/v1/stats/contributions",
             "/v1/stats/contributions?group_by=member&group_by=kind&period=week",
