@@ -50,6 +50,10 @@ class Formula(msgspec.Struct, frozen=True, kw_only=True):
     def counted(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.components if c.name in COUNTED)
 
+    def value(self, components: dict[str, float]) -> float:
+        """The score: each component's value times its weight, summed (4 decimals)."""
+        return round(sum(c.weight * components.get(c.name, 0.0) for c in self.components), 4)
+
     def weight(self, component: str) -> float:
         return next((c.weight for c in self.components if c.name == component), 0.0)
 

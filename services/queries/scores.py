@@ -191,7 +191,7 @@ async def member_score(
     return ScoreValue(
         name=formula.name,
         version=formula.version,
-        value=round(sum(c.points for c in components), 4),
+        value=formula.value(values),
         components=components,
         as_of=await as_of(conn, formula),
     )
