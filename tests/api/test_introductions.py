@@ -286,3 +286,22 @@ async def test_no_introduction_read_touches_the_ledger(
     assert found is not None and found.status == "took"
     assert [i.status for i in page] == ["lapsed", "took"]
     assert (outcomes.made, outcomes.took, known) == (1, 1, True)
+
+
+async def test_an_erased_introducers_introductions_stay_counted_and_hold_no_personal_data(
+    live: Client, writer: dict[str, str], admin: dict[str, str]
+) -> None:
+    story = await tell(live, writer)
+    ids = story.ids
+    erased = await live.post(
+        f"/v1/members/{ids['Dee']}/erasure", json={"reason": "asked"}, headers=admin
+    )
+    assert erased.status_code == 201, erased.text
+    story.position = erased.json()["positions"][-1]
+
+    dee = await story.get(f"/v1/members/{ids['Dee']}")
+    assert dee["forgotten"] is True
+    assert (dee["introduction_outcomes"]["made"], dee["introduction_outcomes"]["took"]) == (2, 1)
+    answer = await story.get(f"/v1/introductions/{ids['intro']}")
+    assert answer["introduction"]["status"] == "took"
+    assert "Dee" not in str(answer) and "Ana" not in str(answer)
