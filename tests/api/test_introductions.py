@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
 
+from domain.projections import introductions
 from services.api.app import create_app
 from services.queries import introductions as qi
 
@@ -305,3 +306,21 @@ async def test_an_erased_introducers_introductions_stay_counted_and_hold_no_pers
     answer = await story.get(f"/v1/introductions/{ids['intro']}")
     assert answer["introduction"]["status"] == "took"
     assert "Dee" not in str(answer) and "Ana" not in str(answer)
+
+
+async def test_the_sql_status_rule_is_the_domains_at_every_boundary(database_url: str) -> None:
+    t = datetime(2009, 1, 10, 12, tzinfo=UTC)
+    second = timedelta(seconds=1)
+    moments = [t - second, t, t + second, t + WINDOW - second, t + WINDOW, t + WINDOW + second]
+    cases = [(e, a) for e in [None, *moments] for a in moments]
+    query = (
+        f"SELECT {qi.PAIR_STATUS} FROM (SELECT %(t)s::timestamptz AS introduced_at, "
+        "%(e)s::timestamptz AS evidence_at) AS p"
+    )
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        for evidence_at, as_of in cases:
+            params = {"t": t, "e": evidence_at, "as_of": as_of, "window": WINDOW}
+            cur = await conn.execute(query, params)
+            row = await cur.fetchone()
+            expected = introductions.status(t, evidence_at, as_of, WINDOW)
+            assert row is not None and row[0] == expected, (evidence_at, as_of)
