@@ -59,6 +59,10 @@ class State:
     dropped: set[EvidenceKey] = field(default_factory=set)
     changed_contacts: set[ContactKey] = field(default_factory=set)
     changed_totals: set[TotalKey] = field(default_factory=set)
+    by_ref: dict[UUID, set[EvidenceKey]] = field(default_factory=dict)
+    """The evidence of the recognitions this batch withdraws, found at once."""
+    by_member: dict[UUID, set[EvidenceKey]] = field(default_factory=dict)
+    """The evidence naming, on either side, a member this batch merges: what moves."""
 
 
 def touches(event: e.Event) -> list[Touch]:
@@ -100,13 +104,15 @@ def rows_needed(state: State, entries: Iterable[Entry]) -> tuple[set[ContactKey]
 
 
 def fold(state: State, entries: Iterable[Entry]) -> State:
+    entries = list(entries)
+    _watch(state, entries)
     for entry in entries:
         match entry.event:
             case e.MembersMerged() as merged:
                 if moved := state.aliases.merge(merged):
                     _move(state, *moved)
             case e.RecognitionWithdrawn(recognition_id=ref):
-                for key in [k for k, ev in state.evidence.items() if ev.ref_id == ref]:
+                for key in list(state.by_ref.get(ref, ())):
                     _drop(state, key)
             case event:
                 for component, member, counterpart, ref in touches(event):
@@ -126,6 +132,27 @@ def fold(state: State, entries: Iterable[Entry]) -> State:
     return state
 
 
+def _index(state: State, evidence: Evidence) -> None:
+    """Only what a withdrawal or a merge of this batch will look for: most evidence is
+    never looked up again, and indexing it all costs more than the rest of the fold."""
+    key = evidence.key
+    if evidence.ref_id in state.by_ref:
+        state.by_ref[evidence.ref_id].add(key)
+    for member in (evidence.member_id, evidence.counterpart_id):
+        if member in state.by_member:
+            state.by_member[member].add(key)
+
+
+def _watch(state: State, entries: list[Entry]) -> None:
+    state.by_ref = {ref: set() for ref in withdrawn(entries)}
+    aliases = state.aliases.copy()
+    merges = (x.event for x in entries if isinstance(x.event, e.MembersMerged))
+    state.by_member = {m: set() for merged in merges for m in aliases.merge(merged) or ()}
+    if state.by_ref or state.by_member:
+        for evidence in state.evidence.values():
+            _index(state, evidence)
+
+
 def _add(state: State, evidence: Evidence) -> None:
     if evidence.member_id == evidence.counterpart_id:
         return  # one member after a merge: nobody was reached
@@ -133,6 +160,7 @@ def _add(state: State, evidence: Evidence) -> None:
     if key in state.evidence:
         return
     state.evidence[key] = evidence
+    _index(state, evidence)
     state.added.add(key)
     state.dropped.discard(key)
     _count(state, (evidence.member_id, evidence.component, evidence.counterpart_id), +1)
@@ -140,6 +168,11 @@ def _add(state: State, evidence: Evidence) -> None:
 
 def _drop(state: State, key: EvidenceKey) -> None:
     evidence = state.evidence.pop(key)
+    if evidence.ref_id in state.by_ref:
+        state.by_ref[evidence.ref_id].discard(key)
+    for member in (evidence.member_id, evidence.counterpart_id):
+        if member in state.by_member:
+            state.by_member[member].discard(key)
     state.added.discard(key)
     state.dropped.add(key)
     _count(state, (evidence.member_id, evidence.component, evidence.counterpart_id), -1)
@@ -165,10 +198,7 @@ def _count(state: State, contact: ContactKey, change: int) -> None:
 
 def _move(state: State, duplicate: UUID, survivor: UUID) -> None:
     """The duplicate's evidence, as member or counterpart, becomes the survivor's."""
-    moving = [
-        key for key, ev in state.evidence.items() if duplicate in (ev.member_id, ev.counterpart_id)
-    ]
-    for key in moving:
+    for key in list(state.by_member.get(duplicate, ())):
         evidence = state.evidence[key]
         _drop(state, key)
         _add(

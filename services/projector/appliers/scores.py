@@ -153,15 +153,16 @@ class ScoreApplier:
             )""").format(runs)
         )
         await create_aliases_table(conn, aliases)
+        # Kept up through the catch-up, unlike the readers' indexes: every batch with a
+        # withdrawal looks its evidence up by recognition, every merge by either member.
+        await create_index(conn, schema, self.tables[0], "ref_id")
+        await create_index(conn, schema, self.tables[0], "counterpart_id")
+        await create_index(conn, schema, self.tables[1], "counterpart_id")
 
     async def create_indexes(self, conn: AsyncConnection[Any], schema: str) -> None:
-        evidence, contacts, *_ = self.tables
-        # Withdrawals find their evidence by recognition; merges by either member.
-        await create_index(conn, schema, evidence, "ref_id")
-        await create_index(conn, schema, evidence, "counterpart_id")
+        evidence = self.tables[0]
         # Windowed leaderboards read the evidence of a range of days.
         await create_index(conn, schema, evidence, "day")
-        await create_index(conn, schema, contacts, "counterpart_id")
         await create_index(conn, schema, self.tables[-1], "survivor_id")
 
     async def apply(
