@@ -13,7 +13,9 @@ page, 50 events, cycling over the members).
 Then the read models on the ledger `bench catchup` builds (`bench.size(1_000_000)` events
 over 20,000 members): a copy caught up by every projection (and the score's graph job),
 served the same way, each endpoint of `read_model_requests` measured alone, cycling over
-300 members. `python -m bench.http reads` runs only this part.
+300 members, at READ_CONNECTIONS connections: a latency figure (at 64 connections
+latency follows throughput, p50 ≈ 64 / requests per second, as the phases above show).
+Windows end where the synthetic ledger does. `python -m bench.http reads` runs only this.
 
 The load comes from `bench.loadgen` in its own process. This machine has 2 cores and
 the server, its PostgreSQL and the load generator share them: every figure here is a
@@ -59,6 +61,9 @@ LOADGEN_PROCESSES = 1
 MEMBERS = 300
 HISTORY = 60
 """Contributions each member has before measuring: history pages are full (50 events)."""
+READ_CONNECTIONS = 4
+READ_UNTIL = "2026-01-01"
+"""The day after the synthetic ledger's year (bench.synthetic.START + 365 days)."""
 READ_P99_MS = 50.0
 """Issue #15: every read-model endpoint answers in p99 under 50 ms on the 1M ledger."""
 KINDS = ("chat_answer", "article", "recap", "mentoring", "answer", "review")
@@ -318,9 +323,24 @@ def _wait_until_healthy(port: int, child: subprocess.Popen[bytes], log: Path) ->
     raise RuntimeError(f"`serve` did not answer /health within 60 s:\n{log.read_text()}")
 
 
-def read_model_requests(auth: dict[str, str], members: list[str]) -> dict[str, list[Any]]:
+def read_model_requests(
+    auth: dict[str, str], members: list[str], introductions: list[str]
+) -> dict[str, list[Any]]:
     """Per endpoint, the requests its phase cycles over: add a line for a new read endpoint."""
     return {
+        "GET /v1/introductions/{id}": [
+            request("GET", f"/v1/introductions/{i}", headers=auth) for i in introductions
+        ],
+        "GET /v1/members/{id}/introductions": [
+            request("GET", f"/v1/members/{m}/introductions", headers=auth) for m in members
+        ],
+        "GET /v1/members/{id}/introductions (introduced)": [
+            request("GET", f"/v1/members/{m}/introductions?role=introduced", headers=auth)
+            for m in members
+        ],
+        "GET /v1/members/{id} (introduction outcomes)": [
+            request("GET", f"/v1/members/{m}", headers=auth) for m in members
+        ],
         "GET /v1/members/{id}/scores": [
             request("GET", f"/v1/members/{m}/scores", headers=auth) for m in members
         ],
@@ -328,10 +348,18 @@ def read_model_requests(auth: dict[str, str], members: list[str]) -> dict[str, l
             request("GET", "/v1/scores/connector/leaderboard", headers=auth)
         ],
         "GET /v1/scores/connector/leaderboard (30d)": [
-            request("GET", "/v1/scores/connector/leaderboard?window=30d", headers=auth)
+            request(
+                "GET",
+                f"/v1/scores/connector/leaderboard?window=30d&until={READ_UNTIL}",
+                headers=auth,
+            )
         ],
         "GET /v1/scores/connector/leaderboard (365d)": [
-            request("GET", "/v1/scores/connector/leaderboard?window=365d", headers=auth)
+            request(
+                "GET",
+                f"/v1/scores/connector/leaderboard?window=365d&until={READ_UNTIL}",
+                headers=auth,
+            )
         ],
         "GET /v1/members/{id}/scores/connector/events (reach)": [
             request("GET", f"/v1/members/{m}/scores/connector/events?component=reach", headers=auth)
@@ -358,12 +386,13 @@ def measure_read_models(bench: Bench, duration: float, warmup: float) -> list[Re
         token = create_key(url)
         auth = {"Authorization": f"Bearer {token}"}
         members = _some_members(url, MEMBERS)
+        introductions = _some_introductions(url, MEMBERS)
         with running_server(url, WORKERS[0]) as port:
             for _ in range(bench.repetitions):
-                for phase, requests in read_model_requests(auth, members).items():
+                for phase, requests in read_model_requests(auth, members, introductions).items():
                     load = Load(
                         requests=requests,
-                        connections=CONNECTIONS,
+                        connections=READ_CONNECTIONS,
                         duration=duration,
                         warmup=warmup,
                         processes=LOADGEN_PROCESSES,
@@ -377,7 +406,7 @@ def measure_read_models(bench: Bench, duration: float, warmup: float) -> list[Re
                     )
                     samples.setdefault(f"{phase}|p99", []).append(outcome.percentile(99) * 1000)
                     samples.setdefault(f"{phase}|rate", []).append(outcome.rate)
-    where = f"{events:,} events, {WORKERS[0]} workers, {CONNECTIONS} connections"
+    where = f"{events:,} events, {WORKERS[0]} workers, {READ_CONNECTIONS} connections"
     return [
         Result(
             workload="http",
@@ -426,6 +455,17 @@ def _some_members(url: str, count: int) -> list[str]:
         rows = conn.execute(
             "SELECT member_id FROM read.member_profiles WHERE merged_into IS NULL "
             "ORDER BY member_id LIMIT %s",
+            [count],
+        ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def _some_introductions(url: str, count: int) -> list[str]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT introduction_id FROM read.introductions ORDER BY introduction_id LIMIT %s",
             [count],
         ).fetchall()
     return [str(row[0]) for row in rows]
