@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID as uuid
 
 import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
 
-from domain.scores import CONNECTOR_V1
+from domain.scores import CONNECTOR_V1, CONNECTOR_V2_DRAFT
+from services.projector.appliers import make_appliers
+from services.projector.appliers.scores import score_applier
 from services.projector.runner import Runner
 from services.queries import scores as q
 from services.queries.stats import Window
@@ -171,3 +174,32 @@ async def test_no_score_read_touches_the_ledger(
             assert await q.leaderboard(reader, CONNECTOR_V1, days, window, 10)
         for component in ("pairs_took", "reach", "recognitions_given", "brokerage"):
             await q.evidence(reader, CONNECTOR_V1, member, component, window, None, 10)
+
+
+async def test_v2_built_beside_v1_from_the_same_ledger_answers_beside_it(
+    client: Client, writer: dict[str, str], projector_url: str, database_url: str
+) -> None:
+    story = Story(client, writer)
+    await tell(story)
+    v2 = score_applier(CONNECTOR_V2_DRAFT)()
+    assert not await Runner(projector_url, appliers=(*make_appliers(), v2)).run()
+
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        window = q.DEFAULT_TOOK_WINDOW
+        one = await q.member_score(conn, CONNECTOR_V1, uuid(story.ids["A"]), window)
+        two = await q.member_score(conn, CONNECTOR_V2_DRAFT, uuid(story.ids["A"]), window)
+        # v2: the pair that took weighs 4, and A was sought out by nobody (E took it back).
+        assert (one.version, one.value) == (1, 73.6667)
+        assert (two.version, two.value) == (2, 74.6667)
+        assert {c.name: c.value for c in two.components}["sought_out"] == 0
+        boards = {
+            f.version: [
+                (r.display_name, r.value) for r in await q.leaderboard(conn, f, None, window, 5)
+            ]
+            for f in (CONNECTOR_V1, CONNECTOR_V2_DRAFT)
+        }
+    # v2 moves C and D: each was sought out once (by B's mention, by A's recognitions).
+    assert boards == {
+        1: [("A", 73.6667), ("B", 1.0)],
+        2: [("A", 74.6667), ("B", 1.0), ("C", 0.5), ("D", 0.5)],
+    }

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from uuid import UUID
 
+import msgspec
+import pytest
+
 from domain import events as e
+from domain import scores as registry
 from domain.brokerage import brokerage
 from domain.projections import connections, scores
 from domain.scores import CONNECTOR_V1, CONNECTOR_V2_DRAFT, Formula
@@ -117,3 +121,18 @@ def test_brokerage_sampled_past_the_limit_is_the_same_on_every_run() -> None:
     # A ring: every member is on the same share of paths; the estimate is near it.
     assert len(set(exact.values())) == 1
     assert all(abs(v - exact[m]) < exact[m] for m, v in first.items())
+
+
+def test_the_newest_published_version_answers_and_a_retired_one_is_named_so() -> None:
+    v1 = msgspec.structs.replace(CONNECTOR_V1, status="retired")
+    formulas = (v1, CONNECTOR_V2_DRAFT)
+
+    assert registry.built(formulas) == (CONNECTOR_V2_DRAFT,)
+    assert registry.find("connector", None, formulas) is CONNECTOR_V2_DRAFT
+    for name, version, said in (
+        ("connector", 1, "version 1 is retired"),
+        ("connector", 3, "has no version 3; it has: 1, 2"),
+        ("nosuch", None, "no score 'nosuch'"),
+    ):
+        with pytest.raises(LookupError, match=said):
+            registry.find(name, version, formulas)
