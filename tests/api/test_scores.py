@@ -12,12 +12,17 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from domain.scores import CONNECTOR_V1, CONNECTOR_V2_DRAFT
+from services import demo
+from services.importers.common import run_import
+from services.importers.jsonl import jsonl_source
 from services.projector.appliers import make_appliers
 from services.projector.appliers.scores import score_applier
 from services.projector.runner import Runner
 from services.queries import scores as q
 from services.queries.stats import Window
+from services.store.ledger import Ledger
 from tests.api.test_leaderboards import Story
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.anyio
 
@@ -203,3 +208,33 @@ async def test_v2_built_beside_v1_from_the_same_ledger_answers_beside_it(
         1: [("A", 73.6667), ("B", 1.0)],
         2: [("A", 74.6667), ("B", 1.0), ("C", 0.5), ("D", 0.5)],
     }
+
+
+async def test_the_demo_shows_the_recap_authors_reach_and_recognitions_given_explained(
+    ledger: Ledger, client: Client, reader: dict[str, str], projector_url: str
+) -> None:
+    await run_import(ledger, jsonl_source(str(ROOT / demo.EXAMPLE)))
+    assert not await Runner(projector_url).run()
+    shown = [p for p in demo.TRY if demo.RECAP_AUTHOR in p]
+
+    answers = [(await client.get(path, headers=reader)) for path in shown]
+    assert [a.status_code for a in answers] == [200] * len(shown)
+    [score] = answers[0].json()["scores"]
+    components = {c["name"]: c["value"] for c in score["components"]}
+    # The recap highlights the 20 people it quotes and the host (21 recognitions), and
+    # mentions the host and Yann Ropars, both also recognised: 21 members reached. Every
+    # other member is linked to the recap's author only: the author is on every path.
+    assert components == {
+        "pairs_took": 0,
+        "reach": 21,
+        "recognitions_given": 21,
+        "brokerage": 100.0,
+    }
+    explained = answers[1].json()
+    assert (explained["value"], len(explained["events"])) == (21, 3)
+    assert explained["next_cursor"]
+    host = await client.get(
+        f"/v1/stats/contributions?group_by=kind&member={demo.HOST}", headers=reader
+    )
+    kinds = {row["kind"]: row["count"] for row in host.json()["rows"]}
+    assert kinds["chat_question"] == 5
