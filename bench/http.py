@@ -10,6 +10,13 @@ in each repetition and in this order, each for a bounded duration after a warm-u
 (distinct bodies, no Idempotency-Key) and `GET /v1/members/{id}/history` (the first
 page, 50 events, cycling over the members).
 
+Then the read models on the ledger `bench catchup` builds (`bench.size(1_000_000)` events
+over 20,000 members): a copy caught up by every projection (and the score's graph job),
+served the same way, each endpoint of `read_model_requests` measured alone, cycling over
+300 members, at READ_CONNECTIONS connections: a latency figure (at 64 connections
+latency follows throughput, p50 ≈ 64 / requests per second, as the phases above show).
+Windows end where the synthetic ledger does. `python -m bench.http reads` runs only this.
+
 The load comes from `bench.loadgen` in its own process. This machine has 2 cores and
 the server, its PostgreSQL and the load generator share them: every figure here is a
 loopback figure, client included. Every answer must be 2xx, or the workload fails.
@@ -32,6 +39,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from psycopg_pool import AsyncConnectionPool
@@ -53,6 +61,11 @@ LOADGEN_PROCESSES = 1
 MEMBERS = 300
 HISTORY = 60
 """Contributions each member has before measuring: history pages are full (50 events)."""
+READ_CONNECTIONS = 4
+READ_UNTIL = "2026-01-01"
+"""The day after the synthetic ledger's year (bench.synthetic.START + 365 days)."""
+READ_P99_MS = 50.0
+"""Issue #15: every read-model endpoint answers in p99 under 50 ms on the 1M ledger."""
 KINDS = ("chat_answer", "article", "recap", "mentoring", "answer", "review")
 
 
@@ -64,6 +77,8 @@ def run(bench: Bench) -> list[Result | Ratio]:
     for workers in WORKERS:
         figures[workers] = _measure_server(bench, workers, duration, warmup)
         results += figures[workers].values()
+    reads = measure_read_models(bench, duration, warmup)
+    results += reads
     main = figures[WORKERS[0]]
     where = f"{WORKERS[0]} workers, {CONNECTIONS} connections"
     return [
@@ -76,6 +91,11 @@ def run(bench: Bench) -> list[Result | Ratio]:
         ),
         Ratio(f"http: POST p99 ms ({where})", main["post p99"], None, target=50, at_most=True),
         Ratio(f"http: history p99 ms ({where})", main["history p99"], None),
+        *(
+            Ratio(f"http: {r.variant}", r, None, target=READ_P99_MS, at_most=True)
+            for r in reads
+            if r.unit == "ms"
+        ),
     ]
 
 
@@ -301,3 +321,187 @@ def _wait_until_healthy(port: int, child: subprocess.Popen[bytes], log: Path) ->
                 return
         time.sleep(0.2)
     raise RuntimeError(f"`serve` did not answer /health within 60 s:\n{log.read_text()}")
+
+
+def read_model_requests(
+    auth: dict[str, str], members: list[str], introductions: list[str]
+) -> dict[str, list[Any]]:
+    """Per endpoint, the requests its phase cycles over: add a line for a new read endpoint."""
+    return {
+        "GET /v1/introductions/{id}": [
+            request("GET", f"/v1/introductions/{i}", headers=auth) for i in introductions
+        ],
+        "GET /v1/members/{id}/introductions": [
+            request("GET", f"/v1/members/{m}/introductions", headers=auth) for m in members
+        ],
+        "GET /v1/members/{id}/introductions (introduced)": [
+            request("GET", f"/v1/members/{m}/introductions?role=introduced", headers=auth)
+            for m in members
+        ],
+        "GET /v1/members/{id} (introduction outcomes)": [
+            request("GET", f"/v1/members/{m}", headers=auth) for m in members
+        ],
+        "GET /v1/members/{id}/scores": [
+            request("GET", f"/v1/members/{m}/scores", headers=auth) for m in members
+        ],
+        "GET /v1/scores/connector/leaderboard (all)": [
+            request("GET", "/v1/scores/connector/leaderboard", headers=auth)
+        ],
+        "GET /v1/scores/connector/leaderboard (30d)": [
+            request(
+                "GET",
+                f"/v1/scores/connector/leaderboard?window=30d&until={READ_UNTIL}",
+                headers=auth,
+            )
+        ],
+        "GET /v1/scores/connector/leaderboard (365d)": [
+            request(
+                "GET",
+                f"/v1/scores/connector/leaderboard?window=365d&until={READ_UNTIL}",
+                headers=auth,
+            )
+        ],
+        "GET /v1/members/{id}/scores/connector/events (reach)": [
+            request("GET", f"/v1/members/{m}/scores/connector/events?component=reach", headers=auth)
+            for m in members
+        ],
+        "GET /v1/members/{id}/scores/connector/events (pairs_took)": [
+            request(
+                "GET",
+                f"/v1/members/{m}/scores/connector/events?component=pairs_took",
+                headers=auth,
+            )
+            for m in members
+        ],
+    }
+
+
+def measure_read_models(bench: Bench, duration: float, warmup: float) -> list[Result]:
+    from bench.catchup import filled
+
+    events = bench.size(1_000_000)
+    samples: dict[str, list[float]] = {}
+    with filled(bench, events) as template, bench.database(prefix="bench_reads") as url:
+        _copy_caught_up(bench, template, url)
+        token = create_key(url)
+        auth = {"Authorization": f"Bearer {token}"}
+        members = _some_members(url, MEMBERS)
+        introductions = _some_introductions(url, MEMBERS)
+        with running_server(url, WORKERS[0]) as port:
+            for _ in range(bench.repetitions):
+                for phase, requests in read_model_requests(auth, members, introductions).items():
+                    load = Load(
+                        requests=requests,
+                        connections=READ_CONNECTIONS,
+                        duration=duration,
+                        warmup=warmup,
+                        processes=LOADGEN_PROCESSES,
+                    )
+                    outcome = measure("127.0.0.1", port, load)
+                    _check(outcome, phase, WORKERS[0])
+                    bench.log(
+                        f"{phase}: {outcome.rate:,.0f} requests/s, "
+                        f"p50 {outcome.percentile(50) * 1000:.1f} ms, "
+                        f"p99 {outcome.percentile(99) * 1000:.1f} ms"
+                    )
+                    samples.setdefault(f"{phase}|p99", []).append(outcome.percentile(99) * 1000)
+                    samples.setdefault(f"{phase}|rate", []).append(outcome.rate)
+    where = f"{events:,} events, {WORKERS[0]} workers, {READ_CONNECTIONS} connections"
+    return [
+        Result(
+            workload="http",
+            variant=f"{key.split('|')[0]} {'p99' if key.endswith('p99') else ''}",
+            unit="ms" if key.endswith("p99") else "requests/s",
+            samples=values,
+            higher_is_better=key.endswith("rate"),
+            note=where,
+        )
+        for key, values in samples.items()
+    ]
+
+
+def _copy_caught_up(bench: Bench, template: str, url: str) -> None:
+    """The template's ledger into `url` (already migrated: dropped and copied again), then
+    every projection caught up, as `projections run` does, graph job included."""
+    import psycopg
+    from psycopg import sql
+
+    from services.database import with_database
+    from services.projector.runner import Runner
+
+    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(bench.server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
+    url = with_database(bench.server_url, name)
+    started = time.perf_counter()
+    failures = asyncio.run(Runner(url).run())
+    if failures:
+        raise RuntimeError(f"catch-up failed: {failures}")
+    seconds = time.perf_counter() - started
+    bench.log(f"read models caught up (graph job included) in {seconds:.0f} s")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+
+
+def _some_members(url: str, count: int) -> list[str]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT member_id FROM read.member_profiles WHERE merged_into IS NULL "
+            "ORDER BY member_id LIMIT %s",
+            [count],
+        ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def _some_introductions(url: str, count: int) -> list[str]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT introduction_id FROM read.introductions ORDER BY introduction_id LIMIT %s",
+            [count],
+        ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def main() -> None:
+    """`python -m bench.http reads [--quick]`: only the read models on the 1M ledger."""
+    import argparse
+
+    from bench.core import machine
+    from services.embedded_db import embedded_server_url
+    from services.privacy.master import MASTER_KEY_ENV, MASTER_KEY_FILE_ENV, new_master_key
+    from services.settings import load_settings
+
+    parser = argparse.ArgumentParser(description="read-model endpoints on the 1M ledger")
+    parser.add_argument("part", choices=["reads"])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repetitions", type=int, default=3)
+    args = parser.parse_args()
+    if not (os.environ.get(MASTER_KEY_ENV) or os.environ.get(MASTER_KEY_FILE_ENV)):
+        os.environ[MASTER_KEY_ENV] = new_master_key().encoded()  # as `python -m bench` does
+    settings = load_settings()
+    bench = Bench(
+        server_url=settings.database_url or embedded_server_url(settings.data_dir),
+        repetitions=args.repetitions,
+        scale=0.1 if args.quick else 1.0,
+    )
+    full = bench.scale >= 1
+    duration, warmup = (10.0, 2.0) if full else (3.0, 1.0)
+    for result in measure_read_models(bench, duration, warmup):
+        print(
+            f"{result.variant}: median {result.median:,.1f} {result.unit} "
+            f"(min {min(result.samples):,.1f}, max {max(result.samples):,.1f}; {result.note})"
+        )
+    print(f"machine: {machine()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -20,12 +20,19 @@ from services.serve import serve_api
 from services.settings import Settings
 
 EXAMPLE = Path("examples") / "kaizenblog" / "kaizenblog.jsonl"
+RECAP_AUTHOR = "6f4740c3-1781-542f-8a90-203ca23569ad"
+"""Who wrote the recap: connector v1 shows whom they reached and recognised, and why."""
+HOST = "0e9564d7-0e14-5499-9f2a-bbb844c995ec"
+"""The chat's host: her questions (and the answers, replies to them) are contributions."""
 DEMO_KEY_NAME = "demo"
 TRY = (
     "/v1/members/by-handle/twitter/yannr",
     "/v1/members?sort=contributions&limit=5",
     "/v1/stats/contributions?group_by=member&kind=chat_answer",
     "/v1/leaderboards/recognitions_received?window=30d&until=2009-09-01",
+    f"/v1/members/{RECAP_AUTHOR}/scores",
+    f"/v1/members/{RECAP_AUTHOR}/scores/connector/events?component=recognitions_given&limit=3",
+    f"/v1/stats/contributions?group_by=kind&member={HOST}",
 )
 """The reads the demo suggests; the example is from August 2009, so windows end then."""
 

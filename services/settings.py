@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 
 import msgspec
@@ -177,3 +178,24 @@ def load_stream_settings(environ: Mapping[str, str] | None = None) -> StreamSett
         max_seconds=positive("LEDGER_SSE_MAX_SECONDS", defaults.max_seconds),
         max_streams=whole("LEDGER_SSE_MAX_STREAMS", defaults.max_streams),
     )
+INTRODUCTION_WINDOW_DAYS = 30
+MAX_INTRODUCTION_WINDOW_DAYS = 3650
+
+
+def introduction_window(environ: Mapping[str, str] | None = None) -> timedelta:
+    """How long after an introduction a first contact makes it take: LEDGER_INTRODUCTION_WINDOW_DAYS
+    (whole days, default 30). Read when answering, so changing it needs no rebuild."""
+    env = os.environ if environ is None else environ
+    value = env.get("LEDGER_INTRODUCTION_WINDOW_DAYS", "").strip()
+    if not value:
+        return timedelta(days=INTRODUCTION_WINDOW_DAYS)
+    if (
+        not value.isascii()
+        or not value.isdigit()
+        or not 1 <= int(value) <= MAX_INTRODUCTION_WINDOW_DAYS
+    ):
+        raise SettingsError(
+            f"LEDGER_INTRODUCTION_WINDOW_DAYS must be whole days from 1 to "
+            f"{MAX_INTRODUCTION_WINDOW_DAYS}, got {value!r}"
+        )
+    return timedelta(days=int(value))

@@ -23,6 +23,9 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True):
     position: int
     occurred_at: datetime
     event: Event
+    event_id: UUID | None = None
+    """The envelope's id, for read models that point back at their events (None in tests
+    that build entries by hand)."""
 
 
 class Aliases:

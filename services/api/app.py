@@ -21,8 +21,10 @@ from services.api.controllers.activity import ActivityController
 from services.api.controllers.events import EventController
 from services.api.controllers.exports import ExportController
 from services.api.controllers.home import home
+from services.api.controllers.introductions import IntroductionController
 from services.api.controllers.members import MemberController
 from services.api.controllers.operations import OperationsController, ProjectionController
+from services.api.controllers.scores import ScoreController
 from services.api.controllers.stats import StatsController
 from services.api.controllers.stream import StreamController
 from services.api.controllers.webhooks import WebhookController
@@ -45,6 +47,7 @@ from services.projector.progress import Progress
 from services.settings import StreamSettings, load_stream_settings
 from services.settings import load_settings
 from services.webhooks.dispatcher import run_in_process
+from services.settings import introduction_window
 
 log = logging.getLogger("community_ledger.api")
 
@@ -52,7 +55,12 @@ MAX_BODY = 1024 * 1024
 STOP_SECONDS = 10.0
 VERSION = "1.0.0"
 
-READ_CONTROLLERS: list[type[Controller]] = [MemberController, StatsController]
+READ_CONTROLLERS: list[type[Controller]] = [
+    MemberController,
+    StatsController,
+    IntroductionController,
+    ScoreController,
+]
 """The controllers whose reads wait for projections (`min_position`)."""
 
 
@@ -148,6 +156,7 @@ def create_app(
     app.state.limits = limits
     app.state.stream_settings = stream
     app.state.webhooks_allow_private_targets = load_settings().webhooks_allow_private_targets
+    app.state.introduction_window = introduction_window()
     app.state.failed_auth = FailedAuthentications(limits.failed_auth)
     finish_openapi(app)
     # Outside the router, so a NUL is refused even where no route matches.

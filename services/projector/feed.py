@@ -98,7 +98,14 @@ def decode_until_poison(records: list[FeedRecord]) -> list[Entry]:
             event = record.decode()
         except Exception:
             break
-        entries.append(Entry(position=record.position, occurred_at=record.occurred_at, event=event))
+        entries.append(
+            Entry(
+                position=record.position,
+                occurred_at=record.occurred_at,
+                event=event,
+                event_id=record.event_id,
+            )
+        )
     return entries
 
 

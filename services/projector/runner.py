@@ -114,6 +114,8 @@ class Runner:
                     await self._hold_leases(conn)
                     head = await ledger.head()
                     moved = await self._step(conn, ledger, head)
+                    if not moved:
+                        await self._when_idle()
                     waiting = [a.name for a in self._active() if a.name not in self.tokens]
                     if not moved and not follow:
                         if not waiting:
@@ -310,6 +312,24 @@ class Runner:
         )
         await builds.fail(conn, build, reason)
         self.failures.append(f"{applier.name}: {reason}")
+
+    async def _when_idle(self) -> None:
+        """Caught up: the jobs some projections run over whole read models (a score's graph
+        job), on their live builds, by the runner holding their lease."""
+        for applier in self._active():
+            job = getattr(applier, "when_idle", None)
+            if job is None or applier.name not in self.tokens:
+                continue
+            for build in self.builds.get(applier.name, []):
+                if build.state != "live":
+                    continue
+                try:
+                    if await job(await self._connection(applier.name), build.schema_name):
+                        log.info("%s: graph job done in %s", applier.name, build.schema_name)
+                except (psycopg.OperationalError, asyncio.CancelledError):
+                    raise
+                except Exception as error:  # the job is retried at its next turn
+                    log.error("%s: graph job failed: %s", applier.name, type(error).__name__)
 
     def _report_busy(self, conn: AsyncConnection[Any], waiting: list[str]) -> None:
         for name in waiting:

@@ -39,6 +39,20 @@ class CountCursor(Cursor, frozen=True):
     member_id: UUID
 
 
+class IntroductionCursor(Cursor, frozen=True):
+    """Introductions newest first: the position of the last one on the page."""
+
+    position: Annotated[int, msgspec.Meta(ge=1, le=MAX_POSITION)]
+
+
+class EvidenceCursor(Cursor, frozen=True):
+    """A score component's events by position, then counterpart (or the pair introduced)."""
+
+    position: Annotated[int, msgspec.Meta(ge=0, le=MAX_POSITION)]
+    first: UUID
+    second: UUID | None
+
+
 C = TypeVar("C", bound=Cursor)
 
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}

@@ -34,6 +34,23 @@ def sample_requests(member_id: str) -> dict[str, list[str]]:
         "GetMemberByHandle": ["/v1/members/by-handle/github/fresh-octocat"],
         "GetMemberHistory": [f"/v1/members/{member_id}/history"],
         "GetMemberConnections": [f"/v1/members/{member_id}/connections"],
+        "GetIntroduction": [f"/v1/introductions/{INTRODUCTION_ID}"],
+        "GetMemberIntroductions": [
+            f"/v1/members/{member_id}/introductions",
+            f"/v1/members/{member_id}/introductions?role=introduced&as_of=2009-01-01T00:00:00Z",
+        ],
+        "ListScores": ["/v1/scores"],
+        "GetMemberScores": [
+            f"/v1/members/{member_id}/scores",
+            f"/v1/members/{member_id}/scores?name=connector&version=1",
+        ],
+        "ExplainMemberScore": [
+            f"/v1/members/{member_id}/scores/connector/events?component={component}"
+            for component in ("pairs_took", "reach", "brokerage")
+        ],
+        "ScoreLeaderboard": [
+            f"/v1/scores/connector/leaderboard?window={window}" for window in ("all", "30d")
+        ],
         "ContributionStats": [
             "/v1/stats/contributions",
             "/v1/stats/contributions?group_by=member&group_by=kind&period=week",
@@ -59,7 +76,22 @@ def read_endpoints() -> dict[str, tuple[str, ...]]:
     }
 
 
+INTRODUCTION_ID = "0190a5c2-7d3e-7000-8000-00000000001f"
+"""Made by `register` among three other members, so that its read has something to answer."""
+
+
 async def register(client: Client, writer: dict[str, str]) -> tuple[str, int]:
+    others = []
+    for name in ("Intro A", "Intro B", "Intro C"):
+        made = await client.post("/v1/members", json={"display_name": name}, headers=writer)
+        assert made.status_code == 201, made.text
+        others.append(made.json()["id"])
+    introduced = await client.post(
+        "/v1/introductions",
+        json={"id": INTRODUCTION_ID, "introducer": others[0], "introduced": others[1:]},
+        headers=writer,
+    )
+    assert introduced.status_code == 201, introduced.text
     answer = await client.post(
         "/v1/members",
         json={"display_name": "Fresh", "handles": ["github:fresh-octocat"]},
@@ -103,7 +135,12 @@ async def test_every_read_endpoint_answers_on_a_freshly_migrated_database_withou
         assert answers[f"/v1/leaderboards/{metric}?window=all"].json()["entries"] == []
     assert len(answers[f"/v1/members/{member_id}/history"].json()["events"]) == 1
     # The member is in the ledger, not yet in the (empty) profiles: a 404 that says so.
-    for path in requests["GetMember"] + requests["GetMemberByHandle"]:
+    for path in (
+        requests["GetMember"]
+        + requests["GetMemberByHandle"]
+        + requests["GetIntroduction"]
+        + requests["GetMemberIntroductions"]
+    ):
         assert answers[path].status_code == 404, answers[path].text
         assert answers[path].headers["content-type"].startswith("application/problem+json")
 

@@ -25,6 +25,7 @@ from services.api import schemas as s
 from services.api.auth import ADMIN_SECURITY, SECURITY, require
 from services.api.consistency import MinPosition, consistent, reads
 from services.api.controllers.events import split_types
+from services.api.controllers.introductions import outcomes_of
 from services.api.controllers.writing import (
     IdempotencyKey,
     IfMatch,
@@ -32,6 +33,7 @@ from services.api.controllers.writing import (
     write_one,
 )
 from services.handler import CommandHandler
+from services.queries import introductions as qi
 from services.queries import members as q
 from services.queries.cursors import InvalidCursor
 from services.store.identity import handle_owner, merged_into
@@ -175,7 +177,7 @@ class MemberController(Controller):
         "/{member_id:uuid}",
         operation_id="GetMember",
         summary="A member's profile",
-        opt=reads(q.PROFILE_READS),
+        opt=reads(q.PROFILE_READS, qi.READS),
         tags=["members"],
     )
     async def get_member(
@@ -184,16 +186,17 @@ class MemberController(Controller):
         pool: AsyncConnectionPool,
         member_id: UUID,
         min_position: MinPosition = None,
-    ) -> Response[q.MemberOut]:
-        """The profile with its counts; the ETag is the member's version, for If-Match."""
+    ) -> Response[MemberDetail]:
+        """The profile with its counts and how its introductions turned out (as of now); the
+        ETag is the member's version, for If-Match."""
         await consistent(request, min_position)
-        return await _member(pool, member_id)
+        return await _member(request, pool, member_id)
 
     @get(
         "/by-handle/{platform:str}/{handle:str}",
         operation_id="GetMemberByHandle",
         summary="A member's profile by a handle",
-        opt=reads(q.PROFILE_READS),
+        opt=reads(q.PROFILE_READS, qi.READS),
         tags=["members"],
     )
     async def by_handle(
@@ -204,7 +207,7 @@ class MemberController(Controller):
         platform: str,
         handle: str,
         min_position: MinPosition = None,
-    ) -> Response[q.MemberOut]:
+    ) -> Response[MemberDetail]:
         """`/v1/members/by-handle/twitter/yannr`: any case, with or without `@`."""
         await consistent(request, min_position)
         try:
@@ -215,7 +218,7 @@ class MemberController(Controller):
         if owner is None:
             # Not echoed: a handle is personal data, and problems carry none.
             raise NotFoundException("no member holds this handle")
-        return await _member(pool, owner)
+        return await _member(request, pool, owner)
 
     @get(
         "/{member_id:uuid}/history",
@@ -289,7 +292,15 @@ def _bad_cursor(error: InvalidCursor) -> ValidationException:
     )
 
 
-async def _member(pool: AsyncConnectionPool, member_id: UUID) -> Response[q.MemberOut]:
+class MemberDetail(q.MemberOut, kw_only=True):
+    """One member's profile: the list's fields, and how their introductions turned out."""
+
+    introduction_outcomes: qi.Outcomes
+
+
+async def _member(
+    request: Request[Any, Any, Any], pool: AsyncConnectionPool, member_id: UUID
+) -> Response[MemberDetail]:
     async with pool.connection() as conn:
         found = await q.profile(conn, member_id)
         version = await stream_version(conn, member_stream(member_id))
@@ -298,4 +309,6 @@ async def _member(pool: AsyncConnectionPool, member_id: UUID) -> Response[q.Memb
             f"no member with id {member_id} (or not projected yet: "
             "pass min_position to wait for your write)"
         )
-    return Response(found, headers={"ETag": f'"{version}"'})
+    outcomes = await outcomes_of(request, pool, member_id)
+    detail = MemberDetail(**msgspec.structs.asdict(found), introduction_outcomes=outcomes)
+    return Response(detail, headers={"ETag": f'"{version}"'})

@@ -19,7 +19,9 @@ from services.projector.appliers.base import Applier
 from services.projector.appliers.connections import ConnectionsApplier
 from services.projector.appliers.contribution_counts import ContributionCountsApplier
 from services.projector.appliers.interaction_counts import InteractionCountsApplier
+from services.projector.appliers.introductions import IntroductionsApplier
 from services.projector.appliers.member_profiles import MemberProfilesApplier
+from services.projector.appliers.scores import SCORE_APPLIERS
 
 __all__ = ["PROJECTIONS", "Applier", "make_appliers", "projection_names"]
 
@@ -28,6 +30,8 @@ PROJECTIONS: tuple[type[Applier], ...] = (
     ContributionCountsApplier,
     ConnectionsApplier,
     InteractionCountsApplier,
+    IntroductionsApplier,
+    *SCORE_APPLIERS,
 )
 """Every projection, in the order status lists them. Classes, not instances: reading a
 name, a version or the tables builds nothing and shares no state."""

@@ -1,0 +1,311 @@
+"""Writes a score version's counted components; its graph job fills in brokerage.
+
+One applier class per published formula version (`score_applier`), so each version is a
+projection with builds of its own: publishing v2 builds it from the ledger beside v1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from psycopg import AsyncConnection, sql
+
+from domain.brokerage import brokerage
+from domain.projections import Aliases, Entry
+from domain.projections import scores as fold
+from domain.projections.scores import Evidence, TotalKey
+from domain.scores import Formula, built
+from services.projector.appliers.base import Memories
+from services.projector.appliers.rows import (
+    Columns,
+    create_aliases_table,
+    create_index,
+    delete,
+    fetch,
+    save_aliases,
+    select_by_key,
+    upsert,
+    uuids,
+)
+
+EVIDENCE_KEY: Columns = (
+    ("member_id", "uuid"),
+    ("component", "text"),
+    ("position", "bigint"),
+    ("counterpart_id", "uuid"),
+)
+EVIDENCE_COLUMNS: Columns = (
+    *EVIDENCE_KEY,
+    ("ref_id", "uuid"),
+    ("event_id", "uuid"),
+    ("day", "date"),
+)
+CONTACT_KEY: Columns = (("member_id", "uuid"), ("component", "text"), ("counterpart_id", "uuid"))
+CONTACT_COLUMNS: Columns = (*CONTACT_KEY, ("events", "integer"))
+TOTAL_KEY: Columns = (("member_id", "uuid"), ("component", "text"))
+TOTAL_COLUMNS: Columns = (*TOTAL_KEY, ("value", "integer"))
+
+GRAPH_SECONDS = 60.0
+"""At most one graph job a minute per score version, while the connections move."""
+
+
+class ContactRow(msgspec.Struct):
+    member_id: UUID
+    component: str
+    counterpart_id: UUID
+    events: int
+
+
+class TotalRow(msgspec.Struct):
+    member_id: UUID
+    component: str
+    value: int
+
+
+class EvidenceRow(msgspec.Struct):
+    member_id: UUID
+    component: str
+    position: int
+    counterpart_id: UUID
+    ref_id: UUID
+    event_id: UUID | None
+    day: date
+
+
+def table_names(formula: Formula) -> tuple[str, ...]:
+    kinds = ("evidence", "contacts", "totals", "brokerage", "graph_runs", "aliases")
+    return tuple(formula.table(kind) for kind in kinds)
+
+
+class ScoreApplier:
+    """Base of the per-version classes `score_applier` makes; `formula` set on each."""
+
+    formula: Formula
+    name: str
+    version = fold.VERSION
+    tables: tuple[str, ...]
+    graph_seconds = GRAPH_SECONDS
+
+    def __init__(self) -> None:
+        self.version = type(self).version
+        self.memories: Memories[Any, Any] = Memories()
+        self._graph_at = 0.0
+
+    def _ids(self, schema: str) -> tuple[sql.Identifier, ...]:
+        return tuple(sql.Identifier(schema, t) for t in self.tables)
+
+    async def create_tables(self, conn: AsyncConnection[Any], schema: str) -> None:
+        evidence, contacts, totals, broker, runs, aliases = self._ids(schema)
+        await conn.execute(
+            sql.SQL("""
+            CREATE TABLE {} (
+                member_id      uuid NOT NULL,
+                component      text NOT NULL,
+                position       bigint NOT NULL,
+                counterpart_id uuid NOT NULL,
+                ref_id         uuid NOT NULL,
+                event_id       uuid,
+                day            date NOT NULL,
+                PRIMARY KEY (member_id, component, position, counterpart_id)
+            )""").format(evidence)
+        )
+        await conn.execute(
+            sql.SQL("""
+            CREATE TABLE {} (
+                member_id      uuid NOT NULL,
+                component      text NOT NULL,
+                counterpart_id uuid NOT NULL,
+                events         integer NOT NULL,
+                PRIMARY KEY (member_id, component, counterpart_id)
+            )""").format(contacts)
+        )
+        await conn.execute(
+            sql.SQL("""
+            CREATE TABLE {} (
+                member_id uuid NOT NULL,
+                component text NOT NULL,
+                value     integer NOT NULL,
+                PRIMARY KEY (member_id, component)
+            )""").format(totals)
+        )
+        await conn.execute(
+            sql.SQL("""
+            CREATE TABLE {} (
+                member_id uuid PRIMARY KEY,
+                value     double precision NOT NULL
+            )""").format(broker)
+        )
+        await conn.execute(
+            sql.SQL("""
+            CREATE TABLE {} (
+                position    bigint NOT NULL,
+                computed_at timestamptz NOT NULL DEFAULT now(),
+                members     integer NOT NULL,
+                connections integer NOT NULL,
+                sources     integer NOT NULL,
+                seconds     double precision NOT NULL
+            )""").format(runs)
+        )
+        await create_aliases_table(conn, aliases)
+        # Kept up through the catch-up, unlike the readers' indexes: every batch with a
+        # withdrawal looks its evidence up by recognition, every merge by either member.
+        await create_index(conn, schema, self.tables[0], "ref_id")
+        await create_index(conn, schema, self.tables[0], "counterpart_id")
+        await create_index(conn, schema, self.tables[1], "counterpart_id")
+
+    async def create_indexes(self, conn: AsyncConnection[Any], schema: str) -> None:
+        evidence = self.tables[0]
+        # Windowed leaderboards read the evidence of a range of days.
+        await create_index(conn, schema, evidence, "day")
+        await create_index(conn, schema, self.tables[-1], "survivor_id")
+
+    async def apply(
+        self, conn: AsyncConnection[Any], schema: str, entries: Sequence[Entry], *, after: int
+    ) -> None:
+        evidence_t, contacts_t, totals_t, _, _, aliases_t = self._ids(schema)
+        memory = self.memories.of(schema)
+        memory.begin(after)
+        state = fold.State(components=self.formula.counted)
+        state.aliases = Aliases(await memory.known_aliases(conn, aliases_t))
+        keys, members = fold.rows_needed(state, entries)
+        refs = fold.withdrawn(entries)
+        if refs or members:
+            found: list[EvidenceRow] = []
+            if members:
+                found += await select_by_key(
+                    conn, evidence_t, EVIDENCE_COLUMNS, EVIDENCE_KEY, (), EvidenceRow, members
+                )
+            if refs:
+                query = sql.SQL("SELECT * FROM {} WHERE ref_id = ANY(%s::uuid[])").format(
+                    evidence_t
+                )
+                found += await fetch(conn, query, [uuids(refs)], EvidenceRow)
+            for row in found:
+                ev = Evidence(**msgspec.structs.asdict(row))
+                state.evidence[ev.key] = ev
+                keys.add((ev.member_id, ev.component, ev.counterpart_id))
+        contacts = await _select(
+            conn, contacts_t, CONTACT_COLUMNS, CONTACT_KEY, keys, ContactRow, members
+        )
+        state.contacts = {(r.member_id, r.component, r.counterpart_id): r.events for r in contacts}
+        wanted: set[TotalKey] = {(m, c) for m, c, _ in state.contacts} | {
+            (m, c) for m, c, _ in keys
+        }
+        totals = await _select(conn, totals_t, TOTAL_COLUMNS, TOTAL_KEY, wanted, TotalRow, members)
+        state.totals = {(r.member_id, r.component): r.value for r in totals}
+        fold.fold(state, entries)
+        await delete(conn, evidence_t, EVIDENCE_KEY, state.dropped)
+        await upsert(
+            conn,
+            evidence_t,
+            EVIDENCE_COLUMNS,
+            EVIDENCE_KEY,
+            [state.evidence[k] for k in state.added],
+        )
+        await _write_counts(
+            conn,
+            contacts_t,
+            CONTACT_COLUMNS,
+            CONTACT_KEY,
+            state.contacts,
+            state.changed_contacts,
+            ContactRow,
+        )
+        await _write_counts(
+            conn, totals_t, TOTAL_COLUMNS, TOTAL_KEY, state.totals, state.changed_totals, TotalRow
+        )
+        await save_aliases(conn, aliases_t, memory, state.aliases.added)
+        memory.end(entries[-1].position)
+
+    async def when_idle(self, conn: AsyncConnection[Any], schema: str) -> bool:
+        """The graph job: recompute brokerage when the connections moved (at most once a
+        `graph_seconds`); answer whether it ran."""
+        if time.monotonic() - self._graph_at < self.graph_seconds:
+            return False
+        self._graph_at = time.monotonic()
+        return await recompute_brokerage(conn, schema, self.tables[3], self.tables[4])
+
+
+async def _select(
+    conn: AsyncConnection[Any],
+    table: sql.Identifier,
+    columns: Columns,
+    key: Columns,
+    keys: set[Any],
+    row: type[Any],
+    members: set[UUID],
+) -> list[Any]:
+    if not keys and not members:
+        return []
+    return await select_by_key(conn, table, columns, key, keys, row, members)
+
+
+async def _write_counts(
+    conn: AsyncConnection[Any],
+    table: sql.Identifier,
+    columns: Columns,
+    key: Columns,
+    values: dict[Any, int],
+    changed: set[Any],
+    row: type[Any],
+) -> None:
+    await delete(conn, table, key, [k for k in changed if k not in values])
+    await upsert(conn, table, columns, key, [row(*k, values[k]) for k in changed if k in values])
+
+
+async def recompute_brokerage(
+    conn: AsyncConnection[Any], schema: str, brokerage_table: str, runs_table: str
+) -> bool:
+    """Betweenness over the live connections, recorded with the position they reflect."""
+    broker, runs = sql.Identifier(schema, brokerage_table), sql.Identifier(schema, runs_table)
+    async with conn.transaction():
+        # One snapshot: the pairs and the checkpoint that wrote them are read together.
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cur = await conn.execute(
+            "SELECT position FROM projection_builds WHERE name = 'connections' AND state = 'live'"
+        )
+        found = await cur.fetchone()
+        cur = await conn.execute(sql.SQL("SELECT max(position) FROM {}").format(runs))
+        last = await cur.fetchone()
+        if found is None or (last is not None and last[0] == found[0]):
+            return False
+        cur = await conn.execute("SELECT member_a, member_b FROM read.connections")
+        pairs = await cur.fetchall()
+    started = time.perf_counter()
+    values, sources = await asyncio.to_thread(brokerage, pairs)
+    seconds = time.perf_counter() - started
+    async with conn.transaction():
+        await conn.execute(sql.SQL("DELETE FROM {}").format(broker))
+        async with conn.cursor().copy(
+            sql.SQL("COPY {} (member_id, value) FROM STDIN").format(broker)
+        ) as copy:
+            for member, value in values.items():
+                await copy.write_row((member, value))
+        members = len({m for pair in pairs for m in pair})
+        await conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (position, members, connections, sources, seconds) "
+                "VALUES (%s, %s, %s, %s, %s)"
+            ).format(runs),
+            [found[0], members, len(pairs), sources, seconds],
+        )
+    return True
+
+
+def score_applier(formula: Formula) -> type[ScoreApplier]:
+    """The applier class of one formula version: a projection of its own."""
+    return type(
+        f"ScoreApplier_{formula.name}_v{formula.version}",
+        (ScoreApplier,),
+        {"formula": formula, "name": formula.projection, "tables": table_names(formula)},
+    )
+
+
+SCORE_APPLIERS: tuple[type[ScoreApplier], ...] = tuple(score_applier(f) for f in built())
+"""One projection per published formula version (domain/scores.py FORMULAS)."""

@@ -1,0 +1,336 @@
+"""Reads of scores: a member's components, leaderboards and the events behind each point.
+
+Counted components come from the score version's own read model, pairs that took from
+`read.introduction_pairs` (the window applied at read time, as there), brokerage from
+the version's graph job. Nothing here reads `events`.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from psycopg import AsyncConnection, sql
+from psycopg.rows import dict_row
+
+from domain.scores import BROKERAGE, TOOK, Formula
+from services.queries.cursors import EvidenceCursor, decode_cursor, encode_cursor
+from services.queries.stats import Window
+
+DEFAULT_TOOK_WINDOW = timedelta(days=30)
+"""As the introductions' (LEDGER_INTRODUCTION_WINDOW_DAYS changes both)."""
+
+
+def reads(formula: Formula) -> tuple[str, ...]:
+    """The projections a score version's reads wait for (`min_position`)."""
+    return (formula.projection, "introductions", "connections", "member_profiles")
+
+
+class AsOf(msgspec.Struct, kw_only=True):
+    position: int
+    """Every counted component includes the ledger up to here."""
+    brokerage_position: int | None
+    """The connections the graph job last measured reflect the ledger up to here."""
+    brokerage_computed_at: datetime | None
+
+
+class ComponentValue(msgspec.Struct, kw_only=True):
+    name: str
+    weight: float
+    value: float
+    points: float
+
+
+class ScoreValue(msgspec.Struct, kw_only=True):
+    name: str
+    version: int
+    value: float
+    components: list[ComponentValue]
+    as_of: AsOf
+
+
+class Ranked(msgspec.Struct, kw_only=True):
+    rank: int
+    member_id: UUID
+    display_name: str
+    value: float
+    components: dict[str, float]
+
+
+class EvidenceOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    position: int
+    """The event's ledger position."""
+    event_id: UUID | None
+    """GET /v1/events/{event_id}"""
+    counterpart_id: UUID | None = None
+    introduction_id: UUID | None = None
+    pair: list[UUID] | None = None
+    """For pairs_took: the two members introduced; `position` is the introduction's."""
+    ref_id: UUID | None = None
+    """The id the event gave what it recorded (a mention, a recognition, an introduction)."""
+    day: date | None = None
+    evidence_position: int | None = None
+    """For pairs_took: the first contact of the two, the event that made the pair take."""
+    evidence_event_id: UUID | None = None
+
+
+class EvidencePage(msgspec.Struct, kw_only=True):
+    items: list[EvidenceOut]
+    next_cursor: str | None
+
+
+async def as_of(conn: AsyncConnection[Any], formula: Formula) -> AsOf:
+    cur = await conn.execute(
+        "SELECT coalesce(min(position), 0) FROM projection_builds "
+        "WHERE state = 'live' AND name = ANY(%s)",
+        [[formula.projection, "introductions"]],
+    )
+    position = (await cur.fetchone() or (0,))[0]
+    cur = await conn.execute(
+        sql.SQL("SELECT position, computed_at FROM read.{} ORDER BY position DESC LIMIT 1").format(
+            sql.Identifier(formula.table("graph_runs"))
+        )
+    )
+    run = await cur.fetchone()
+    return AsOf(
+        position=int(position),
+        brokerage_position=run[0] if run else None,
+        brokerage_computed_at=run[1] if run else None,
+    )
+
+
+async def member_exists(conn: AsyncConnection[Any], member_id: UUID) -> bool:
+    cur = await conn.execute("SELECT 1 FROM read.member_profiles WHERE member_id = %s", [member_id])
+    return await cur.fetchone() is not None
+
+
+def _components(formula: Formula, window: Window | None) -> tuple[sql.Composed, dict[str, Any]]:
+    """(member_id, component, value) rows of every component the formula has."""
+    parts: list[sql.Composable] = []
+    params: dict[str, Any] = {}
+    counted = list(formula.counted)
+    if counted and window is None:
+        parts.append(
+            sql.SQL(
+                "SELECT member_id, component, value::float8 AS value FROM read.{} "
+                "WHERE component = ANY(%(counted)s)"
+            ).format(sql.Identifier(formula.table("totals")))
+        )
+    elif counted and window is not None:
+        parts.append(
+            sql.SQL(
+                "SELECT member_id, component, count(DISTINCT counterpart_id)::float8 AS value "
+                "FROM read.{} WHERE component = ANY(%(counted)s) AND {} "
+                "GROUP BY member_id, component"
+            ).format(sql.Identifier(formula.table("evidence")), _days(window, "day"))
+        )
+    params["counted"] = counted
+    if formula.has(TOOK):
+        took_window = (
+            _days(window, "(evidence_at AT TIME ZONE 'UTC')::date") if window else sql.SQL("true")
+        )
+        parts.append(
+            sql.SQL(
+                "SELECT introducer_id AS member_id, {} AS component, "
+                "count(DISTINCT (member_a, member_b))::float8 AS value "
+                "FROM read.introduction_pairs "
+                "WHERE evidence_at <= least(introduced_at + %(took_window)s, now()) AND {} "
+                "GROUP BY introducer_id"
+            ).format(sql.Literal(TOOK), took_window)
+        )
+    if formula.has(BROKERAGE) and window is None:
+        parts.append(
+            sql.SQL("SELECT member_id, {} AS component, value FROM read.{}").format(
+                sql.Literal(BROKERAGE), sql.Identifier(formula.table("brokerage"))
+            )
+        )
+    if window is not None:
+        params.update(window.params())
+    return sql.SQL(" UNION ALL ").join(parts), params
+
+
+def _days(window: Window | None, column: str) -> sql.Composable:
+    where: list[sql.Composable] = [sql.SQL("true")]
+    if window is not None and window.first_day is not None:
+        where.append(sql.SQL(column + " >= %(first_day)s"))
+    if window is not None and window.end_day is not None:
+        where.append(sql.SQL(column + " < %(end_day)s"))
+    return sql.SQL(" AND ").join(where)
+
+
+def _weights(formula: Formula) -> sql.Composed:
+    return sql.SQL("(VALUES {}) AS w(component, weight)").format(
+        sql.SQL(", ").join(
+            sql.SQL("({}, {}::float8)").format(sql.Literal(c.name), sql.Literal(c.weight))
+            for c in formula.components
+        )
+    )
+
+
+async def member_score(
+    conn: AsyncConnection[Any], formula: Formula, member_id: UUID, took_window: timedelta
+) -> ScoreValue:
+    """A member's value now, with every component (zero when nothing counted)."""
+    inner, params = _components(formula, None)
+    query = sql.SQL("SELECT component, value FROM ({}) c WHERE member_id = %(member)s").format(
+        inner
+    )
+    cur = await conn.execute(query, {**params, "member": member_id, "took_window": took_window})
+    values = {component: float(value) for component, value in await cur.fetchall()}
+    components = [
+        ComponentValue(
+            name=c.name,
+            weight=c.weight,
+            value=values.get(c.name, 0.0),
+            points=round(c.weight * values.get(c.name, 0.0), 4),
+        )
+        for c in formula.components
+    ]
+    return ScoreValue(
+        name=formula.name,
+        version=formula.version,
+        value=formula.value(values),
+        components=components,
+        as_of=await as_of(conn, formula),
+    )
+
+
+async def leaderboard(
+    conn: AsyncConnection[Any],
+    formula: Formula,
+    window: Window | None,
+    took_window: timedelta,
+    limit: int,
+) -> list[Ranked]:
+    """Top members by the formula; over a window, by what they earned within it."""
+    inner, params = _components(formula, window)
+    query = sql.SQL("""
+        SELECT s.member_id, p.display_name, s.value, s.components
+        FROM (
+            SELECT c.member_id,
+                   round(sum(w.weight * c.value)::numeric, 4)::float8 AS value,
+                   jsonb_object_agg(c.component, c.value) AS components
+            FROM ({inner}) c
+            JOIN {weights} USING (component)
+            GROUP BY c.member_id
+        ) s
+        JOIN read.member_profiles p ON p.member_id = s.member_id AND p.merged_into IS NULL
+        WHERE s.value > 0
+        ORDER BY s.value DESC, s.member_id
+        LIMIT %(limit)s
+    """).format(inner=inner, weights=_weights(formula))
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(query, {**params, "took_window": took_window, "limit": limit})
+    return [
+        Ranked(
+            rank=i + 1,
+            member_id=row["member_id"],
+            display_name=row["display_name"] or "",
+            value=float(row["value"]),
+            components={
+                c.name: float(row["components"].get(c.name, 0)) for c in formula.components
+            },
+        )
+        for i, row in enumerate(await cur.fetchall())
+    ]
+
+
+async def evidence(
+    conn: AsyncConnection[Any],
+    formula: Formula,
+    member_id: UUID,
+    component: str,
+    took_window: timedelta,
+    cursor: str | None,
+    limit: int,
+) -> EvidencePage:
+    """The events behind a component, oldest first; raises InvalidCursor on a forged cursor."""
+    after = decode_cursor(cursor, EvidenceCursor) if cursor else None
+    if component == TOOK:
+        return await _took_evidence(conn, member_id, took_window, after, limit)
+    if component == BROKERAGE:
+        return EvidencePage(items=[], next_cursor=None)
+    query = sql.SQL("""
+        SELECT position, event_id, counterpart_id, ref_id, day
+        FROM read.{}
+        WHERE member_id = %(member)s AND component = %(component)s
+          AND (position, counterpart_id) > (%(position)s, %(first)s)
+        ORDER BY position, counterpart_id
+        LIMIT %(limit)s
+    """).format(sql.Identifier(formula.table("evidence")))
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        query,
+        {
+            "member": member_id,
+            "component": component,
+            "position": after.position if after else 0,
+            "first": after.first if after else UUID(int=0),
+            "limit": limit + 1,
+        },
+    )
+    rows = await cur.fetchall()
+    items = [msgspec.convert(row, EvidenceOut) for row in rows[:limit]]
+    more = len(rows) > limit
+    last = items[-1] if items and more else None
+    return EvidencePage(
+        items=items,
+        next_cursor=encode_cursor(
+            EvidenceCursor(last.position, last.counterpart_id or UUID(int=0), None)
+        )
+        if last
+        else None,
+    )
+
+
+async def _took_evidence(
+    conn: AsyncConnection[Any],
+    member_id: UUID,
+    took_window: timedelta,
+    after: EvidenceCursor | None,
+    limit: int,
+) -> EvidencePage:
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        """
+        SELECT introduction_id, member_a, member_b, position, evidence_position,
+               evidence_event_id
+        FROM read.introduction_pairs
+        WHERE introducer_id = %(member)s
+          AND evidence_at <= least(introduced_at + %(took_window)s, now())
+          AND (position, member_a, member_b) > (%(position)s, %(first)s, %(second)s)
+        ORDER BY position, member_a, member_b
+        LIMIT %(limit)s
+        """,
+        {
+            "member": member_id,
+            "took_window": took_window,
+            "position": after.position if after else 0,
+            "first": after.first if after else UUID(int=0),
+            "second": (after.second if after else None) or UUID(int=0),
+            "limit": limit + 1,
+        },
+    )
+    rows = await cur.fetchall()
+    items = [
+        EvidenceOut(
+            position=row["position"],
+            event_id=None,
+            introduction_id=row["introduction_id"],
+            pair=[row["member_a"], row["member_b"]],
+            evidence_position=row["evidence_position"],
+            evidence_event_id=row["evidence_event_id"],
+        )
+        for row in rows[:limit]
+    ]
+    last = rows[limit - 1] if len(rows) > limit else None
+    return EvidencePage(
+        items=items,
+        next_cursor=encode_cursor(
+            EvidenceCursor(last["position"], last["member_a"], last["member_b"])
+        )
+        if last
+        else None,
+    )
