@@ -125,6 +125,7 @@ async def test_create_tables_makes_exactly_the_tables_each_applier_declares(
         "contribution_counts",
         "connections",
         "interaction_counts",
+        "community_health",
     ]
 
 
