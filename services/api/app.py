@@ -20,6 +20,7 @@ from services.api.bodies import MAX_DEPTH, StrictBody
 from services.api.controllers.activity import ActivityController
 from services.api.controllers.events import EventController
 from services.api.controllers.exports import ExportController
+from services.api.controllers.health import HealthController
 from services.api.controllers.home import home
 from services.api.controllers.members import MemberController
 from services.api.controllers.operations import OperationsController, ProjectionController
@@ -46,7 +47,7 @@ MAX_BODY = 1024 * 1024
 STOP_SECONDS = 10.0
 VERSION = "1.0.0"
 
-READ_CONTROLLERS: list[type[Controller]] = [MemberController, StatsController]
+READ_CONTROLLERS: list[type[Controller]] = [MemberController, StatsController, HealthController]
 """The controllers whose reads wait for projections (`min_position`)."""
 
 
