@@ -17,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from domain import limits as lim
 from domain.projections.community_health import INACTIVITY_DAYS
+from domain.projections.community_health import period_start as period_start_of
 from services.api.auth import SECURITY, require
 from services.api.consistency import MinPosition, consistent, reads
 from services.queries import health as q
@@ -158,10 +159,14 @@ class HealthController(Controller):
                 "behind the contributor absence factor)",
                 schema_extra={"enum": list(q.GROUPS)},
             ),
-        ],
+        ] = "contributors",
         period_start: Annotated[
-            date, Parameter(description="The period's first day: a Monday, or a month's 1st")
-        ],
+            date | None,
+            Parameter(
+                description="The period's first day: a Monday, or a month's 1st; "
+                "default: the current period's"
+            ),
+        ] = None,
         period: Literal["week", "month"] = "month",
         space: Space = None,
         occasional_max: OccasionalMax = q.OCCASIONAL_MAX,
@@ -172,6 +177,8 @@ class HealthController(Controller):
         """Most contributing first (inactive members, who made none, by id)."""
         if group not in q.GROUPS:
             raise ValidationException(f"group must be one of {', '.join(q.GROUPS)}")
+        if period_start is None:
+            period_start = period_start_of(period, datetime.now(UTC).date())
         if not q.is_period_start(period, period_start):
             raise ValidationException(
                 f"period_start {period_start} does not start a {period}: "
