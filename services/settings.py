@@ -178,6 +178,8 @@ def load_stream_settings(environ: Mapping[str, str] | None = None) -> StreamSett
         max_seconds=positive("LEDGER_SSE_MAX_SECONDS", defaults.max_seconds),
         max_streams=whole("LEDGER_SSE_MAX_STREAMS", defaults.max_streams),
     )
+
+
 INTRODUCTION_WINDOW_DAYS = 30
 MAX_INTRODUCTION_WINDOW_DAYS = 3650
 

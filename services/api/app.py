@@ -20,6 +20,7 @@ from services.api.bodies import MAX_DEPTH, StrictBody
 from services.api.controllers.activity import ActivityController
 from services.api.controllers.events import EventController
 from services.api.controllers.exports import ExportController
+from services.api.controllers.health import HealthController
 from services.api.controllers.home import home
 from services.api.controllers.introductions import IntroductionController
 from services.api.controllers.members import MemberController
@@ -44,10 +45,13 @@ from services.api.watch import ProjectionWatch
 from services.limit_settings import LimitSettings, load_limit_settings
 from services.privacy.keyring import Keyring
 from services.projector.progress import Progress
-from services.settings import StreamSettings, load_stream_settings
-from services.settings import load_settings
+from services.settings import (
+    StreamSettings,
+    introduction_window,
+    load_settings,
+    load_stream_settings,
+)
 from services.webhooks.dispatcher import run_in_process
-from services.settings import introduction_window
 
 log = logging.getLogger("community_ledger.api")
 
@@ -58,6 +62,7 @@ VERSION = "1.0.0"
 READ_CONTROLLERS: list[type[Controller]] = [
     MemberController,
     StatsController,
+    HealthController,
     IntroductionController,
     ScoreController,
 ]

@@ -55,6 +55,12 @@ def sample_requests(member_id: str) -> dict[str, list[str]]:
             "/v1/stats/contributions",
             "/v1/stats/contributions?group_by=member&group_by=kind&period=week",
         ],
+        "ActivityOverTime": ["/v1/stats/activity", "/v1/stats/activity?period=day&space=blog"],
+        "ContributorCohorts": ["/v1/stats/cohorts", "/v1/stats/cohorts?period=week"],
+        "CohortMembers": [
+            "/v1/stats/cohorts/members?period_start=2025-01-01&group=core",
+            "/v1/stats/cohorts/members?period_start=2025-01-01&group=inactive",
+        ],
         "Leaderboard": [f"/v1/leaderboards/{metric}?window=all" for metric in METRICS]
         # Windowed, the recognition boards fail on any database (GroupingError), projected or
         # not: a defect of their SQL, not of a fresh deployment, left to the leaderboard work.

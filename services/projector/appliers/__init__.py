@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from services.projector.appliers.base import Applier
+from services.projector.appliers.community_health import CommunityHealthApplier
 from services.projector.appliers.connections import ConnectionsApplier
 from services.projector.appliers.contribution_counts import ContributionCountsApplier
 from services.projector.appliers.interaction_counts import InteractionCountsApplier
@@ -32,6 +33,7 @@ PROJECTIONS: tuple[type[Applier], ...] = (
     InteractionCountsApplier,
     IntroductionsApplier,
     *SCORE_APPLIERS,
+    CommunityHealthApplier,
 )
 """Every projection, in the order status lists them. Classes, not instances: reading a
 name, a version or the tables builds nothing and shares no state."""

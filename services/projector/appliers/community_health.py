@@ -1,0 +1,295 @@
+"""Writes community health: members' rows, firsts and spells as folded; totals as changes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from psycopg import AsyncConnection, sql
+
+from domain.projections import Aliases, Entry, community_health
+from domain.projections.community_health import TOTALS, MemberKey, Ref, RowKey
+from services.projector.appliers.base import Memories
+from services.projector.appliers.rows import (
+    Columns,
+    as_json,
+    create_aliases_table,
+    create_index,
+    delete,
+    key_rows,
+    names,
+    record,
+    save_aliases,
+    select_by_ids,
+    select_by_key,
+    upsert,
+)
+
+TOTAL_KEY: Columns = (("period", "text"), ("space", "text"), ("period_start", "date"))
+TOTAL_COLUMNS: Columns = (*TOTAL_KEY, *((name, "integer") for name in TOTALS))
+HISTOGRAM_KEY: Columns = (*TOTAL_KEY, ("contributions", "integer"))
+HISTOGRAM_COLUMNS: Columns = (*HISTOGRAM_KEY, ("members", "integer"))
+ROW_KEY: Columns = (
+    ("member_id", "uuid"),
+    ("space", "text"),
+    ("period", "text"),
+    ("period_start", "date"),
+)
+ROW_COLUMNS: Columns = (*ROW_KEY, ("contributions", "integer"), ("actions", "integer"))
+MEMBER_KEY: Columns = (("member_id", "uuid"), ("space", "text"))
+MEMBER_COLUMNS: Columns = (
+    *MEMBER_KEY,
+    ("first_contribution", "date"),
+    ("first_action", "date"),
+)
+SPELL_KEY: Columns = (*MEMBER_KEY, ("first_day", "date"))
+SPELL_COLUMNS: Columns = (*SPELL_KEY, ("last_day", "date"))
+REF_COLUMNS: Columns = (
+    ("ref_id", "uuid"),
+    ("member_id", "uuid"),
+    ("space", "text"),
+    ("day", "date"),
+    ("contribution", "boolean"),
+    ("taken_back", "boolean"),
+)
+
+
+class MemberPeriodRow(msgspec.Struct):
+    member_id: UUID
+    space: str
+    period: str
+    period_start: date
+    contributions: int
+    actions: int
+
+
+class MemberRow(msgspec.Struct):
+    member_id: UUID
+    space: str
+    first_contribution: date | None
+    first_action: date | None
+
+
+class SpellRow(msgspec.Struct):
+    member_id: UUID
+    space: str
+    first_day: date
+    last_day: date
+
+
+class CommunityHealthApplier:
+    name = community_health.NAME
+    version = community_health.VERSION
+    tables: tuple[str, ...] = (
+        "health_periods",
+        "health_histogram",
+        "health_member_periods",
+        "health_members",
+        "health_spells",
+        "health_refs",
+        "health_aliases",
+    )
+
+    def __init__(self) -> None:
+        # The version this applier builds, fixed when a runner makes it.
+        self.version = type(self).version
+        self.memories: Memories[Any, Any] = Memories()
+
+    async def create_tables(self, conn: AsyncConnection[Any], schema: str) -> None:
+        periods, histogram, rows, members, spells, refs, aliases = (
+            sql.Identifier(schema, t) for t in self.tables
+        )
+        for table, columns, key in (
+            (periods, TOTAL_COLUMNS, TOTAL_KEY),
+            (histogram, HISTOGRAM_COLUMNS, HISTOGRAM_KEY),
+            (rows, ROW_COLUMNS, ROW_KEY),
+            (members, MEMBER_COLUMNS, MEMBER_KEY),
+            (spells, SPELL_COLUMNS, SPELL_KEY),
+            (refs, REF_COLUMNS, REF_COLUMNS[:1]),
+        ):
+            nullable = {"first_contribution", "first_action"}
+            definitions = sql.SQL(", ").join(
+                sql.SQL("{} {}{}").format(
+                    sql.Identifier(name),
+                    sql.SQL(kind),
+                    sql.SQL("" if name in nullable else " NOT NULL"),
+                )
+                for name, kind in columns
+            )
+            await conn.execute(
+                sql.SQL("CREATE TABLE {} ({}, PRIMARY KEY ({}))").format(
+                    table, definitions, names(key)
+                )
+            )
+        await create_aliases_table(conn, aliases)
+
+    async def create_indexes(self, conn: AsyncConnection[Any], schema: str) -> None:
+        # A cohort's members are listed most contributing first, a page at a time.
+        await conn.execute(
+            sql.SQL(
+                "CREATE INDEX IF NOT EXISTS health_member_periods_ranked_idx ON {} "
+                "(period, space, period_start, contributions DESC, member_id)"
+            ).format(sql.Identifier(schema, "health_member_periods"))
+        )
+        # New contributors of a period: members by the day of their first contribution.
+        await conn.execute(
+            sql.SQL(
+                "CREATE INDEX IF NOT EXISTS health_members_first_idx ON {} "
+                "(space, first_contribution)"
+            ).format(sql.Identifier(schema, "health_members"))
+        )
+        await create_index(conn, schema, "health_aliases", "survivor_id")
+
+    async def apply(
+        self, conn: AsyncConnection[Any], schema: str, entries: Sequence[Entry], *, after: int
+    ) -> None:
+        periods, histogram, rows, members, spells, refs, aliases = (
+            sql.Identifier(schema, t) for t in self.tables
+        )
+        memory = self.memories.of(schema)
+        memory.begin(after)
+        state = community_health.State()
+        needed = community_health.refs_needed(entries)
+        found = await select_by_ids(conn, refs, REF_COLUMNS, needed, Ref)
+        state.refs = {ref.ref_id: ref for ref in found}
+        state.aliases = Aliases(await memory.known_aliases(conn, aliases))
+        keys, state.full = community_health.rows_needed(state, entries)
+        member_keys = {(key[0], key[1]) for key in keys}
+        await self._load(conn, state, (rows, members, spells), keys, member_keys)
+        community_health.fold(state, entries)
+        await _write_rows(conn, rows, state)
+        await _write_members(conn, members, spells, state)
+        await _add(conn, periods, TOTAL_COLUMNS, TOTAL_KEY, _totals(state))
+        await _add(conn, histogram, HISTOGRAM_COLUMNS, HISTOGRAM_KEY, _histogram(state))
+        changed_refs = [state.refs[r] for r in state.changed_refs]
+        await upsert(conn, refs, REF_COLUMNS, REF_COLUMNS[:1], changed_refs)
+        await save_aliases(conn, aliases, memory, state.aliases.added)
+        memory.end(entries[-1].position)
+
+    async def _load(
+        self,
+        conn: AsyncConnection[Any],
+        state: community_health.State,
+        tables: tuple[sql.Identifier, sql.Identifier, sql.Identifier],
+        keys: set[RowKey],
+        member_keys: set[MemberKey],
+    ) -> None:
+        rows, members, spells = tables
+        if keys or state.full:
+            found = await select_by_key(
+                conn, rows, ROW_COLUMNS, ROW_KEY, keys, MemberPeriodRow, state.full
+            )
+            community_health.load_days(
+                state,
+                (
+                    ((r.member_id, r.space, r.period, r.period_start), [r.contributions, r.actions])
+                    for r in found
+                ),
+            )
+        if member_keys:
+            for member in await select_by_key(
+                conn, members, MEMBER_COLUMNS, MEMBER_KEY, member_keys, MemberRow
+            ):
+                state.firsts[(member.member_id, member.space)] = [
+                    member.first_contribution,
+                    member.first_action,
+                ]
+            for spell in await select_by_key(
+                conn, spells, SPELL_COLUMNS, MEMBER_KEY, member_keys, SpellRow
+            ):
+                key = (spell.member_id, spell.space)
+                state.spells.setdefault(key, {})[spell.first_day] = spell.last_day
+
+
+async def _write_rows(
+    conn: AsyncConnection[Any], table: sql.Identifier, state: community_health.State
+) -> None:
+    gone, kept = [], []
+    for key in state.changed_rows:
+        contributions, actions = state.rows.get(key, (0, 0))
+        if actions:
+            kept.append(MemberPeriodRow(*key, contributions, actions))
+        else:
+            gone.append(key)
+    await delete(conn, table, ROW_KEY, gone)
+    await upsert(conn, table, ROW_COLUMNS, ROW_KEY, kept)
+
+
+async def _write_members(
+    conn: AsyncConnection[Any],
+    members: sql.Identifier,
+    spells: sql.Identifier,
+    state: community_health.State,
+) -> None:
+    gone, kept = [], []
+    for key in state.changed_members:
+        first_contribution, first_action = state.firsts.get(key, (None, None))
+        if first_action is None:
+            gone.append(key)
+        else:
+            kept.append(MemberRow(*key, first_contribution, first_action))
+    await delete(conn, members, MEMBER_KEY, gone)
+    await upsert(conn, members, MEMBER_COLUMNS, MEMBER_KEY, kept)
+    ended, changed = [], []
+    for key, before in state.old_spells.items():
+        now = state.spells.get(key, {})
+        ended += [(*key, first) for first in before if first not in now]
+        changed += [
+            SpellRow(*key, first, last) for first, last in now.items() if before.get(first) != last
+        ]
+    await delete(conn, spells, SPELL_KEY, ended)
+    await upsert(conn, spells, SPELL_COLUMNS, SPELL_KEY, changed)
+
+
+def _totals(state: community_health.State) -> list[tuple[Any, ...]]:
+    return [(*key, *changes) for key, changes in state.totals.items() if any(changes)]
+
+
+def _histogram(state: community_health.State) -> list[tuple[Any, ...]]:
+    return [(*key, change) for key, change in state.histogram.items() if change]
+
+
+async def _add(
+    conn: AsyncConnection[Any],
+    table: sql.Identifier,
+    columns: Columns,
+    key: Columns,
+    changes: list[tuple[Any, ...]],
+) -> None:
+    """Add changes to the stored counts (a missing row counts from zero); drop rows left all zero.
+
+    Rows go as JSON arrays, in column order.
+    """
+    if not changes:
+        return
+    counted = [name for name, _ in columns if name not in {k for k, _ in key}]
+    query = sql.SQL("""
+        INSERT INTO {table} AS t ({names})
+        SELECT {names}
+        FROM json_to_recordset(%s::json) AS r({record})
+        ON CONFLICT ({key}) DO UPDATE SET {sums}
+    """).format(
+        table=table,
+        names=names(columns),
+        record=record(columns),
+        key=names(key),
+        sums=sql.SQL(", ").join(
+            sql.SQL("{0} = t.{0} + excluded.{0}").format(sql.Identifier(name)) for name in counted
+        ),
+    )
+    as_objects = [dict(zip([name for name, _ in columns], row, strict=True)) for row in changes]
+    await conn.execute(query, [as_json(as_objects)])
+    zero = sql.SQL(" AND ").join(sql.SQL("t.{} = 0").format(sql.Identifier(n)) for n in counted)
+    matches = sql.SQL(" AND ").join(
+        sql.SQL("t.{0} = k.{0}").format(sql.Identifier(name)) for name, _ in key
+    )
+    await conn.execute(
+        sql.SQL("DELETE FROM {} AS t USING {} WHERE {} AND {}").format(
+            table, key_rows(key, ()), matches, zero
+        ),
+        [as_json([row[: len(key)] for row in changes])],
+        prepare=False,
+    )
