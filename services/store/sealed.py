@@ -84,13 +84,13 @@ class Sealer:
             cipher = self.keyring.cipher
             ciphers = {owner: cipher(member, keys[member]) for owner, member in owners.items()}
             nonces = os.urandom(sealing.NONCE * len(plans))
-            encode, ad, type_bytes = _encoder.encode, sealing.associated_data, sealing.SEALED
+            encode, ad, box_field = _encoder.encode, sealing.associated_data, sealing.SEALED
             for at, (index, payload, owner, fields) in enumerate(plans):
                 event = events[index]
                 nonce = nonces[at * sealing.NONCE : (at + 1) * sealing.NONCE]
                 box = ciphers[owner].encrypt(nonce, encode(fields), ad(event.event_id, event.type))
                 # Box bytes: msgspec writes bytes as standard base64, the box's stored text.
-                payload[type_bytes] = {"key": owners[owner], "box": nonce + box}
+                payload[box_field] = {"key": owners[owner], "box": nonce + box}
                 sealed[index] = msgspec.structs.replace(event, data=msgspec.Raw(encode(payload)))
         secret = self.keyring.handle_secret
         for index, event in enumerate(sealed):
