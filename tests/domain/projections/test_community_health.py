@@ -112,8 +112,9 @@ def from_scratch(entries: list[Entry]) -> tuple[Any, ...]:
             for period in h.PERIODS:
                 totals[(period, space, h.period_start(period, day), h.TOTALS[actor[1]])] += 1
     state = h.State()
-    state.days = days
-    for member_id in {key[0] for key in days}:
+    for (member_id, space), by_day in days.items():
+        state.days.setdefault(member_id, {})[space] = by_day
+    for member_id in state.days:
         h._count_days(state, member_id, +1)
     for total_key, changes in state.totals.items():
         for name, change in zip(h.TOTALS, changes, strict=True):
