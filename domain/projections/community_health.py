@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import cache
 from uuid import UUID
 
 import msgspec
@@ -62,6 +63,7 @@ HistogramKey = tuple[str, str, date, int]
 """period, space, period start, contributions in it"""
 
 
+@cache  # pure, and called several times per event: days are few, events many
 def period_start(period: str, day: date) -> date:
     """The first day of the period holding `day`: itself, its ISO week's Monday, its month's 1st."""
     if period == "week":

@@ -36,4 +36,5 @@ async def test_a_rebuild_needs_an_admin_key_and_starts_a_build(
         "contribution_counts",
         "connections",
         "interaction_counts",
+        "community_health",
     }
