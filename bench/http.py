@@ -16,6 +16,11 @@ served the same way, each endpoint of `read_model_requests` measured alone, cycl
 300 members, at READ_CONNECTIONS connections: a latency figure (at 64 connections
 latency follows throughput, p50 ≈ 64 / requests per second, as the phases above show).
 Windows end where the synthetic ledger does. `python -m bench.http reads` runs only this.
+The read models' endpoints are then timed on the ledger `bench.catchup` builds
+(`bench.size(1_000_000)` synthetic events over 20,000 members, a year of 2025), caught
+up by every projection (the catch-up of `community_health` alone is logged): each
+endpoint in LARGE_LEDGER_READS, one keep-alive connection, sequential calls cycling
+over its requests, so that p99 is the endpoint's own latency, not a queue's.
 
 The load comes from `bench.loadgen` in its own process. This machine has 2 cores and
 the server, its PostgreSQL and the load generator share them: every figure here is a
@@ -44,6 +49,7 @@ from typing import Any
 import msgspec
 from psycopg_pool import AsyncConnectionPool
 
+from bench.catchup import filled
 from bench.core import Bench, Ratio, Result
 from bench.loadgen import Load, Outcome, measure, request
 from bench.synthetic import START
@@ -51,6 +57,8 @@ from domain import events as e
 from domain.codec import encode_payload
 from domain.events import stream_of, tags_of, type_name
 from services import bootstrap
+from services.database import with_database
+from services.projector.runner import Runner
 from services.store.ledger import Ledger
 from services.store.records import NewEvent
 
@@ -69,6 +77,37 @@ READ_P99_MS = 50.0
 KINDS = ("chat_answer", "article", "recap", "mentoring", "answer", "review")
 
 
+LARGE_LEDGER_READS: dict[str, list[str]] = {
+    "GET /health (the floor)": ["/health"],
+    "GET /v1/stats/contributions?period=month (a peer)": [
+        "/v1/stats/contributions?period=month&since=2025-01-01&until=2026-01-01"
+    ],
+    "GET /v1/stats/activity?period=day": [
+        f"/v1/stats/activity?period=day&since=2025-01-01&until=2026-01-01{space}"
+        for space in ("", "&space=forum")
+    ],
+    "GET /v1/stats/activity?period=week": [
+        f"/v1/stats/activity?period=week&since=2025-01-01&until=2026-01-01{space}"
+        for space in ("", "&space=forum")
+    ],
+    "GET /v1/stats/cohorts?period=month": [
+        f"/v1/stats/cohorts?period=month&since=2025-01-01&until=2026-01-01{space}"
+        for space in ("", "&space=kaizenblog")
+    ],
+    "GET /v1/stats/cohorts?period=week": [
+        f"/v1/stats/cohorts?period=week&since=2025-01-01&until=2026-01-01{space}"
+        for space in ("", "&space=kaizenblog")
+    ],
+    "GET /v1/stats/cohorts/members": [
+        f"/v1/stats/cohorts/members?period_start=2025-{month:02}-01&group={group}"
+        for month in range(1, 13)
+        for group in ("core", "casual", "new", "occasional", "inactive", "absence")
+    ],
+}
+"""Requests per read endpoint on the large ledger: the issue's target is p99 < 50 ms."""
+READ_CALLS = 1_000
+
+
 def run(bench: Bench) -> list[Result | Ratio]:
     full = bench.scale >= 1
     duration, warmup = (10.0, 2.0) if full else (3.0, 1.0)
@@ -81,8 +120,15 @@ def run(bench: Bench) -> list[Result | Ratio]:
     results += reads
     main = figures[WORKERS[0]]
     where = f"{WORKERS[0]} workers, {CONNECTIONS} connections"
+    reads = _measure_large_ledger_reads(bench)
     return [
         *results,
+        *reads.values(),
+        *(
+            Ratio(f"http: {variant} p99 ms", result, None, target=50, at_most=True)
+            for variant, result in reads.items()
+            if variant.endswith("p99") and "/v1/stats/" in variant and "(a peer)" not in variant
+        ),
         Ratio(
             f"http: POST / health requests/s ({where})",
             main["post rate"],
@@ -155,6 +201,57 @@ def _measure_server(
             note=f"{CONNECTIONS} connections, {duration:g} s after {warmup:g} s warm-up",
         )
     return figures
+
+
+def _measure_large_ledger_reads(bench: Bench) -> dict[str, Result]:
+    """Each read endpoint's latency on the large ledger, caught up by every projection."""
+    events = bench.size(1_000_000)
+    calls = bench.size(READ_CALLS, smallest=200)
+    samples: dict[str, list[float]] = {}
+    with filled(bench, events) as name:
+        url = with_database(bench.server_url, name)
+        for projections in (["community_health"], []):
+            started = time.perf_counter()
+            failures = asyncio.run(Runner(url, projections).run())
+            if failures:
+                raise RuntimeError(f"catch-up failed: {failures}")
+            which = ", ".join(projections) or "the other projections"
+            bench.log(
+                f"{which}: {events:,} events caught up in {time.perf_counter() - started:.0f} s"
+            )
+        token = create_key(url)
+        auth = {"Authorization": f"Bearer {token}"}
+        with running_server(url, 1) as port:
+            for _ in range(bench.repetitions):
+                for endpoint, paths in LARGE_LEDGER_READS.items():
+                    load = Load(
+                        requests=[request("GET", path, headers=auth) for path in paths],
+                        connections=1,
+                        duration=120.0,
+                        warmup=0.5,
+                        max_requests=calls,
+                    )
+                    outcome = measure("127.0.0.1", port, load)
+                    _check(outcome, endpoint, 1)
+                    for figure in (50, 99):
+                        key = f"{endpoint} p{figure}"
+                        samples.setdefault(key, []).append(outcome.percentile(figure) * 1000)
+                    bench.log(
+                        f"{endpoint}: p50 {samples[endpoint + ' p50'][-1]:.1f} ms, "
+                        f"p99 {samples[endpoint + ' p99'][-1]:.1f} ms"
+                    )
+    note = f"{events:,} events, 1 worker, 1 connection, {calls:,} sequential calls"
+    return {
+        key: Result(
+            workload="http",
+            variant=key,
+            unit="ms",
+            samples=values,
+            higher_is_better=False,
+            note=note,
+        )
+        for key, values in samples.items()
+    }
 
 
 def contribution_event(member: uuid.UUID, n: int) -> NewEvent:

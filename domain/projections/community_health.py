@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import cache
 from uuid import UUID
 
 import msgspec
@@ -62,6 +63,7 @@ HistogramKey = tuple[str, str, date, int]
 """period, space, period start, contributions in it"""
 
 
+@cache  # pure, and called several times per event: days are few, events many
 def period_start(period: str, day: date) -> date:
     """The first day of the period holding `day`: itself, its ISO week's Monday, its month's 1st."""
     if period == "week":
@@ -113,7 +115,8 @@ class State:
     """first day -> last day of each spell of a member in a space."""
     full: set[UUID] = field(default_factory=set)
     """Members derived again whole in this batch: their days are in `days`."""
-    days: dict[MemberKey, dict[date, list[int]]] = field(default_factory=dict)
+    days: dict[UUID, dict[str, dict[date, list[int]]]] = field(default_factory=dict)
+    """member -> space -> day -> [contributions, actions], for members derived whole."""
     totals: dict[TotalKey, list[int]] = field(default_factory=dict)
     """Changes to the totals (added to the stored ones)."""
     histogram: dict[HistogramKey, int] = field(default_factory=dict)
@@ -345,29 +348,28 @@ def _count_spell(state: State, space: str, first: date, last: date, sign: int) -
 
 def _change_day(state: State, key: MemberKey, day: date, contribution: bool, change: int) -> None:
     """For a member derived whole: their day's counts change; rows follow at the end."""
-    counts = state.days.setdefault(key, {}).setdefault(day, [0, 0])
+    counts = state.days.setdefault(key[0], {}).setdefault(key[1], {}).setdefault(day, [0, 0])
     counts[0] += change if contribution else 0
     counts[1] += change
 
 
 def _move(state: State, duplicate: UUID, survivor: UUID) -> None:
     """The duplicate's days join the survivor's (both are derived whole: see rows_needed)."""
-    for key in [key for key in state.days if key[0] == duplicate]:
-        days = state.days.pop(key)
-        into = state.days.setdefault((survivor, key[1]), {})
+    spaces = state.days.get(duplicate, {})
+    for space, days in spaces.items():
+        into = state.days.setdefault(survivor, {}).setdefault(space, {})
         for day, (contributions, actions) in days.items():
             counts = into.setdefault(day, [0, 0])
             counts[0] += contributions
             counts[1] += actions
-        state.days[key] = {}
+        spaces[space] = {}
 
 
 def _count_days(state: State, member_id: UUID, sign: int) -> None:
     """Count (sign +1) or uncount (-1) all a member's derived rows; +1 also writes them."""
-    keys = [key for key in state.days if key[0] == member_id]
-    for key in keys:
-        space = key[1]
-        derived = derive(state.days[key])
+    for space, days in state.days.get(member_id, {}).items():
+        key = (member_id, space)
+        derived = derive(days)
         for (period, start), (contributions, actions) in derived.rows.items():
             if actions:
                 state.total(period, space, start, _ACTIVE, sign)
@@ -405,4 +407,4 @@ def load_days(state: State, rows: Iterable[tuple[RowKey, list[int]]]) -> None:
         state.rows[key] = counts
         member_id, space, period, start = key
         if period == "day" and member_id in state.full:
-            state.days.setdefault((member_id, space), {})[start] = list(counts)
+            state.days.setdefault(member_id, {}).setdefault(space, {})[start] = list(counts)

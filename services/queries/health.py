@@ -189,15 +189,17 @@ async def cohorts(
     )
     totals = await cur.fetchall()
     histograms = await _histograms(conn, span, space)
-    known = recent = 0
-    by_start: dict[date, tuple[int, int, int, int]] = {}
-    for start, new, starts, recent_change in totals:
-        known, recent = known + new, recent + recent_change
-        by_start[start] = (new, starts, known, recent)
-    points, last = [], (0, 0, 0, 0)
+    rows, points = iter(totals), []
+    known = recent = 0  # running sums over every period up to the current one
+    pending = next(rows, None)
     for start in span.starts():
-        new, starts, known, recent = by_start.get(start, (0, 0, last[2], last[3]))
-        last = (new, starts, known, recent)
+        new = starts = 0
+        while pending is not None and pending[0] <= start:
+            at, counted_new, counted_starts, recent_change = pending
+            known, recent = known + counted_new, recent + recent_change
+            if at == start:
+                new, starts = counted_new, counted_starts
+            pending = next(rows, None)
         histogram = histograms.get(start, [])
         onion = Onion(histogram)
         points.append(

@@ -140,6 +140,16 @@ async def test_the_cohorts_of_a_small_community_are_the_numbers_counted_by_hand(
         "2025-05-01": (0, 0, 0, 0, 0, 3, 0, 0, 0, 0),
         "2025-06-01": (1, 1, 0, 1, 1, 2, 1, 0, 0, 1),
     }
+    # A week with no rows of its own still counts everyone inactive since earlier weeks.
+    quiet = await get(
+        community,
+        reader,
+        "/v1/stats/cohorts",
+        period="week",
+        since="2025-05-19",
+        until="2025-05-26",
+    )
+    assert [(p["period_start"], p["inactive"]) for p in quiet["periods"]] == [("2025-05-19", 3)]
     all_spaces = await get(
         community,
         reader,

@@ -53,7 +53,8 @@ class Activity(msgspec.Struct, kw_only=True):
     period: str
     space: str | None
     as_of_position: int
-    """The ledger position the counts reflect."""
+    """The ledger position the read model had reached when read: the counts reflect at
+    least this one (checkpoints only move forward)."""
     periods: list[q.ActivityPoint]
 
 
@@ -63,7 +64,8 @@ class Cohorts(msgspec.Struct, kw_only=True):
     inactivity_days: int
     occasional_max: int
     as_of_position: int
-    """The ledger position the counts reflect."""
+    """The ledger position the read model had reached when read: the counts reflect at
+    least this one (checkpoints only move forward)."""
     periods: list[q.CohortPoint]
 
 
@@ -102,10 +104,9 @@ class HealthController(Controller):
         At most 366 days, 260 weeks or 120 months per answer."""
         span = _span(period, since, until)
         await consistent(request, min_position)
-        async with pool.connection() as conn, conn.transaction():
-            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            points = await q.activity(conn, span, space)
+        async with pool.connection() as conn:
             position = await q.as_of(conn)
+            points = await q.activity(conn, span, space)
         return Activity(period=period, space=space, as_of_position=position, periods=points)
 
     @get(
@@ -129,10 +130,9 @@ class HealthController(Controller):
         each count's members: GET /v1/stats/cohorts/members."""
         span = _span(period, since, until)
         await consistent(request, min_position)
-        async with pool.connection() as conn, conn.transaction():
-            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            points = await q.cohorts(conn, span, space, occasional_max)
+        async with pool.connection() as conn:
             position = await q.as_of(conn)
+            points = await q.cohorts(conn, span, space, occasional_max)
         return Cohorts(
             period=period,
             space=space,
@@ -187,8 +187,8 @@ class HealthController(Controller):
             )
         await consistent(request, min_position)
         try:
-            async with pool.connection() as conn, conn.transaction():
-                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            async with pool.connection() as conn:
+                position = await q.as_of(conn)
                 found, next_cursor = await q.cohort_members(
                     conn,
                     period=period,
@@ -199,7 +199,6 @@ class HealthController(Controller):
                     cursor=cursor,
                     limit=limit,
                 )
-                position = await q.as_of(conn)
         except InvalidCursor as error:
             raise ValidationException(
                 f"cursor: {error}",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -20,7 +20,17 @@ from domain import events as e
 from domain.projections import Aliases, Entry, utc_day
 from domain.projections import community_health as h
 from tests.domain.projections.strategies import valid_ledgers
-from tests.domain.projections.timeline import START
+from tests.domain.projections.timeline import (
+    ANA,
+    CY,
+    DEE,
+    START,
+    contributed,
+    ledger,
+    merged,
+    registered,
+    retracted,
+)
 
 
 class Store:
@@ -112,8 +122,9 @@ def from_scratch(entries: list[Entry]) -> tuple[Any, ...]:
             for period in h.PERIODS:
                 totals[(period, space, h.period_start(period, day), h.TOTALS[actor[1]])] += 1
     state = h.State()
-    state.days = days
-    for member_id in {key[0] for key in days}:
+    for (member_id, space), by_day in days.items():
+        state.days.setdefault(member_id, {})[space] = by_day
+    for member_id in state.days:
         h._count_days(state, member_id, +1)
     for total_key, changes in state.totals.items():
         for name, change in zip(h.TOTALS, changes, strict=True):
@@ -158,3 +169,67 @@ def test_any_batch_split_equals_one_batch_and_a_derivation_from_scratch(
 
     assert split == whole
     assert whole == from_scratch(entries)
+
+
+def on(day: str, event: e.Event) -> tuple[Any, e.Event]:
+    return (datetime.fromisoformat(f"{day}T12:00:00+00:00"), event)
+
+
+def monthly(store: Store, name: str, space: str = h.ALL_SPACES) -> dict[str, int]:
+    """A total by month, as the stored changes add up."""
+    return {
+        key[2].isoformat(): count
+        for key, count in sorted(store.totals.items())
+        if key[0] == "month" and key[1] == space and key[3] == name
+    }
+
+
+def test_given_a_return_after_a_long_gap_then_a_spell_ends_and_another_starts() -> None:
+    # Given Ana contributes on Jan 10 and Feb 5, and again on Jun 2 (117 days later).
+    given = ledger(
+        registered(ANA),
+        on("2025-01-10", contributed(ANA)),
+        on("2025-02-05", contributed(ANA)),
+        on("2025-06-02", contributed(ANA)),
+    )
+    # When the fold has seen it, one event at a time.
+    store = in_batches(given, [1] * len(given))
+    # Then two spells: Jan 10 to Feb 5, and Jun 2; she starts (new) in January, returns
+    # in June, and counts as recently active from January to the month holding May 6
+    # (Feb 5 + 90 days), when she turns inactive until June.
+    assert store.spells[(ANA, h.ALL_SPACES)] == {
+        date(2025, 1, 10): date(2025, 2, 5),
+        date(2025, 6, 2): date(2025, 6, 2),
+    }
+    assert monthly(store, "new_contributors") == {"2025-01-01": 1}
+    assert monthly(store, "spell_starts") == {"2025-01-01": 1, "2025-06-01": 1}
+    assert monthly(store, "recent_change") == {
+        "2025-01-01": 1,
+        "2025-05-01": -1,
+        "2025-06-01": 1,
+        "2025-08-01": -1,
+    }
+
+
+def test_given_a_merge_then_the_survivor_starts_with_the_duplicates_first_day() -> None:
+    # Given Dee contributes in January and Cy in March.
+    dee_first = contributed(DEE)
+    given = ledger(
+        registered(CY),
+        registered(DEE),
+        on("2025-01-05", dee_first),
+        on("2025-03-10", contributed(CY)),
+    )
+    # When Dee is merged into Cy, then Dee's contribution retracted, in later batches.
+    store = in_batches(given, [len(given)])
+    store.apply(ledger(merged(DEE, into=CY))[-1:])
+    merged_store = copy.deepcopy(store)
+    store.apply([Entry(position=99, occurred_at=START, event=retracted(dee_first))])
+    # Then after the merge Cy is one member, new in January, active in January and March;
+    # after the retraction, new in March.
+    assert monthly(merged_store, "new_contributors") == {"2025-01-01": 1}
+    assert monthly(merged_store, "active_members") == {"2025-01-01": 1, "2025-03-01": 1}
+    assert (DEE, h.ALL_SPACES) not in merged_store.firsts
+    assert monthly(store, "new_contributors") == {"2025-03-01": 1}
+    assert monthly(store, "active_members") == {"2025-03-01": 1}
+    assert store.firsts[(CY, h.ALL_SPACES)] == [date(2025, 3, 10), date(2025, 3, 10)]
