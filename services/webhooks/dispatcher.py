@@ -219,6 +219,7 @@ class Worker:
                 pass
         finally:
             with contextlib.suppress(Exception):
+                await self.dispatcher.sender.forget(self.webhook_id)
                 async with self.dispatcher.pool.connection() as conn:
                     await builds.release_lease(conn, self.lease.name, self.lease.owner)
 
@@ -341,7 +342,7 @@ class Worker:
             "webhook-signature": signer.sign(message_id, now, body.decode()),
         }
         outcome = await self.dispatcher.sender.send(
-            subscription.url, headers, body, within=self.lease_left()
+            self.webhook_id, subscription.url, headers, body, within=self.lease_left()
         )
         WEBHOOK_DELIVERIES.labels(outcome.outcome).inc()
         WEBHOOK_DELIVERY_SECONDS.observe(outcome.duration_ms / 1000)
