@@ -123,9 +123,16 @@ class Dispatcher:
                     await asyncio.wait(running, timeout=self.renew_every)
                 else:
                     await asyncio.sleep(self.renew_every)
-                await self._renew()
-                if follow:
-                    await self._claim(follow)
+                try:
+                    await self._renew()
+                    if follow:
+                        await self._claim(follow)
+                except psycopg.OperationalError as error:
+                    # The database is away: the tasks stop delivering as their leases run
+                    # out, and this loop takes them up again once it answers.
+                    log.warning(
+                        "webhooks: cannot renew leases (%s); retrying", type(error).__name__
+                    )
 
     @contextlib.asynccontextmanager
     async def _open(self) -> AsyncIterator[None]:
