@@ -278,6 +278,10 @@ class Worker:
         longer delay, and a write that finds the subscription changed, end the batch.
         """
         signer = self._signer_for(subscription)
+        if signer is None:
+            # Not the receiver's fault: no attempt is recorded, and the subscription is left
+            # to a dispatcher holding the current master key (this one gives up its lease).
+            return False
         progress = _Progress(subscription)
         try:
             return await self._deliver_batch(subscription, matching, signer, progress)
@@ -293,7 +297,7 @@ class Worker:
         self,
         subscription: Subscription,
         matching: Matching,
-        signer: Webhook | None,
+        signer: Webhook,
         progress: _Progress,
     ) -> bool:
         events = matching.events
@@ -331,15 +335,8 @@ class Worker:
         return self._leased
 
     async def _send(
-        self, subscription: Subscription, signer: Webhook | None, record: RecordedEvent
+        self, subscription: Subscription, signer: Webhook, record: RecordedEvent
     ) -> Outcome:
-        if signer is None:
-            return Outcome(
-                outcome="refused",
-                status_code=None,
-                duration_ms=0.0,
-                error="the signing secret is wrapped by another master key than this process's",
-            )
         body = _encoder.encode(event_out(record))
         message_id = str(record.event_id)
         now = datetime.now(UTC)
@@ -411,7 +408,11 @@ class Worker:
                 self.dispatcher.keyring.master, subscription.secret_wrapped, subscription.kek_id
             )
         except WrongMasterKey:
-            log.error("webhook %s: its signing secret does not unwrap", self.webhook_id)
+            log.error(
+                "webhook %s: its signing secret is wrapped by another master key than this "
+                "process's (restart it with the current one); not delivering",
+                self.webhook_id,
+            )
             return None
         self._signer = (subscription.secret_wrapped, Webhook(secret))
         return self._signer[1]
