@@ -182,6 +182,8 @@ class Dispatcher:
         """Renew the leases held; a task whose lease went to another dispatcher stops."""
         async with self.pool.connection() as conn:
             for worker in list(self.workers.values()):
+                if worker.task.done():
+                    continue  # it gave its lease back as it ended: taking it again would keep it
                 renewed_at = time.monotonic()
                 token = await builds.take_lease(
                     conn, worker.lease.name, self.owner, seconds=self.lease_seconds
