@@ -17,6 +17,7 @@ import functools
 import logging
 import os
 import random
+import secrets
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -96,7 +97,9 @@ class Dispatcher:
         self.sealer = Sealer(keyring)
         self.schedule = settings.webhook_retry_schedule
         self.lease_seconds = settings.webhook_lease_seconds
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        # One name per dispatcher, not per process: two in one process (a restart inside
+        # the server, a test) must not each take the other's leases for their own.
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.batch_size = batch_size
         self.pool = AsyncConnectionPool(
             conninfo, min_size=1, max_size=pool_size, kwargs={"autocommit": True}, open=False
