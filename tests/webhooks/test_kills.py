@@ -33,7 +33,7 @@ pytestmark = pytest.mark.anyio
 
 EVENTS = int(os.environ.get("HOOKS_EVENTS", 5_000))
 KILLS = 10
-LEASE_SECONDS = 1.5
+LEASE_SECONDS = 2.0
 
 
 def _dispatcher(url: str, log: Path) -> subprocess.Popen[bytes]:
