@@ -33,6 +33,7 @@ WORKLOADS = {
     "http": "POST /v1/contributions, GET history and GET /health at 64 connections",
     "history": "member history pages (first and deep) on a 1,000,000-event ledger",
     "graph": "the connector score's graph job: betweenness, 20,000 members, 200,000 connections",
+    "webhooks": "webhook deliveries/s to a receiver answering at once, and to a 200 ms one",
 }
 
 

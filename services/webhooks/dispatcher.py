@@ -17,6 +17,7 @@ import functools
 import logging
 import os
 import random
+import secrets
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -96,7 +97,9 @@ class Dispatcher:
         self.sealer = Sealer(keyring)
         self.schedule = settings.webhook_retry_schedule
         self.lease_seconds = settings.webhook_lease_seconds
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        # One name per dispatcher, not per process: two in one process (a restart inside
+        # the server, a test) must not each take the other's leases for their own.
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.batch_size = batch_size
         self.pool = AsyncConnectionPool(
             conninfo, min_size=1, max_size=pool_size, kwargs={"autocommit": True}, open=False
@@ -123,9 +126,16 @@ class Dispatcher:
                     await asyncio.wait(running, timeout=self.renew_every)
                 else:
                     await asyncio.sleep(self.renew_every)
-                await self._renew()
-                if follow:
-                    await self._claim(follow)
+                try:
+                    await self._renew()
+                    if follow:
+                        await self._claim(follow)
+                except psycopg.OperationalError as error:
+                    # The database is away: the tasks stop delivering as their leases run
+                    # out, and this loop takes them up again once it answers.
+                    log.warning(
+                        "webhooks: cannot renew leases (%s); retrying", type(error).__name__
+                    )
 
     @contextlib.asynccontextmanager
     async def _open(self) -> AsyncIterator[None]:
@@ -175,6 +185,8 @@ class Dispatcher:
         """Renew the leases held; a task whose lease went to another dispatcher stops."""
         async with self.pool.connection() as conn:
             for worker in list(self.workers.values()):
+                if worker.task.done():
+                    continue  # it gave its lease back as it ended: taking it again would keep it
                 renewed_at = time.monotonic()
                 token = await builds.take_lease(
                     conn, worker.lease.name, self.owner, seconds=self.lease_seconds
@@ -219,6 +231,7 @@ class Worker:
                 pass
         finally:
             with contextlib.suppress(Exception):
+                await self.dispatcher.sender.forget(self.webhook_id)
                 async with self.dispatcher.pool.connection() as conn:
                     await builds.release_lease(conn, self.lease.name, self.lease.owner)
 
@@ -270,6 +283,10 @@ class Worker:
         longer delay, and a write that finds the subscription changed, end the batch.
         """
         signer = self._signer_for(subscription)
+        if signer is None:
+            # Not the receiver's fault: no attempt is recorded, and the subscription is left
+            # to a dispatcher holding the current master key (this one gives up its lease).
+            return False
         progress = _Progress(subscription)
         try:
             return await self._deliver_batch(subscription, matching, signer, progress)
@@ -285,7 +302,7 @@ class Worker:
         self,
         subscription: Subscription,
         matching: Matching,
-        signer: Webhook | None,
+        signer: Webhook,
         progress: _Progress,
     ) -> bool:
         events = matching.events
@@ -323,15 +340,8 @@ class Worker:
         return self._leased
 
     async def _send(
-        self, subscription: Subscription, signer: Webhook | None, record: RecordedEvent
+        self, subscription: Subscription, signer: Webhook, record: RecordedEvent
     ) -> Outcome:
-        if signer is None:
-            return Outcome(
-                outcome="refused",
-                status_code=None,
-                duration_ms=0.0,
-                error="the signing secret is wrapped by another master key than this process's",
-            )
         body = _encoder.encode(event_out(record))
         message_id = str(record.event_id)
         now = datetime.now(UTC)
@@ -341,7 +351,7 @@ class Worker:
             "webhook-signature": signer.sign(message_id, now, body.decode()),
         }
         outcome = await self.dispatcher.sender.send(
-            subscription.url, headers, body, within=self.lease_left()
+            self.webhook_id, subscription.url, headers, body, within=self.lease_left()
         )
         WEBHOOK_DELIVERIES.labels(outcome.outcome).inc()
         WEBHOOK_DELIVERY_SECONDS.observe(outcome.duration_ms / 1000)
@@ -403,7 +413,11 @@ class Worker:
                 self.dispatcher.keyring.master, subscription.secret_wrapped, subscription.kek_id
             )
         except WrongMasterKey:
-            log.error("webhook %s: its signing secret does not unwrap", self.webhook_id)
+            log.error(
+                "webhook %s: its signing secret is wrapped by another master key than this "
+                "process's (restart it with the current one); not delivering",
+                self.webhook_id,
+            )
             return None
         self._signer = (subscription.secret_wrapped, Webhook(secret))
         return self._signer[1]

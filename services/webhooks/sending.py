@@ -3,9 +3,9 @@
 The target is resolved and checked (`targets.resolve_target`) before the connection, and
 the request goes to that address, not to the name: the Host header and the TLS server
 name keep the URL's host, so a name cannot answer one address to the check and another
-to the connection. Each target (scheme, host, port) has a client of its own, keeping its
-connections alive between deliveries: a connection verified for one host name is never
-reused for another that happens to share its address.
+to the connection. Each subscription keeps its connection to its target (scheme, host,
+port) alive between deliveries; a connection verified for one host name is never reused
+for another that happens to share its address.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
+from collections.abc import Hashable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -48,19 +49,26 @@ class Sender:
     def __init__(self, *, timeout: float, allow_private: bool) -> None:
         self.timeout = timeout
         self.allow_private = allow_private
-        self._pools: dict[tuple[str, str, int], httpcore.AsyncConnectionPool] = {}
+        self._pools: dict[tuple[Hashable, str, str, int], httpcore.AsyncConnectionPool] = {}
         self._timeouts = {name: timeout for name in ("connect", "read", "write", "pool")}
         self._resolved: dict[str, tuple[float, list[IPAddress]]] = {}
 
     async def send(
-        self, url: str, headers: dict[str, str], body: bytes, *, within: float | None = None
+        self,
+        owner: Hashable,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        *,
+        within: float | None = None,
     ) -> Outcome:
-        """POST `body` to `url`; `within` caps the attempt below the timeout (a lease ending)."""
+        """POST `body` to `url` on `owner`'s connection (one subscription's deliveries go
+        one at a time); `within` caps the attempt below the timeout (a lease ending)."""
         limit = self.timeout if within is None else max(0.0, min(self.timeout, within))
         started = time.perf_counter()
         try:
             async with asyncio.timeout(limit):
-                status = await self._post(url, headers, body)
+                status = await self._post(owner, url, headers, body)
         except UnsafeTarget as refused:
             return _outcome("refused", started, error=f"refused target: {refused.reason}")
         except (TimeoutError, httpcore.TimeoutException):
@@ -80,7 +88,7 @@ class Sender:
             )
         return _outcome("http_error", started, status=status, error=f"HTTP {status}")
 
-    async def _post(self, url: str, headers: dict[str, str], body: bytes) -> int:
+    async def _post(self, owner: Hashable, url: str, headers: dict[str, str], body: bytes) -> int:
         parts = urlsplit(url)
         scheme, host = parts.scheme.lower(), parts.hostname or ""
         port = parts.port or (443 if scheme == "https" else 80)
@@ -97,7 +105,7 @@ class Sender:
             ("content-type", "application/json"),
             ("content-length", str(len(body))),
         ]
-        pool = self._pool(scheme, host, port)
+        pool = self._pool((owner, scheme, host.lower(), port))
         async with pool.stream(
             "POST", pinned, headers=fields, content=body, extensions=extensions
         ) as response:
@@ -117,15 +125,21 @@ class Sender:
         self._resolved[url] = (now, addresses)
         return addresses
 
-    def _pool(self, scheme: str, host: str, port: int) -> httpcore.AsyncConnectionPool:
-        key = (scheme, host.lower(), port)
+    def _pool(self, key: tuple[Hashable, str, str, int]) -> httpcore.AsyncConnectionPool:
         if (pool := self._pools.get(key)) is None:
             # httpcore, httpx's own transport, without httpx's layer above it: that layer
             # doubled the processor time of a delivery. It never follows redirects, and
             # never goes through a proxy: the request reaches the address checked, only it.
-            pool = httpcore.AsyncConnectionPool(max_connections=16, max_keepalive_connections=8)
+            # One connection per subscription and target: its deliveries take turns anyway,
+            # and a pool shared by many spends its time looking for an idle connection.
+            pool = httpcore.AsyncConnectionPool(max_connections=1, max_keepalive_connections=1)
             self._pools[key] = pool
         return pool
+
+    async def forget(self, owner: Hashable) -> None:
+        """Close `owner`'s connections (a subscription no longer delivered here)."""
+        for key in [key for key in self._pools if key[0] == owner]:
+            await self._pools.pop(key).aclose()
 
     async def close(self) -> None:
         for pool in self._pools.values():

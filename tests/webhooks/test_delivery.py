@@ -19,9 +19,11 @@ from services.metrics import (
     WEBHOOKS_DISABLED,
 )
 from services.privacy.keyring import Keyring
+from services.privacy.master import new_master_key
 from services.store.ledger import Ledger
 from services.store.public import event_out
 from services.webhooks.dispatcher import Dispatcher
+from services.webhooks.secrets import wrap_secret
 from tests.webhooks.conftest import (
     Receiver,
     deliveries,
@@ -234,9 +236,11 @@ async def test_two_dispatchers_never_deliver_at_once_for_one_subscription(
     receiver.delay = 0.003
     hooks = [subscribe(database_url, receiver.url) for _ in range(3)]
     appended = await ledger.append([noted(i) for i in range(40)])
+    # A lease long enough that no stall of this busy machine lets it lapse: the handover
+    # here is the first one stopping, which gives its leases back at once.
+    settings = dispatch_settings(webhook_lease_seconds=5.0)
     dispatchers = [
-        Dispatcher(projector_url, keyring, dispatch_settings(), owner=owner)
-        for owner in ("first", "second")
+        Dispatcher(projector_url, keyring, settings, owner=owner) for owner in ("first", "second")
     ]
     running = [asyncio.create_task(d.run(follow=True)) for d in dispatchers]
     try:
@@ -287,3 +291,21 @@ async def test_metrics_show_outcomes_lag_and_the_retry_queue(
     assert WEBHOOK_DELIVERIES.labels("http_error")._value.get() == failed_before + 2
     row = subscription_row(database_url, hook.webhook_id)
     assert row["attempts"] == 2 and row["enabled"]
+
+
+async def test_a_secret_under_another_master_key_is_not_delivered_nor_held_against_it(
+    ledger: Ledger, keyring: Keyring, database_url: str, projector_url: str, receiver: Receiver
+) -> None:
+    hook = subscribe(database_url, receiver.url)
+    wrapped, kek_id = wrap_secret(new_master_key(), hook.secret)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE webhooks SET secret_wrapped = %s, kek_id = %s WHERE webhook_id = %s",
+            [wrapped, kek_id, hook.webhook_id],
+        )
+    await ledger.append([noted(0)])
+
+    await Dispatcher(projector_url, keyring, dispatch_settings()).run()
+
+    assert receiver.seen() == [] and deliveries(database_url, hook.webhook_id) == []
+    assert subscription_row(database_url, hook.webhook_id)["enabled"]

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.anyio
 
 EVENTS = int(os.environ.get("HOOKS_EVENTS", 5_000))
 KILLS = 10
-LEASE_SECONDS = 1.5
+LEASE_SECONDS = 2.0
 
 
 def _dispatcher(url: str, log: Path) -> subprocess.Popen[bytes]:
@@ -93,7 +93,8 @@ async def test_every_event_arrives_at_least_once_in_order_and_signed_through_ten
             kills.append(time.monotonic())
             running.append(_dispatcher(projector_url, log))
 
-        deadline = time.monotonic() + 60
+        # Generous: on a machine shared with other suites the catch-up alone took 30-90 s.
+        deadline = time.monotonic() + 240
         while any(
             subscription_row(database_url, hook.webhook_id)["position"] != positions[-1]
             for hook in hooks
