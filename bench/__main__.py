@@ -32,6 +32,7 @@ WORKLOADS = {
     "imports": "import jsonl of 100,000 and 1,000,000 lines: rate and memory",
     "http": "POST /v1/contributions, GET history and GET /health at 64 connections",
     "history": "member history pages (first and deep) on a 1,000,000-event ledger",
+    "sse": "event stream delivery latency: 200 streams while 1,000 events/s are appended",
 }
 
 
