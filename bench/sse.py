@@ -27,6 +27,7 @@ import re
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from bench.core import Bench, Ratio, Result
 from bench.http import _register_members, create_key, running_server
@@ -39,7 +40,7 @@ BATCH = 10
 WRITERS = 4
 WORKERS = 2
 MEMBERS = 50
-QUIET = 5.0
+LONGEST = 120.0
 _EVENT_ID = re.compile(rb"(?m)^id: (\d+)\nevent: ")
 
 
@@ -93,14 +94,16 @@ def _measure(
 ) -> dict[str, float]:
     context = multiprocessing.get_context("spawn")
     head = _head(port, auth)
-    with context.Pool(2) as pool:
+    with context.Manager() as manager, context.Pool(2) as pool:
+        last = manager.Value("q", 0)  # the last position appended, once all are: where to stop
         # The streams open and settle first; the appends start on the clock after them.
         start_at = time.time() + 3.0
-        streams = pool.apply_async(_streams, (port, auth, head, start_at, duration))
+        streams = pool.apply_async(_streams, (port, auth, head, start_at, duration, last))
         peak = _PeakMemory(serving)
         with peak:
             acks = pool.apply(_append, (port, auth, members, repetition, start_at, duration))
-        received = streams.get(timeout=duration + 60)
+            last.value = max(position for position, _ in acks)
+            received = streams.get(timeout=duration + LONGEST + 30)
     acked = dict(acks)
     appended = sorted(acked)
     latencies: list[float] = []
@@ -163,19 +166,26 @@ async def _read_answer(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
 
 
 def _streams(
-    port: int, auth: dict[str, str], after: int, start_at: float, duration: float
+    port: int, auth: dict[str, str], after: int, start_at: float, duration: float, last: Any
 ) -> list[tuple[list[tuple[int, float]], bool]]:
     """In a process of its own: STREAMS clients, each (position, wall time read) per event,
     and whether the server dropped it as a slow consumer."""
-    return asyncio.run(_read_streams(port, auth, after, start_at, duration))
+    return asyncio.run(_read_streams(port, auth, after, start_at, duration, last))
 
 
 async def _read_streams(
-    port: int, auth: dict[str, str], after: int, start_at: float, duration: float
+    port: int, auth: dict[str, str], after: int, start_at: float, duration: float, last: Any
 ) -> list[tuple[list[tuple[int, float]], bool]]:
-    # Until the appends are over and a stream has heard nothing for QUIET s (the last
-    # deliveries); a stream that never goes quiet is stopped after LONGEST s.
-    appended_by, longest = start_at + duration, start_at + duration + 120.0
+    # Until a stream has the last event appended (the parent says which once the appends
+    # are over), or the server drops it, or LONGEST s after the appends.
+    longest = start_at + duration + LONGEST
+    expected = [0]
+
+    async def follow_last() -> None:
+        while not expected[0]:
+            await asyncio.sleep(0.2)
+            expected[0] = await asyncio.to_thread(lambda: int(last.value))
+
     headers = {**auth, "Last-Event-ID": str(after)}
 
     async def one() -> list[tuple[int, float]]:
@@ -188,12 +198,13 @@ async def _read_streams(
         buffer, dropped = b"", False
         try:
             while time.time() < longest:
-                wait = QUIET if time.time() > appended_by else appended_by - time.time() + QUIET
+                if expected[0] and seen and seen[-1][0] >= expected[0]:
+                    break
                 try:
-                    async with asyncio.timeout(wait):
+                    async with asyncio.timeout(0.5):
                         chunk = await reader.read(1 << 16)
                 except TimeoutError:
-                    break
+                    continue
                 if not chunk:
                     raise RuntimeError("a stream ended early")
                 at = time.time()
@@ -211,7 +222,11 @@ async def _read_streams(
             writer.close()
         return seen, dropped
 
-    return await asyncio.gather(*(one() for _ in range(STREAMS)))
+    following = asyncio.create_task(follow_last())
+    try:
+        return await asyncio.gather(*(one() for _ in range(STREAMS)))
+    finally:
+        following.cancel()
 
 
 def _append(
