@@ -34,6 +34,7 @@ WORKLOADS = {
     "history": "member history pages (first and deep) on a 1,000,000-event ledger",
     "graph": "the connector score's graph job: betweenness, 20,000 members, 200,000 connections",
     "webhooks": "webhook deliveries/s to a receiver answering at once, and to a 200 ms one",
+    "sse": "event stream delivery latency: 200 streams while 1,000 events/s are appended",
 }
 
 

@@ -69,7 +69,7 @@ async def event_stream(
             elif covered - sent >= SKIP_RUN:
                 yield b"id: %d\n\n" % covered
                 sent = covered
-            if subscription.queue or subscription.overflowed or hub.stopping:
+            if subscription.overflowed or hub.stopping:
                 continue
             left = ends_at - loop.time()
             if left <= 0:
@@ -80,6 +80,8 @@ async def event_stream(
                     sent,
                 )
                 return
+            if subscription.queue:
+                continue
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(min(settings.heartbeat_seconds, left)):
                     await subscription.changed.wait()
