@@ -37,4 +37,5 @@ async def test_a_rebuild_needs_an_admin_key_and_starts_a_build(
         "connections",
         "interaction_counts",
         "introductions",
+        "score_connector_v1",
     }

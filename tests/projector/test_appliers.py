@@ -126,6 +126,7 @@ async def test_create_tables_makes_exactly_the_tables_each_applier_declares(
         "connections",
         "interaction_counts",
         "introductions",
+        "score_connector_v1",
     ]
 
 
