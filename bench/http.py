@@ -458,14 +458,16 @@ def read_model_requests(
                 headers=auth,
             )
         ],
-        "GET /v1/members/{id}/scores/connector/events (reach)": [
-            request("GET", f"/v1/members/{m}/scores/connector/events?component=reach", headers=auth)
+        "GET /v1/members/{id}/scores/connector/components/reach/events": [
+            request(
+                "GET", f"/v1/members/{m}/scores/connector/components/reach/events", headers=auth
+            )
             for m in members
         ],
-        "GET /v1/members/{id}/scores/connector/events (pairs_took)": [
+        "GET /v1/members/{id}/scores/connector/components/pairs_took/events": [
             request(
                 "GET",
-                f"/v1/members/{m}/scores/connector/events?component=pairs_took",
+                f"/v1/members/{m}/scores/connector/components/pairs_took/events",
                 headers=auth,
             )
             for m in members

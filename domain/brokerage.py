@@ -12,8 +12,6 @@ import random
 from collections.abc import Iterable
 from uuid import UUID
 
-import igraph
-
 SAMPLE_SOURCES = 128
 SEED = 15
 
@@ -23,6 +21,8 @@ def brokerage(
 ) -> tuple[dict[UUID, float], int]:
     """Per member, the percent of shortest paths between two others that run through them;
     and how many sources were searched (all members when exact). Members at 0 are left out."""
+    import igraph  # here, not at the top: the API imports this module and never computes
+
     pairs = [(a, b) for a, b in pairs if a != b]
     members = sorted({m for pair in pairs for m in pair})
     n = len(members)

@@ -31,7 +31,7 @@ TRY = (
     "/v1/stats/contributions?group_by=member&kind=chat_answer",
     "/v1/leaderboards/recognitions_received?window=30d&until=2009-09-01",
     f"/v1/members/{RECAP_AUTHOR}/scores",
-    f"/v1/members/{RECAP_AUTHOR}/scores/connector/events?component=recognitions_given&limit=3",
+    f"/v1/members/{RECAP_AUTHOR}/scores/connector/components/recognitions_given/events?limit=3",
     f"/v1/stats/contributions?group_by=kind&member={HOST}",
 )
 """The reads the demo suggests; the example is from August 2009, so windows end then."""

@@ -16,7 +16,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from domain.scores import BROKERAGE, TOOK, Formula
-from services.queries.cursors import EvidenceCursor, decode_cursor, encode_cursor
+from services.queries.cursors import EvidenceCursor, encode_cursor
 from services.queries.stats import Window
 
 DEFAULT_TOOK_WINDOW = timedelta(days=30)
@@ -243,11 +243,10 @@ async def evidence(
     member_id: UUID,
     component: str,
     took_window: timedelta,
-    cursor: str | None,
+    after: EvidenceCursor | None,
     limit: int,
 ) -> EvidencePage:
-    """The events behind a component, oldest first; raises InvalidCursor on a forged cursor."""
-    after = decode_cursor(cursor, EvidenceCursor) if cursor else None
+    """The events behind a component, oldest first, after the cursor's event."""
     if component == TOOK:
         return await _took_evidence(conn, member_id, took_window, after, limit)
     if component == BROKERAGE:

@@ -45,7 +45,7 @@ def sample_requests(member_id: str) -> dict[str, list[str]]:
             f"/v1/members/{member_id}/scores?name=connector&version=1",
         ],
         "ExplainMemberScore": [
-            f"/v1/members/{member_id}/scores/connector/events?component={component}"
+            f"/v1/members/{member_id}/scores/connector/components/{component}/events"
             for component in ("pairs_took", "reach", "brokerage")
         ],
         "ScoreLeaderboard": [

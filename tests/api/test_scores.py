@@ -91,15 +91,13 @@ async def test_the_leaderboard_ranks_by_the_score_and_a_window_by_what_was_earne
 async def test_the_events_behind_a_component_are_paged_with_a_typed_cursor(
     told: Story, client: Client, reader: dict[str, str]
 ) -> None:
-    path = f"/v1/members/{told.ids['A']}/scores/connector/events"
-    first = await client.get(path, headers=reader, params={"component": "reach", "limit": 3})
+    path = f"/v1/members/{told.ids['A']}/scores/connector/components/reach/events"
+    first = await client.get(path, headers=reader, params={"limit": 3})
     assert first.status_code == 200, first.text
     page = first.json()
     assert page["value"] == 3
     cursor = page["next_cursor"]
-    second = await client.get(
-        path, headers=reader, params={"component": "reach", "limit": 3, "cursor": cursor}
-    )
+    second = await client.get(path, headers=reader, params={"limit": 3, "cursor": cursor})
     events = page["events"] + second.json()["events"]
     assert second.json()["next_cursor"] is None
     # The introduction reached B and C; both recognitions reached D.
@@ -109,12 +107,12 @@ async def test_the_events_behind_a_component_are_paged_with_a_typed_cursor(
     positions = [e["position"] for e in events]
     assert positions == sorted(positions)
 
-    took = await client.get(path, headers=reader, params={"component": "pairs_took"})
+    took = await client.get(path.replace("/reach/", "/pairs_took/"), headers=reader)
     [pair] = took.json()["events"]
     assert sorted(pair["pair"]) == sorted([told.ids["B"], told.ids["C"]])
     assert pair["evidence_event_id"] and pair["evidence_position"] > pair["position"]
 
-    forged = await client.get(path, headers=reader, params={"component": "reach", "cursor": "x"})
+    forged = await client.get(path, headers=reader, params={"cursor": "x"})
     assert forged.status_code == 400
     assert forged.headers["content-type"].startswith("application/problem+json")
 
@@ -126,7 +124,8 @@ async def test_the_events_behind_a_component_are_paged_with_a_typed_cursor(
         "/v1/scores/connector/leaderboard?version=9",
         "/v1/members/{A}/scores?name=nosuch",
         "/v1/members/{A}/scores?name=connector&version=9",
-        "/v1/members/{A}/scores/connector/events?component=sought_out",
+        "/v1/members/{A}/scores/connector/components/sought_out/events",
+        "/v1/members/{A}/scores/connector/components/nosuch/events",
         "/v1/members/00000000-0000-4000-8000-000000000000/scores",
     ],
 )

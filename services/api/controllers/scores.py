@@ -18,7 +18,7 @@ from domain.scores import COMPONENTS, Formula
 from services.api.auth import SECURITY, require
 from services.api.consistency import MinPosition, consistent, reads
 from services.queries import scores as q
-from services.queries.cursors import InvalidCursor
+from services.queries.cursors import EvidenceCursor, InvalidCursor, decode_cursor
 from services.queries.stats import Window, window_of
 
 WINDOW_DAYS = {"7d": 7, "30d": 30, "90d": 90, "365d": 365}
@@ -88,6 +88,17 @@ def _formula(name: str, version: int | None) -> Formula:
         raise NotFoundException(str(error)) from error
 
 
+def _cursor(text: str | None) -> EvidenceCursor | None:
+    """Read first, so a forged cursor is a 400 whatever else the request names."""
+    try:
+        return decode_cursor(text, EvidenceCursor) if text else None
+    except InvalidCursor as error:
+        raise ValidationException(
+            f"cursor: {error}",
+            extra=[{"key": "cursor", "source": "query", "message": str(error)}],
+        ) from error
+
+
 def _took_window(request: Request[Any, Any, Any]) -> timedelta:
     window: timedelta = request.app.state.introduction_window
     return window
@@ -147,7 +158,7 @@ class ScoreController(Controller):
         return MemberScores(member_id=member_id, scores=values)
 
     @get(
-        "/v1/members/{member_id:uuid}/scores/{name:str}/events",
+        "/v1/members/{member_id:uuid}/scores/{name:str}/components/{component:str}/events",
         operation_id="ExplainMemberScore",
         summary="The events behind one component of a member's score",
         opt=reads(READS),
@@ -168,6 +179,7 @@ class ScoreController(Controller):
     ) -> Explanation:
         """Oldest first: for a counted component each event that reached a counterpart; for
         pairs_took each pair introduced that took and the first contact that made it take."""
+        after = _cursor(cursor)
         formula = _formula(name, version)
         if not formula.has(component):
             raise NotFoundException(
@@ -179,15 +191,9 @@ class ScoreController(Controller):
             if not await q.member_exists(conn, member_id):
                 raise NotFoundException(f"no member {member_id}")
             score = await q.member_score(conn, formula, member_id, _took_window(request))
-            try:
-                page = await q.evidence(
-                    conn, formula, member_id, component, _took_window(request), cursor, limit
-                )
-            except InvalidCursor as error:
-                raise ValidationException(
-                    f"cursor: {error}",
-                    extra=[{"key": "cursor", "source": "query", "message": str(error)}],
-                ) from error
+            page = await q.evidence(
+                conn, formula, member_id, component, _took_window(request), after, limit
+            )
         value = next(c for c in score.components if c.name == component)
         note = None
         if component == registry.BROKERAGE:

@@ -288,6 +288,7 @@ async def recompute_brokerage(
             for member, value in values.items():
                 await copy.write_row((member, value))
         members = len({m for pair in pairs for m in pair})
+        await conn.execute(sql.SQL("DELETE FROM {}").format(runs))  # the last run is the one
         await conn.execute(
             sql.SQL(
                 "INSERT INTO {} (position, members, connections, sources, seconds) "
