@@ -53,7 +53,9 @@ def test_upgrade_gives_every_registered_projection_an_empty_live_build(
     assert {name: (v, p) for name, (_, v, p) in live.items()} == {
         applier.name: (applier.version, 0) for applier in APPLIERS
     }
-    assert dump(empty_database_url) == {t: [] for a in APPLIERS for t in a.tables}
+    assert dump(empty_database_url) == {
+        t: [] for a in APPLIERS for t in a.tables if t not in getattr(a, "job_tables", ())
+    }
 
     migrate.upgrade(empty_database_url)
 

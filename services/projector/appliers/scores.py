@@ -90,6 +90,9 @@ class ScoreApplier:
     name: str
     version = fold.VERSION
     tables: tuple[str, ...]
+    job_tables: tuple[str, ...]
+    """Written by the graph job, not the fold: when it ran (and its timings) is no function
+    of the ledger alone, so comparisons of what folds built leave them out."""
     graph_seconds = GRAPH_SECONDS
 
     def __init__(self) -> None:
@@ -304,7 +307,12 @@ def score_applier(formula: Formula) -> type[ScoreApplier]:
     return type(
         f"ScoreApplier_{formula.name}_v{formula.version}",
         (ScoreApplier,),
-        {"formula": formula, "name": formula.projection, "tables": table_names(formula)},
+        {
+            "formula": formula,
+            "name": formula.projection,
+            "tables": table_names(formula),
+            "job_tables": (formula.table("brokerage"), formula.table("graph_runs")),
+        },
     )
 
 
