@@ -33,6 +33,12 @@ pytestmark = pytest.mark.anyio
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
+def folded(tables: dict[str, Any]) -> dict[str, Any]:
+    """The tables a fold of the ledger makes; a graph job's record of when it ran is not one."""
+    jobs = {table for applier in APPLIERS for table in getattr(applier, "job_tables", ())}
+    return {name: rows for name, rows in tables.items() if name not in jobs}
+
+
 @pytest.fixture
 async def conn(database_url: str) -> AsyncIterator[AsyncConnection[Any]]:
     async with await AsyncConnection.connect(database_url, autocommit=True) as opened:
@@ -95,8 +101,8 @@ async def test_rebuilding_from_zero_after_erasures_equals_the_tables_catch_up_bu
     if pending:
         await ledger.append([new_event(x) for x in pending])
     await catch_up(database_url, keyring)
-    incremental = await dump(conn, "read")
+    incremental = folded(await dump(conn, "read"))
 
     await catch_up(database_url, keyring, rebuild=True)
 
-    assert await dump(conn, "read") == incremental
+    assert folded(await dump(conn, "read")) == incremental
