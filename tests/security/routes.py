@@ -24,6 +24,8 @@ PATH_VALUES = {
     "handle": "ana",
     "name": "member_profiles",
 }
+SCORE_PATH_VALUES = {"name": "connector", "component": "reach"}
+"""Under /scores/ a `name` is a score's, and a component one of its own."""
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,9 @@ class Operation:
         path = self.template
         for param in self.parameters:
             if param["in"] == "path":
-                value = overrides.get(param["name"]) or PATH_VALUES.get(
-                    param["name"], str(uuid.uuid4())
+                known = SCORE_PATH_VALUES if "/scores/" in self.template else PATH_VALUES
+                value = overrides.get(param["name"]) or known.get(
+                    param["name"], PATH_VALUES.get(param["name"], str(uuid.uuid4()))
                 )
                 path = path.replace("{" + param["name"] + "}", value)
         return path
