@@ -1,10 +1,12 @@
 """One client's event stream: catch up through the pool, then the hub's live tail.
 
-A stream resumed from an old position reads the feed a page at a time (as GET /v1/events
-does) until a page comes back short. Only then does it subscribe to the hub, and it reads
-the feed once more: the hub offers every event after a point that read reaches, so the
-live messages join the read without a gap, and those the read already sent are skipped
-by position. A stream that never falls behind thus costs one subscription, no connection.
+A stream starting at or near the head, or resuming within the hub's recent messages,
+subscribes at once and reads nothing from the database. One resumed from an older
+position reads the feed a page at a time (as GET /v1/events does) and asks the hub again
+after each short page: the hub takes it once its recent messages reach back to the
+stream's position, so the live messages join the read without a gap, and any the read
+already sent are skipped by position. A stream that never falls behind thus costs one
+subscription, no connection.
 
 Filtered events are not sent, but the client's Last-Event-ID still moves over them: a
 message with only an `id:` field sets it without dispatching anything (WHATWG HTML, "Server-
@@ -43,22 +45,29 @@ async def event_stream(
     hub.open_stream()
     try:
         yield b"retry: %d\n: events after position %d\n\n" % (RETRY_MILLISECONDS, after)
+        short_page = True
         while not hub.stopping:
+            if short_page:
+                subscription = await hub.subscribe(wanted, after=covered)
+                if subscription is not None:
+                    break
+            # A read filtered by type in SQL says nothing of the events it passed over after
+            # its last match: the head read before it does (every position up to it was read).
+            head = await hub.ledger.head() if types is not None else 0
+            hub.catch_up_reads += 1
             records = await hub.ledger.read_feed(after=covered, limit=PAGE, types=types)
             found = [message(r) for r in records if wanted.matches(r.type, r.tags)]
             if records:
                 covered = records[-1].position
+            if len(records) < PAGE:
+                covered = max(covered, head)
             if found:
                 yield b"".join(m.text for m in found)
                 sent = found[-1].position
             elif covered - sent >= SKIP_RUN:
                 yield b"id: %d\n\n" % covered
                 sent = covered
-            if len(records) == PAGE:
-                continue
-            if subscription is not None:
-                break
-            subscription = await hub.subscribe(wanted)
+            short_page = len(records) < PAGE
 
         while subscription is not None and not hub.stopping and not subscription.overflowed:
             found = [m for m in subscription.take() if m.position > covered]

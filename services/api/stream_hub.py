@@ -6,6 +6,12 @@ horizon (`Ledger.read_feed`, as GET /v1/events does), encodes each once as an SS
 and hands the messages to every subscribed stream in memory. A stream holds no database
 connection while idle, and with no stream open the hub reads nothing.
 
+The hub also keeps its last `capacity` messages: a stream that starts or resumes within
+them (a consumer reconnecting with Last-Event-ID, or a new one at the head) is handed
+them and joins the live tail without reading the feed. Without this, every stream of a
+reconnecting crowd read and opened the same recent events itself, and the streams
+already live waited behind those reads.
+
 Each subscription has a bounded queue: a stream that falls `queue_events` behind (its
 client reads too slowly) is dropped by the hub at once, so memory stays bounded whatever
 the client does; the stream then tells its client where to resume (services/api/event_stream.py).
@@ -97,7 +103,7 @@ class Subscription:
 
         A stream that has taken everything always gets the next read whole, however
         large (at most PAGE events): only a backlog it has not taken counts against it."""
-        matching = messages if self.wanted.everything else self._matching(messages)
+        matching = self.matching(messages)
         if self.queue and len(self.queue) + len(matching) > self.capacity:
             self.overflowed = True
             self.queue.clear()
@@ -107,7 +113,9 @@ class Subscription:
         self.changed.set()
         return not self.overflowed
 
-    def _matching(self, messages: Sequence[Message]) -> list[Message]:
+    def matching(self, messages: Sequence[Message]) -> Sequence[Message]:
+        if self.wanted.everything:
+            return messages
         return [m for m in messages if self.wanted.matches(m.type, m.tags)]
 
     def take(self) -> list[Message]:
@@ -130,8 +138,14 @@ class StreamHub:
         self.subscriptions: set[Subscription] = set()
         self.tail = 0
         """Every event up to here has been offered to the subscriptions."""
+        self.recent: deque[Message] = deque()
+        """The last `capacity` messages read, oldest first."""
+        self.recent_floor = 0
+        """Every event after this position, up to `tail`, is in `recent`."""
         self.reads = 0
         """Feed reads so far for the live tail: the cost of all the streams together."""
+        self.catch_up_reads = 0
+        """Feed reads so far by streams catching up on their own (older than `recent`)."""
         self.listening = False
         self.stopping = False
         self._lock = asyncio.Lock()
@@ -178,15 +192,30 @@ class StreamHub:
         if subscription is not None:
             self.subscriptions.discard(subscription)
 
-    async def subscribe(self, wanted: Wanted) -> Subscription:
-        """A subscription offered every event after `tail` (at least what was readable
-        when it was called): a stream that then reads the feed once more up to its end
-        has no gap with what the hub will offer it."""
+    async def subscribe(self, wanted: Wanted, after: int) -> Subscription | None:
+        """A subscription that will offer every event after `after`, or None when the hub
+        cannot (the stream must read the feed further first).
+
+        The hub can when its recent messages reach back to `after` (those after it are
+        queued at once), or when no one listens yet and `after` is within a page of the
+        head: the hub then starts reading from there."""
         async with self._lock:
             if not self.subscriptions:
-                # The hub read nothing while no one listened: start from what is readable now.
-                self.tail = await self.ledger.head()
+                # The hub read nothing while no one listened: start where this stream is.
+                head = await self.ledger.head()
+                if head - after > PAGE:
+                    return None
+                self.tail = self.recent_floor = min(head, after)
+                self.recent.clear()
+                if self.tail < head:
+                    self._wake.set()
+            elif after < self.recent_floor:
+                return None
             subscription = Subscription(wanted, self.capacity, self.tail)
+            missed = [m for m in self.recent if m.position > after]
+            subscription.queue.extend(subscription.matching(missed))
+            if subscription.queue:
+                subscription.changed.set()
             self.subscriptions.add(subscription)
         return subscription
 
@@ -216,9 +245,15 @@ class StreamHub:
                 return
             messages = [message(record) for record in records]
             self.tail = records[-1].position
+            self._remember(messages)
             self._fan_out(messages, self.subscriptions)
             if len(records) < PAGE:
                 return
+
+    def _remember(self, messages: Sequence[Message]) -> None:
+        self.recent.extend(messages)
+        while len(self.recent) > self.capacity:
+            self.recent_floor = self.recent.popleft().position
 
     def _fan_out(self, messages: Sequence[Message], subscriptions: Iterable[Subscription]) -> None:
         for subscription in list(subscriptions):

@@ -314,3 +314,73 @@ async def test_the_stream_needs_a_key(client: httpx.AsyncClient) -> None:
     answer = await client.get(STREAM, headers={"Authorization": ""})
 
     assert answer.status_code == 401
+
+
+async def test_streams_resuming_within_the_hubs_recent_events_read_nothing_from_the_feed(
+    app: Litestar, client: httpx.AsyncClient, ledger: Ledger
+) -> None:
+    async with opened(client) as live:
+        await live.until_comment("heartbeat")
+        earlier = await append(ledger, 30)
+        await live.events(30)
+        hub = app.state.stream_hub
+        reads = hub.catch_up_reads
+        resume = {"Last-Event-ID": str(earlier[9])}
+        async with (
+            opened(client, headers=resume) as r1,
+            opened(client, headers=resume) as r2,
+            opened(client, headers=resume) as r3,
+        ):
+            missed = await asyncio.gather(*(r.events(20) for r in (r1, r2, r3)))
+            later = await append(ledger, 2)
+            after = await asyncio.gather(*(r.events(2) for r in (r1, r2, r3)))
+        catch_up_reads = hub.catch_up_reads - reads
+
+    assert all([b.position for b in m] == earlier[10:] for m in missed)
+    assert all([b.position for b in a] == later for a in after)
+    assert catch_up_reads == 0, "a reconnecting crowd is served from the hub's recent events"
+
+
+async def test_a_stream_older_than_the_recent_events_reads_the_feed_then_joins_without_a_gap(
+    api_url: str, ledger: Ledger, reader: dict[str, str]
+) -> None:
+    small = StreamSettings(heartbeat_seconds=0.2, queue_events=20, max_seconds=60)
+    app = create_app(api_url, stream=small)
+    async with (
+        served(app) as server,
+        httpx.AsyncClient(base_url=server.url, headers=reader, timeout=10) as client,
+        opened(client) as live,
+    ):
+        await live.until_comment("heartbeat")
+        earlier = [p for _ in range(3) for p in await append(ledger, 25)]
+        await live.events(75)
+        hub = app.state.stream_hub
+        reads = hub.catch_up_reads
+        assert hub.recent_floor > earlier[0], "the hub keeps only its last 20 messages"
+        async with opened(client, headers={"Last-Event-ID": str(earlier[0])}) as old:
+            missed = await old.events(74)
+            later = await append(ledger, 3)
+            after = await old.events(3)
+        catch_up_reads = hub.catch_up_reads - reads
+
+    assert [b.position for b in missed] == earlier[1:]
+    assert [b.position for b in after] == later
+    assert catch_up_reads >= 1
+
+
+async def test_a_filtered_stream_whose_last_match_is_far_behind_joins_the_live_tail(
+    app: Litestar, client: httpx.AsyncClient, ledger: Ledger
+) -> None:
+    rare = await append(ledger, 1, type="Rare")
+    await append(ledger, 600)  # more than a page of other events after the last match
+    async with opened(client, query="?types=Rare") as source:
+        await source.until_comment("heartbeat")
+        hub = app.state.stream_hub
+        subscribed = len(hub.subscriptions)
+        reads = hub.catch_up_reads
+        live = await append(ledger, 1, type="Rare")
+        received = await source.events(1)
+
+    assert subscribed == 1
+    assert reads <= 2, "one filtered read reached the head; no rescans of the other events"
+    assert [b.position for b in received] == live and live[0] > rare[0]
