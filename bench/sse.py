@@ -33,7 +33,7 @@ from bench.core import Bench, Ratio, Result
 from bench.http import _register_members, create_key, running_server
 from bench.loadgen import STREAM_LIMIT, request
 
-STREAMS = 200
+STREAMS = int(os.environ.get("BENCH_SSE_STREAMS", "200"))
 RATE = 1000
 """Events per second appended."""
 BATCH = 10
@@ -41,7 +41,9 @@ WRITERS = 4
 WORKERS = 2
 MEMBERS = 50
 LONGEST = 120.0
-_EVENT_ID = re.compile(rb"(?m)^id: (\d+)\nevent: ")
+_EVENT_ID = re.compile(rb"\n\nid: (\d+)\nevent: ")
+"""An event's id, in text that starts at a message (findall on b"\n\n" + text): a literal
+start lets `re` skip ahead instead of trying a `^` at every byte (a ninth of the time)."""
 
 
 def run(bench: Bench) -> list[Result | Ratio]:
@@ -81,6 +83,9 @@ def run(bench: Bench) -> list[Result | Ratio]:
         rate,
         dropped,
         Ratio(f"sse: delivery p99 ms ({note})", p99, None, target=100, at_most=True),
+        # The latency counts only at the rate asked for: a machine too busy to append it
+        # shows here, not as a flattering p99.
+        Ratio(f"sse: events appended per second ({note})", rate, None, target=RATE * 0.95),
     ]
 
 
@@ -126,7 +131,7 @@ def _measure(
         "p99": _percentile(latencies, 99),
         "max": latencies[-1],
         "deliveries": len(latencies),
-        "appended rate": len(acked) / duration,
+        "appended rate": len(acked) / (max(acked.values()) - start_at),
         "rss": peak.mib,
         "dropped": dropped,
     }
@@ -211,13 +216,13 @@ async def _read_streams(
                 buffer += chunk
                 if b": slow consumer" in buffer:  # the server dropped this client
                     dropped = True
-                    seen += [(int(found), at) for found in _EVENT_ID.findall(buffer)]
+                    seen += [(int(found), at) for found in _EVENT_ID.findall(b"\n\n" + buffer)]
                     break
                 cut = buffer.rfind(b"\n\n")
                 if cut < 0:
                     continue
                 complete, buffer = buffer[: cut + 2], buffer[cut + 2 :]
-                seen += [(int(found), at) for found in _EVENT_ID.findall(complete)]
+                seen += [(int(found), at) for found in _EVENT_ID.findall(b"\n\n" + complete)]
         finally:
             writer.close()
         return seen, dropped
