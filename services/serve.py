@@ -18,6 +18,11 @@ from services import bootstrap
 from services.limit_settings import LimitSettings, load_limit_settings
 from services.settings import Settings
 
+WORKER_HEALTHCHECK_SECONDS = 30
+"""How long uvicorn waits for a worker's answer to its ping before it kills the worker
+(its default, 5 s, killed busy workers on a loaded 2-core machine, and each kill ends
+every event stream that worker served)."""
+
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
     return serve_api(
@@ -71,6 +76,7 @@ def serve_api(
             log_level=log_level,
             access_log=access_log,
             http="services.serve:NoDelayH11Protocol",
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         )
     return 0
 
