@@ -11,7 +11,7 @@ from typing import Literal
 
 import msgspec
 
-COUNTED = ("reach", "recognitions_given", "sought_out")
+COUNTED = ("reach", "recognitions_given", "answers_drawn", "sought_out")
 """Components the score's own projection counts from events: distinct counterparts."""
 TOOK = "pairs_took"
 """Counted from the introductions read model (pairs that took within its window)."""
@@ -65,13 +65,19 @@ CONNECTOR_V1 = Formula(
     name="connector",
     version=1,
     summary="Who connects people: introductions that took, the members reached, "
-    "recognition given away, and the paths between others that run through them.",
+    "recognition given away, the members drawn into conversation, and the paths between "
+    "others that run through them.",
     components=(
         Component(name=TOOK, weight=3.0, unit="distinct pair introduced that took"),
         Component(
             name="reach", weight=1.0, unit="distinct member introduced, mentioned or recognised"
         ),
         Component(name="recognitions_given", weight=1.0, unit="distinct member recognised"),
+        Component(
+            name="answers_drawn",
+            weight=1.0,
+            unit="distinct member who replied to this one's contributions",
+        ),
         Component(
             name=BROKERAGE,
             weight=1.0,
@@ -92,6 +98,11 @@ CONNECTOR_V2_DRAFT = Formula(
             name="reach", weight=1.0, unit="distinct member introduced, mentioned or recognised"
         ),
         Component(name="recognitions_given", weight=1.0, unit="distinct member recognised"),
+        Component(
+            name="answers_drawn",
+            weight=1.0,
+            unit="distinct member who replied to this one's contributions",
+        ),
         Component(
             name="sought_out",
             weight=0.5,

@@ -23,7 +23,8 @@ EXAMPLE = Path("examples") / "kaizenblog" / "kaizenblog.jsonl"
 RECAP_AUTHOR = "6f4740c3-1781-542f-8a90-203ca23569ad"
 """Who wrote the recap: connector v1 shows whom they reached and recognised, and why."""
 HOST = "0e9564d7-0e14-5499-9f2a-bbb844c995ec"
-"""The chat's host: her questions (and the answers, replies to them) are contributions."""
+"""The chat's host: her questions (and the answers, replies to them) are contributions;
+connector v1 counts whom her questions drew in (`answers_drawn`), answer by answer."""
 DEMO_KEY_NAME = "demo"
 TRY = (
     "/v1/members/by-handle/twitter/yannr",
@@ -33,6 +34,7 @@ TRY = (
     f"/v1/members/{RECAP_AUTHOR}/scores",
     f"/v1/members/{RECAP_AUTHOR}/scores/connector/components/recognitions_given/events?limit=3",
     f"/v1/stats/contributions?group_by=kind&member={HOST}",
+    f"/v1/members/{HOST}/scores/connector/components/answers_drawn/events?limit=3",
 )
 """The reads the demo suggests; the example is from August 2009, so windows end then."""
 

@@ -3,8 +3,10 @@
 Each event that counts is kept as evidence (member, component, counterpart, position),
 so an answer can list the events behind every point. A component's value is the number
 of distinct counterparts (`contacts` count the evidence per counterpart, `totals` count
-the contacts). A withdrawn recognition takes its evidence back; a merge moves the
-duplicate's evidence, on either side, onto its survivor (what meets itself is dropped).
+the contacts). A withdrawn recognition or a retracted reply takes its evidence back; a
+merge moves the duplicate's evidence, on either side, onto its survivor (what meets
+itself is dropped). A reply counts for the author of the contribution it answers, so the
+fold keeps who wrote each contribution (`authors`) when a formula counts answers.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import msgspec
 from domain import events as e
 from domain.projections import Aliases, Entry, utc_day
 
-VERSION = 1
-"""Of the fold and its tables; a formula's version is the score's, not this."""
+VERSION = 2
+"""Of the fold and its tables (2: replies counted, authors kept); a formula's version is the
+score's, not this."""
 
 EvidenceKey = tuple[UUID, str, int, UUID]
 """member, component, position, counterpart"""
@@ -30,6 +33,7 @@ TotalKey = tuple[UUID, str]
 """member, component"""
 Touch = tuple[str, UUID, UUID, UUID]
 """component, member, counterpart, the id the event gave the thing (recognition_id, …)"""
+ANSWERS = "answers_drawn"
 
 
 class Evidence(msgspec.Struct, gc=False):
@@ -63,11 +67,19 @@ class State:
     """The evidence of the recognitions this batch withdraws, found at once."""
     by_member: dict[UUID, set[EvidenceKey]] = field(default_factory=dict)
     """The evidence naming, on either side, a member this batch merges: what moves."""
+    authors: dict[UUID, UUID] = field(default_factory=dict)
+    """Who wrote the contributions this batch replies to (and those it records)."""
+    new_authors: dict[UUID, UUID] = field(default_factory=dict)
+    """Contributions this batch records: their authors, to keep."""
 
 
-def touches(event: e.Event) -> list[Touch]:
+def touches(event: e.Event, authors: dict[UUID, UUID]) -> list[Touch]:
     """Every (component, member, counterpart) an event counts, before any filtering."""
     match event:
+        case e.ContributionRecorded(contribution_id=ref, member_id=member, reply_to=answered) if (
+            answered is not None and answered in authors
+        ):
+            return [(ANSWERS, authors[answered], member, ref)]
         case e.IntroductionMade(
             introducer_id=introducer, introduced_ids=introduced, introduction_id=ref
         ):
@@ -84,20 +96,53 @@ def touches(event: e.Event) -> list[Touch]:
 
 
 def withdrawn(entries: Iterable[Entry]) -> set[UUID]:
-    """The recognitions the batch withdraws: their evidence must be loaded."""
-    return {x.event.recognition_id for x in entries if isinstance(x.event, e.RecognitionWithdrawn)}
+    """The recognitions the batch withdraws and the replies it retracts: their evidence
+    must be loaded."""
+    refs: set[UUID] = set()
+    for entry in entries:
+        match entry.event:
+            case (
+                e.RecognitionWithdrawn(recognition_id=ref)
+                | e.ContributionRetracted(contribution_id=ref)
+            ):
+                refs.add(ref)
+    return refs
+
+
+def authors_needed(state: State, entries: Iterable[Entry]) -> set[UUID]:
+    """The contributions the batch replies to that it does not record itself: whose
+    authors must be loaded (none when no formula here counts answers)."""
+    if ANSWERS not in state.components:
+        return set()
+    recorded: set[UUID] = set()
+    needed: set[UUID] = set()
+    for entry in entries:
+        if isinstance(entry.event, e.ContributionRecorded):
+            if entry.event.reply_to is not None and entry.event.reply_to not in recorded:
+                needed.add(entry.event.reply_to)
+            recorded.add(entry.event.contribution_id)
+    return needed
+
+
+def _note_author(state: State, event: e.Event) -> None:
+    if ANSWERS in state.components and isinstance(event, e.ContributionRecorded):
+        state.authors[event.contribution_id] = event.member_id
+        state.new_authors[event.contribution_id] = event.member_id
 
 
 def rows_needed(state: State, entries: Iterable[Entry]) -> tuple[set[ContactKey], set[UUID]]:
     """The contacts the batch adds to (as keyed when met), and every member a merge moves."""
     aliases = state.aliases.copy()
+    authors = dict(state.authors)
     keys: set[ContactKey] = set()
     members: set[UUID] = set()
     for entry in entries:
         if isinstance(entry.event, e.MembersMerged):
             members.update(aliases.merge(entry.event) or ())
             continue
-        for component, member, counterpart, _ in touches(entry.event):
+        if isinstance(entry.event, e.ContributionRecorded):
+            authors[entry.event.contribution_id] = entry.event.member_id
+        for component, member, counterpart, _ in touches(entry.event, authors):
             if component in state.components:
                 keys.add((aliases.resolve(member), component, aliases.resolve(counterpart)))
     return keys, members
@@ -111,11 +156,15 @@ def fold(state: State, entries: Iterable[Entry]) -> State:
             case e.MembersMerged() as merged:
                 if moved := state.aliases.merge(merged):
                     _move(state, *moved)
-            case e.RecognitionWithdrawn(recognition_id=ref):
+            case (
+                e.RecognitionWithdrawn(recognition_id=ref)
+                | e.ContributionRetracted(contribution_id=ref)
+            ):
                 for key in list(state.by_ref.get(ref, ())):
                     _drop(state, key)
             case event:
-                for component, member, counterpart, ref in touches(event):
+                _note_author(state, event)
+                for component, member, counterpart, ref in touches(event, state.authors):
                     if component in state.components:
                         _add(
                             state,

@@ -64,6 +64,7 @@ async def test_a_members_score_comes_with_its_components_as_of_a_position(
         "pairs_took": (1, 3),
         "reach": (3, 3),
         "recognitions_given": (1, 1),
+        "answers_drawn": (0, 0),
         "brokerage": (66.6667, 66.6667),
     }
     assert (score["name"], score["version"], score["value"]) == ("connector", 1, 73.6667)
@@ -154,6 +155,7 @@ async def test_the_list_gives_every_version_with_its_formula(
         "pairs_took": 3.0,
         "reach": 1.0,
         "recognitions_given": 1.0,
+        "answers_drawn": 1.0,
         "brokerage": 1.0,
     }
 
@@ -227,6 +229,7 @@ async def test_the_demo_shows_the_recap_authors_reach_and_recognitions_given_exp
         "pairs_took": 0,
         "reach": 21,
         "recognitions_given": 21,
+        "answers_drawn": 0,
         "brokerage": 100.0,
     }
     explained = answers[1].json()
@@ -237,3 +240,67 @@ async def test_the_demo_shows_the_recap_authors_reach_and_recognitions_given_exp
     )
     kinds = {row["kind"]: row["count"] for row in host.json()["rows"]}
     assert kinds["chat_question"] == 5
+
+
+async def test_the_demo_shows_the_hosts_questions_drawing_answers_in_connector_v1(
+    ledger: Ledger, client: Client, reader: dict[str, str], projector_url: str
+) -> None:
+    await run_import(ledger, jsonl_source(str(ROOT / demo.EXAMPLE)))
+    assert not await Runner(projector_url).run()
+    [shown] = [p for p in demo.TRY if demo.HOST in p and "answers_drawn" in p]
+
+    score = (await client.get(f"/v1/members/{demo.HOST}/scores", headers=reader)).json()
+    explained = await client.get(shown, headers=reader)
+    feed = (await client.get("/v1/events?limit=1000", headers=reader)).json()["events"]
+
+    assert explained.status_code == 200, explained.text
+    questions = {
+        e["data"]["contribution_id"]
+        for e in feed
+        if e["type"] == "ContributionRecorded" and e["data"]["member_id"] == demo.HOST
+    }
+    answers = [
+        e
+        for e in feed
+        if e["type"] == "ContributionRecorded"
+        and e["data"].get("reply_to") in questions
+        and e["data"]["member_id"] != demo.HOST
+    ]
+    answerers = {e["data"]["member_id"] for e in answers}
+    [connector] = score["scores"]
+    components = {c["name"]: c["value"] for c in connector["components"]}
+    assert components["answers_drawn"] == len(answerers) > 10
+    body = explained.json()
+    assert body["value"] == len(answerers)
+    assert {e["event_id"] for e in body["events"]} <= {e["event_id"] for e in answers}
+
+
+async def test_replies_count_once_per_member_for_whom_they_answer_and_leave_when_retracted(
+    client: Client, writer: dict[str, str], reader: dict[str, str], projector_url: str
+) -> None:
+    story = Story(client, writer)
+    for name in ("Host", "B", "C"):
+        await story.member(name)
+
+    async def say(who: str, reply_to: str | None = None) -> str:
+        body = {"member": story.ids[who], "kind": "chat_answer", "space": "kaizenblog"}
+        written = await story.post("/v1/contributions", {**body, "reply_to": reply_to})
+        return str(written["id"])
+
+    question = await say("Host")
+    await say("B", reply_to=question)
+    await say("B", reply_to=question)  # twice: still one member drawn in
+    retracted = await say("C", reply_to=question)
+    await say("Host", reply_to=question)  # the host answering herself draws nobody
+    await story.post(f"/v1/contributions/{retracted}/retraction", {})
+    assert not await Runner(projector_url).run()
+
+    score = await client.get(f"/v1/members/{story.ids['Host']}/scores", headers=reader)
+    path = f"/v1/members/{story.ids['Host']}/scores/connector/components/answers_drawn/events"
+    explained = (await client.get(path, headers=reader)).json()
+
+    [connector] = score.json()["scores"]
+    components = {c["name"]: c["value"] for c in connector["components"]}
+    assert components["answers_drawn"] == 1
+    assert explained["value"] == 1
+    assert len(explained["events"]) == 2  # both of B's answers stand behind the one point

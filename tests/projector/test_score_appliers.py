@@ -70,7 +70,8 @@ async def dump(
 
 
 def expected_totals(entries: Sequence[Entry], components: tuple[str, ...]) -> set[tuple[Any, ...]]:
-    """Counted from scratch: members as they resolve at the end, withdrawn recognitions out."""
+    """Counted from scratch: members as they resolve at the end, withdrawn recognitions and
+    retracted replies out."""
     survivor: dict[uuid.UUID, uuid.UUID] = {}
 
     def resolve(member: uuid.UUID) -> uuid.UUID:
@@ -87,10 +88,14 @@ def expected_totals(entries: Sequence[Entry], components: tuple[str, ...]) -> se
                 survivor[duplicate] = kept
     withdrawn = {
         x.event.recognition_id for x in entries if isinstance(x.event, e.RecognitionWithdrawn)
-    }
+    } | {x.event.contribution_id for x in entries if isinstance(x.event, e.ContributionRetracted)}
     reached: dict[tuple[uuid.UUID, str], set[uuid.UUID]] = {}
+    authors: dict[uuid.UUID, uuid.UUID] = {}
     for entry in entries:
-        for component, member, counterpart, ref in touches(entry.event):
+        touched = touches(entry.event, authors)
+        if isinstance(entry.event, e.ContributionRecorded):
+            authors[entry.event.contribution_id] = entry.event.member_id
+        for component, member, counterpart, ref in touched:
             member, counterpart = resolve(member), resolve(counterpart)
             if component in components and ref not in withdrawn and member != counterpart:
                 reached.setdefault((member, component), set()).add(counterpart)

@@ -50,6 +50,8 @@ CONTACT_KEY: Columns = (("member_id", "uuid"), ("component", "text"), ("counterp
 CONTACT_COLUMNS: Columns = (*CONTACT_KEY, ("events", "integer"))
 TOTAL_KEY: Columns = (("member_id", "uuid"), ("component", "text"))
 TOTAL_COLUMNS: Columns = (*TOTAL_KEY, ("value", "integer"))
+AUTHOR_KEY: Columns = (("contribution_id", "uuid"),)
+AUTHOR_COLUMNS: Columns = (*AUTHOR_KEY, ("member_id", "uuid"))
 
 GRAPH_SECONDS = 60.0
 """At most one graph job a minute per score version, while the connections move."""
@@ -68,6 +70,11 @@ class TotalRow(msgspec.Struct):
     value: int
 
 
+class AuthorRow(msgspec.Struct):
+    contribution_id: UUID
+    member_id: UUID
+
+
 class EvidenceRow(msgspec.Struct):
     member_id: UUID
     component: str
@@ -79,7 +86,7 @@ class EvidenceRow(msgspec.Struct):
 
 
 def table_names(formula: Formula) -> tuple[str, ...]:
-    kinds = ("evidence", "contacts", "totals", "brokerage", "graph_runs", "aliases")
+    kinds = ("evidence", "contacts", "totals", "brokerage", "graph_runs", "aliases", "authors")
     return tuple(formula.table(kind) for kind in kinds)
 
 
@@ -104,7 +111,7 @@ class ScoreApplier:
         return tuple(sql.Identifier(schema, t) for t in self.tables)
 
     async def create_tables(self, conn: AsyncConnection[Any], schema: str) -> None:
-        evidence, contacts, totals, broker, runs, aliases = self._ids(schema)
+        evidence, contacts, totals, broker, runs, aliases, authors = self._ids(schema)
         await conn.execute(
             sql.SQL("""
             CREATE TABLE {} (
@@ -156,6 +163,13 @@ class ScoreApplier:
             )""").format(runs)
         )
         await create_aliases_table(conn, aliases)
+        await conn.execute(
+            sql.SQL("""
+            CREATE TABLE {} (
+                contribution_id uuid PRIMARY KEY,
+                member_id       uuid NOT NULL
+            )""").format(authors)
+        )
         # Kept up through the catch-up, unlike the readers' indexes: every batch with a
         # withdrawal looks its evidence up by recognition, every merge by either member.
         await create_index(conn, schema, self.tables[0], "ref_id")
@@ -166,16 +180,20 @@ class ScoreApplier:
         evidence = self.tables[0]
         # Windowed leaderboards read the evidence of a range of days.
         await create_index(conn, schema, evidence, "day")
-        await create_index(conn, schema, self.tables[-1], "survivor_id")
+        await create_index(conn, schema, self.formula.table("aliases"), "survivor_id")
 
     async def apply(
         self, conn: AsyncConnection[Any], schema: str, entries: Sequence[Entry], *, after: int
     ) -> None:
-        evidence_t, contacts_t, totals_t, _, _, aliases_t = self._ids(schema)
+        evidence_t, contacts_t, totals_t, _, _, aliases_t, authors_t = self._ids(schema)
         memory = self.memories.of(schema)
         memory.begin(after)
         state = fold.State(components=self.formula.counted)
         state.aliases = Aliases(await memory.known_aliases(conn, aliases_t))
+        if answered := fold.authors_needed(state, entries):
+            by_id = sql.SQL("SELECT * FROM {} WHERE contribution_id = ANY(%s::uuid[])")
+            found_authors = await fetch(conn, by_id.format(authors_t), [uuids(answered)], AuthorRow)
+            state.authors = {row.contribution_id: row.member_id for row in found_authors}
         keys, members = fold.rows_needed(state, entries)
         refs = fold.withdrawn(entries)
         if refs or members:
@@ -222,6 +240,13 @@ class ScoreApplier:
         )
         await _write_counts(
             conn, totals_t, TOTAL_COLUMNS, TOTAL_KEY, state.totals, state.changed_totals, TotalRow
+        )
+        await upsert(
+            conn,
+            authors_t,
+            AUTHOR_COLUMNS,
+            AUTHOR_KEY,
+            [AuthorRow(c, m) for c, m in state.new_authors.items()],
         )
         await save_aliases(conn, aliases_t, memory, state.aliases.added)
         memory.end(entries[-1].position)

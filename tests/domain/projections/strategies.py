@@ -81,10 +81,15 @@ def _contribute(draw: Draw, world: World) -> e.Event | None:
     if not world.active:
         return None
     cid, member_id = world.new_id(), _pick(draw, world.active)
+    # Some answer a contribution still standing (anyone's, their own included).
+    standing = sorted(world.contributions)
+    reply_to = _pick(draw, standing) if standing and draw(st.booleans()) else None
     world.contributions[cid] = member_id
     kind = draw(st.sampled_from(["chat_answer", "recap", "article"]))
     space = draw(st.sampled_from(["kaizenblog", "forum"]))
-    return e.ContributionRecorded(contribution_id=cid, member_id=member_id, kind=kind, space=space)
+    return e.ContributionRecorded(
+        contribution_id=cid, member_id=member_id, kind=kind, space=space, reply_to=reply_to
+    )
 
 
 def _retract(draw: Draw, world: World) -> e.Event | None:
