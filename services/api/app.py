@@ -98,7 +98,11 @@ def create_app(
             app.state.watch = ProjectionWatch(wired.pool, database_url, limits.max_waiters)
             app.state.watch.start()
             app.state.stream_hub = StreamHub(
-                wired.ledger, database_url, stream.queue_events, stream.max_streams
+                wired.ledger,
+                database_url,
+                stream.queue_events,
+                stream.max_streams,
+                stream.gather_seconds,
             )
             app.state.stream_hub.start()
             stores = [cast(MemoryStore, app.stores.get(name)) for name in RATE_LIMIT_STORES]

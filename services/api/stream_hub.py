@@ -40,7 +40,6 @@ log = logging.getLogger("community_ledger.api")
 
 PAGE = 500
 POLL_SECONDS = 1.0
-GATHER_SECONDS = 0.01
 RECONNECT_SECONDS = 1.0
 
 _HUBS: weakref.WeakSet[StreamHub] = weakref.WeakSet()
@@ -128,8 +127,16 @@ class Subscription:
 class StreamHub:
     """One per API process, started in the lifespan beside the projections' watch."""
 
-    def __init__(self, ledger: Ledger, conninfo: str, capacity: int, max_streams: int) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        conninfo: str,
+        capacity: int,
+        max_streams: int,
+        gather_seconds: float = 0.01,
+    ) -> None:
         self.ledger = ledger
+        self.gather_seconds = gather_seconds
         self.conninfo = conninfo
         self.capacity = capacity
         self.max_streams = max_streams
@@ -227,9 +234,9 @@ class StreamHub:
             self._wake.clear()
             if not self.subscriptions:
                 continue
-            # Appends that commit within GATHER_SECONDS share one read and one wakeup of
+            # Appends that commit within gather_seconds share one read and one wakeup of
             # each stream: under load, a wakeup per stream per append costs more than this.
-            await asyncio.sleep(GATHER_SECONDS)
+            await asyncio.sleep(self.gather_seconds)
             self._wake.clear()
             try:
                 async with self._lock:
