@@ -19,8 +19,9 @@ import msgspec
 from domain import events as e
 from domain.projections import Aliases, Entry, utc_day
 
-VERSION = 1
-"""Of the fold and its tables; a formula's version is the score's, not this."""
+VERSION = 2
+"""Of the fold and its tables (2: the graph job's ranked leaderboards); a formula's version
+is the score's, not this."""
 
 EvidenceKey = tuple[UUID, str, int, UUID]
 """member, component, position, counterpart"""
