@@ -255,6 +255,15 @@ async def test_v2_built_beside_v1_from_the_same_ledger_answers_beside_it(
             ]
             for f in (CONNECTOR_V1, CONNECTOR_V2_DRAFT)
         }
+        # Each version's graph job ranked its own leaderboard, the same as ranked at read time.
+        kept = {
+            f.version: await q.ranked(conn, f, "all", None, window, story.position, 5)
+            for f in (CONNECTOR_V1, CONNECTOR_V2_DRAFT)
+        }
+    assert {
+        version: [(r.display_name, r.value) for r in found[1]] if found else None
+        for version, found in kept.items()
+    } == boards
     # v2 moves C and D: each was sought out once (by B's mention, by A's recognitions).
     assert boards == {
         1: [("A", 73.6667), ("B", 1.0)],
