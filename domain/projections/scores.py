@@ -22,8 +22,8 @@ from domain import events as e
 from domain.projections import Aliases, Entry, utc_day
 
 VERSION = 2
-"""Of the fold and its tables (2: replies counted, authors kept); a formula's version is the
-score's, not this."""
+"""Of the fold and its tables (2: replies counted and authors kept; the graph job's ranked
+leaderboards); a formula's version is the score's, not this."""
 
 EvidenceKey = tuple[UUID, str, int, UUID]
 """member, component, position, counterpart"""

@@ -2,7 +2,10 @@
 
 Counted components come from the score version's own read model, pairs that took from
 `read.introduction_pairs` (the window applied at read time, as there), brokerage from
-the version's graph job. Nothing here reads `events`.
+the version's graph job. Leaderboards are ranked by that job too (`ranking`, written to
+the version's `_ranked` table): a request reads the top rows of an index, and ranks at
+read time only what the job has not ranked (docs/scores.md, "Leaderboards").
+Nothing here reads `events`.
 """
 
 from __future__ import annotations
@@ -17,10 +20,27 @@ from psycopg.rows import dict_row
 
 from domain.scores import BROKERAGE, TOOK, Formula
 from services.queries.cursors import EvidenceCursor, encode_cursor
-from services.queries.stats import Window
+from services.queries.stats import Window, window_of
 
 DEFAULT_TOOK_WINDOW = timedelta(days=30)
 """As the introductions' (LEDGER_INTRODUCTION_WINDOW_DAYS changes both)."""
+
+WINDOW_DAYS = {"7d": 7, "30d": 30, "90d": 90, "365d": 365}
+RANKED_WINDOWS = ("all", *WINDOW_DAYS)
+"""The leaderboards the graph job ranks: the score now, and each window ending today."""
+
+
+def score_window(name: str, until: str | None, now: datetime) -> Window | None:
+    """None for the score now; else whole UTC days as the leaderboards count them.
+    Raises ValueError for a bad `until`."""
+    if name == "all":
+        return None if until is None else window_of("all", until, now)
+    end = window_of("7d", until, now).end_day
+    assert end is not None
+    try:
+        return Window(first_day=end - timedelta(days=WINDOW_DAYS[name]), end_day=end)
+    except OverflowError:
+        raise ValueError(f"until {until!r} is out of range for a {name} window") from None
 
 
 def reads(formula: Formula) -> tuple[str, ...]:
@@ -106,25 +126,28 @@ async def member_exists(conn: AsyncConnection[Any], member_id: UUID) -> bool:
     return await cur.fetchone() is not None
 
 
-def _components(formula: Formula, window: Window | None) -> tuple[sql.Composed, dict[str, Any]]:
-    """(member_id, component, value) rows of every component the formula has."""
+def _components(
+    formula: Formula, window: Window | None, tables: str = "read", sources: str = "read"
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """(member_id, component, value) rows of every component the formula has; the version's
+    tables in schema `tables`, the introductions' in `sources` (both `read` but in tests)."""
     parts: list[sql.Composable] = []
     params: dict[str, Any] = {}
     counted = list(formula.counted)
     if counted and window is None:
         parts.append(
             sql.SQL(
-                "SELECT member_id, component, value::float8 AS value FROM read.{} "
+                "SELECT member_id, component, value::float8 AS value FROM {} "
                 "WHERE component = ANY(%(counted)s)"
-            ).format(sql.Identifier(formula.table("totals")))
+            ).format(sql.Identifier(tables, formula.table("totals")))
         )
     elif counted and window is not None:
         parts.append(
             sql.SQL(
                 "SELECT member_id, component, count(DISTINCT counterpart_id)::float8 AS value "
-                "FROM read.{} WHERE component = ANY(%(counted)s) AND {} "
+                "FROM {} WHERE component = ANY(%(counted)s) AND {} "
                 "GROUP BY member_id, component"
-            ).format(sql.Identifier(formula.table("evidence")), _days(window, "day"))
+            ).format(sql.Identifier(tables, formula.table("evidence")), _days(window, "day"))
         )
     params["counted"] = counted
     if formula.has(TOOK):
@@ -135,15 +158,15 @@ def _components(formula: Formula, window: Window | None) -> tuple[sql.Composed, 
             sql.SQL(
                 "SELECT introducer_id AS member_id, {} AS component, "
                 "count(DISTINCT (member_a, member_b))::float8 AS value "
-                "FROM read.introduction_pairs "
+                "FROM {} "
                 "WHERE evidence_at <= least(introduced_at + %(took_window)s, now()) AND {} "
                 "GROUP BY introducer_id"
-            ).format(sql.Literal(TOOK), took_window)
+            ).format(sql.Literal(TOOK), sql.Identifier(sources, "introduction_pairs"), took_window)
         )
     if formula.has(BROKERAGE) and window is None:
         parts.append(
-            sql.SQL("SELECT member_id, {} AS component, value FROM read.{}").format(
-                sql.Literal(BROKERAGE), sql.Identifier(formula.table("brokerage"))
+            sql.SQL("SELECT member_id, {} AS component, value FROM {}").format(
+                sql.Literal(BROKERAGE), sql.Identifier(tables, formula.table("brokerage"))
             )
         )
     if window is not None:
@@ -197,15 +220,13 @@ async def member_score(
     )
 
 
-async def leaderboard(
-    conn: AsyncConnection[Any],
-    formula: Formula,
-    window: Window | None,
-    took_window: timedelta,
-    limit: int,
-) -> list[Ranked]:
-    """Top members by the formula; over a window, by what they earned within it."""
-    inner, params = _components(formula, window)
+def ranking(
+    formula: Formula, window: Window | None, tables: str = "read", sources: str = "read"
+) -> tuple[sql.Composed, dict[str, Any]]:
+    """Every member with points (merged ones left out), best first: (member_id, value,
+    display_name, components). Over a window, what they earned within it. Needs
+    `took_window`."""
+    inner, params = _components(formula, window, tables, sources)
     query = sql.SQL("""
         SELECT s.member_id, p.display_name, s.value, s.components
         FROM (
@@ -216,13 +237,101 @@ async def leaderboard(
             JOIN {weights} USING (component)
             GROUP BY c.member_id
         ) s
-        JOIN read.member_profiles p ON p.member_id = s.member_id AND p.merged_into IS NULL
+        JOIN {profiles} p ON p.member_id = s.member_id AND p.merged_into IS NULL
         WHERE s.value > 0
         ORDER BY s.value DESC, s.member_id
-        LIMIT %(limit)s
-    """).format(inner=inner, weights=_weights(formula))
+    """).format(
+        inner=inner,
+        weights=_weights(formula),
+        profiles=sql.Identifier(sources, "member_profiles"),
+    )
+    return query, params
+
+
+async def leaderboard(
+    conn: AsyncConnection[Any],
+    formula: Formula,
+    window: Window | None,
+    took_window: timedelta,
+    limit: int,
+) -> list[Ranked]:
+    """Top members by the formula, ranked now over every member (what the graph job does
+    for the leaderboards it keeps; a request reads `ranked` first)."""
+    query, params = ranking(formula, window)
+    query += sql.SQL(" LIMIT %(limit)s")
     cur = conn.cursor(row_factory=dict_row)
     await cur.execute(query, {**params, "took_window": took_window, "limit": limit})
+    return _ranked(formula, await cur.fetchall())
+
+
+class Board(msgspec.Struct, kw_only=True):
+    """What the graph job last ranked for one leaderboard, and what it reflects."""
+
+    span: str
+    first_day: date | None
+    end_day: date | None
+    took_window: timedelta
+    as_of: AsOf
+
+
+async def ranked(
+    conn: AsyncConnection[Any],
+    formula: Formula,
+    span: str,
+    window: Window | None,
+    took_window: timedelta,
+    at_least: int | None,
+    limit: int,
+) -> tuple[AsOf, list[Ranked]] | None:
+    """The job's ranking of this leaderboard, when it has one for these very days and
+    introduction window, at `at_least` or later; None otherwise (rank at read time)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        sql.SQL("""
+            SELECT span, first_day, end_day, took_window, position, brokerage_position,
+                   brokerage_computed_at
+            FROM read.{}
+            WHERE span = %(span)s
+        """).format(sql.Identifier(formula.table("boards"))),
+        {"span": span},
+    )
+    found = await cur.fetchone()
+    if found is None:
+        return None
+    board = Board(
+        span=found["span"],
+        first_day=found["first_day"],
+        end_day=found["end_day"],
+        took_window=found["took_window"],
+        as_of=AsOf(
+            position=found["position"],
+            brokerage_position=found["brokerage_position"],
+            brokerage_computed_at=found["brokerage_computed_at"],
+        ),
+    )
+    days = (window.first_day, window.end_day) if window else (None, None)
+    if (
+        (board.first_day, board.end_day) != days
+        or board.took_window != took_window
+        or (at_least is not None and board.as_of.position < at_least)
+    ):
+        return None
+    # The primary key's order: the first `limit` rows of one span, whoever is merged since.
+    await cur.execute(
+        sql.SQL("""
+            SELECT r.member_id, p.display_name, r.value, r.components
+            FROM read.{} r
+            JOIN read.member_profiles p ON p.member_id = r.member_id AND p.merged_into IS NULL
+            WHERE r.span = %(span)s
+            ORDER BY r.rank
+            LIMIT %(limit)s
+        """).format(sql.Identifier(formula.table("ranked"))),
+        {"span": span, "limit": limit},
+    )
+    return board.as_of, _ranked(formula, await cur.fetchall())
+
+
+def _ranked(formula: Formula, rows: list[dict[str, Any]]) -> list[Ranked]:
     return [
         Ranked(
             rank=i + 1,
@@ -233,7 +342,7 @@ async def leaderboard(
                 c.name: float(row["components"].get(c.name, 0)) for c in formula.components
             },
         )
-        for i, row in enumerate(await cur.fetchall())
+        for i, row in enumerate(rows)
     ]
 
 

@@ -3,6 +3,7 @@ each point; hand-computed on a five-member story; never a read of `events`."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID as uuid
@@ -16,7 +17,7 @@ from services import demo
 from services.importers.common import run_import
 from services.importers.jsonl import jsonl_source
 from services.projector.appliers import make_appliers
-from services.projector.appliers.scores import score_applier
+from services.projector.appliers.scores import ScoreApplier, score_applier
 from services.projector.runner import Runner
 from services.queries import scores as q
 from services.queries.stats import Window
@@ -87,6 +88,56 @@ async def test_the_leaderboard_ranks_by_the_score_and_a_window_by_what_was_earne
     assert await board(window="7d", until="2009-08-04") == [("A", 7.0), ("B", 1.0)]
     assert await board(window="7d", until="2009-08-03") == [("A", 5.0), ("B", 1.0)]
     assert await board(window="7d", until="2008-08-03") == []
+
+
+def without_graph_job() -> tuple[Any, ...]:
+    """Appliers whose graph jobs wait their minute: the runner folds, ranks nothing."""
+    appliers = make_appliers()
+    for applier in appliers:
+        if isinstance(applier, ScoreApplier):
+            applier._graph_at = time.monotonic()
+    return appliers
+
+
+async def test_a_leaderboard_is_the_graph_jobs_ranking_as_of_its_position_until_asked_past_it(
+    told: Story,
+    client: Client,
+    reader: dict[str, str],
+    admin: dict[str, str],
+    projector_url: str,
+) -> None:
+    async def board(**params: Any) -> tuple[int, list[tuple[str, float]]]:
+        answer = await client.get("/v1/scores/connector/leaderboard", headers=reader, params=params)
+        assert answer.status_code == 200, answer.text
+        found = answer.json()
+        return found["as_of"]["position"], [
+            (e["display_name"], e["value"]) for e in found["entries"]
+        ]
+
+    ranked_at = told.position
+    await told.on(None, "mentions", member="B", mentioned="D")
+    assert not await Runner(projector_url, appliers=without_graph_job()).run()
+
+    # The kept ranking, saying which position it reflects; B's new reach not in it yet.
+    assert await board() == (ranked_at, [("A", 73.6667), ("B", 1.0)])
+    assert (await board(window="30d"))[0] == ranked_at
+    # Asked for the write, it ranks at read time: B reached C and D.
+    assert await board(min_position=told.position) == (
+        told.position,
+        [("A", 73.6667), ("B", 2.0)],
+    )
+    # A member merged since the ranking is left out of it, not shown twice.
+    merged = await client.post(
+        f"/v1/members/{told.ids['A']}/merges", json={"duplicate": told.ids["B"]}, headers=admin
+    )
+    assert merged.status_code == 201, merged.text
+    assert not await Runner(projector_url, appliers=without_graph_job()).run()
+    assert await board() == (ranked_at, [("A", 73.6667)])
+    # The next graph job ranks the survivor with the duplicate's history.
+    assert not await Runner(projector_url).run()
+    position, entries = await board()
+    assert position == merged.json()["positions"][-1]
+    assert [name for name, _ in entries] == ["A"]
 
 
 async def test_the_events_behind_a_component_are_paged_with_a_typed_cursor(
@@ -178,6 +229,8 @@ async def test_no_score_read_touches_the_ledger(
         assert score.value > 0
         for days in windows:
             assert await q.leaderboard(reader, CONNECTOR_V1, days, window, 10)
+        kept = await q.ranked(reader, CONNECTOR_V1, "all", None, window, None, 10)
+        assert kept is not None and kept[1]
         for component in ("pairs_took", "reach", "recognitions_given", "brokerage"):
             await q.evidence(reader, CONNECTOR_V1, member, component, window, None, 10)
 
@@ -204,6 +257,15 @@ async def test_v2_built_beside_v1_from_the_same_ledger_answers_beside_it(
             ]
             for f in (CONNECTOR_V1, CONNECTOR_V2_DRAFT)
         }
+        # Each version's graph job ranked its own leaderboard, the same as ranked at read time.
+        kept = {
+            f.version: await q.ranked(conn, f, "all", None, window, story.position, 5)
+            for f in (CONNECTOR_V1, CONNECTOR_V2_DRAFT)
+        }
+    assert {
+        version: [(r.display_name, r.value) for r in found[1]] if found else None
+        for version, found in kept.items()
+    } == boards
     # v2 moves C and D: each was sought out once (by B's mention, by A's recognitions).
     assert boards == {
         1: [("A", 73.6667), ("B", 1.0)],

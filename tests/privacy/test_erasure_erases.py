@@ -221,6 +221,8 @@ async def answers(client: Client, reader: dict[str, str], margo: str, at: int) -
         *(f"/v1/events/{event_id}" for event_id in her_events),
         *(f"/v1/stats/contributions?group_by={g}" for g in ("member", "kind", "space")),
         *(f"/v1/leaderboards/{metric}?window=all" for metric in METRICS),
+        f"/v1/members/{margo}/scores",
+        *(f"/v1/scores/connector/leaderboard?window={w}" for w in ("all", "30d")),
     ]
     for path in paths:
         answer = await client.get(path, params=wait, headers=reader)

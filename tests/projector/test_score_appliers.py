@@ -1,21 +1,28 @@
 """Score versions against PostgreSQL: any batch split builds what a rebuild builds, v1 and
-v2 side by side from one ledger, and every total is the distinct counterparts it claims."""
+v2 side by side from one ledger, every total is the distinct counterparts it claims, and
+the leaderboards the graph job ranks are the scores counted from scratch."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from psycopg import AsyncConnection, sql
 
 from domain import events as e
-from domain.projections import Entry
+from domain.projections import Entry, utc_day
 from domain.projections.scores import touches
-from domain.scores import CONNECTOR_V1, CONNECTOR_V2_DRAFT
-from services.projector.appliers.scores import ScoreApplier, score_applier
+from domain.scores import BROKERAGE, CONNECTOR_V1, CONNECTOR_V2_DRAFT, TOOK, Formula
+from services.projector.appliers.scores import ScoreApplier, score_applier, write_boards
+from services.queries import scores as q
+from tests.appliers import APPLIERS
+from tests.domain.projections.strategies import valid_ledgers
+from tests.domain.projections.timeline import START
 from tests.projector import test_appliers as base
 
 pytestmark = pytest.mark.anyio
@@ -69,9 +76,8 @@ async def dump(
     return tables
 
 
-def expected_totals(entries: Sequence[Entry], components: tuple[str, ...]) -> set[tuple[Any, ...]]:
-    """Counted from scratch: members as they resolve at the end, withdrawn recognitions and
-    retracted replies out."""
+def resolver(entries: Sequence[Entry]) -> Callable[[uuid.UUID], uuid.UUID]:
+    """Who each member is at the end of the ledger, down every chain of merges."""
     survivor: dict[uuid.UUID, uuid.UUID] = {}
 
     def resolve(member: uuid.UUID) -> uuid.UUID:
@@ -86,20 +92,39 @@ def expected_totals(entries: Sequence[Entry], components: tuple[str, ...]) -> se
             duplicate, kept = resolve(entry.event.duplicate_id), resolve(entry.event.survivor_id)
             if duplicate != kept:
                 survivor[duplicate] = kept
+    return resolve
+
+
+def reached(
+    entries: Sequence[Entry],
+    components: tuple[str, ...],
+    days: tuple[date | None, date | None] = (None, None),
+) -> dict[tuple[uuid.UUID, str], set[uuid.UUID]]:
+    """Counted from scratch: members as they resolve at the end, withdrawn recognitions and
+    retracted replies out, only events of the UTC days given (from, up to but not including)."""
+    resolve = resolver(entries)
     withdrawn = {
         x.event.recognition_id for x in entries if isinstance(x.event, e.RecognitionWithdrawn)
     } | {x.event.contribution_id for x in entries if isinstance(x.event, e.ContributionRetracted)}
-    reached: dict[tuple[uuid.UUID, str], set[uuid.UUID]] = {}
+    first, end = days
+    found: dict[tuple[uuid.UUID, str], set[uuid.UUID]] = {}
     authors: dict[uuid.UUID, uuid.UUID] = {}
     for entry in entries:
         touched = touches(entry.event, authors)
         if isinstance(entry.event, e.ContributionRecorded):
             authors[entry.event.contribution_id] = entry.event.member_id
+        day = utc_day(entry.occurred_at)
+        if (first is not None and day < first) or (end is not None and day >= end):
+            continue
         for component, member, counterpart, ref in touched:
             member, counterpart = resolve(member), resolve(counterpart)
             if component in components and ref not in withdrawn and member != counterpart:
-                reached.setdefault((member, component), set()).add(counterpart)
-    return {(m, c, len(others)) for (m, c), others in reached.items()}
+                found.setdefault((member, component), set()).add(counterpart)
+    return found
+
+
+def expected_totals(entries: Sequence[Entry], components: tuple[str, ...]) -> set[tuple[Any, ...]]:
+    return {(m, c, len(others)) for (m, c), others in reached(entries, components).items()}
 
 
 @settings(
@@ -128,3 +153,120 @@ async def test_any_split_builds_the_same_score_tables_as_a_rebuild_and_the_right
     finally:
         for schema in (whole, split):
             await conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+@st.composite
+def dated_ledgers(draw: st.DrawFn) -> tuple[list[Entry], datetime]:
+    """Valid ledgers with introductions and the mentions that make some of them take,
+    dated over 400 days (mostly the first 40), and the moment the leaderboards are ranked at."""
+    spans = st.one_of(st.integers(0, 40), st.integers(0, 400))
+    dated: list[tuple[e.Event, int]] = [
+        (x.event, draw(spans)) for x in draw(valid_ledgers(max_members=5, max_steps=30))
+    ]
+    members = [x.member_id for x, _ in dated if isinstance(x, e.MemberRegistered)]
+    for _ in range(draw(st.integers(0, 6)) if len(members) >= 3 else 0):
+        three = draw(st.permutations(members))[:3]
+        day = draw(spans)
+        introduction = e.IntroductionMade(
+            introduction_id=draw(st.uuids()), introducer_id=three[0], introduced_ids=three[1:]
+        )
+        dated.insert(draw(st.integers(len(members), len(dated))), (introduction, day))
+        a, b = draw(st.permutations(three[1:]))
+        mention = e.MentionRecorded(mention_id=draw(st.uuids()), member_id=a, mentioned_id=b)
+        dated.append((mention, day + draw(st.integers(0, 40))))
+    entries = [
+        Entry(position=i, occurred_at=START + timedelta(days=d), event=event)
+        for i, (event, d) in enumerate(dated, start=1)
+    ]
+    ranked_at = draw(st.one_of(st.integers(0, 50), st.integers(0, 420)))
+    return entries, START + timedelta(days=ranked_at, hours=3)
+
+
+async def expected_board(
+    conn: AsyncConnection[Any],
+    schema: str,
+    formula: Formula,
+    entries: list[Entry],
+    window: q.Window | None,
+    took_window: timedelta,
+) -> list[tuple[uuid.UUID, float, dict[str, float]]]:
+    """The ranking by hand: distinct counterparts from the events, pairs that took from the
+    introductions' rows (their rule applied in Python), no brokerage until the graph job."""
+    days = (window.first_day, window.end_day) if window else (None, None)
+    values: dict[uuid.UUID, dict[str, float]] = {}
+    for (member, component), others in reached(entries, formula.counted, days).items():
+        values.setdefault(member, {})[component] = len(others)
+    cur = await conn.execute(
+        sql.SQL(
+            "SELECT introducer_id, member_a, member_b, introduced_at, evidence_at FROM {}"
+        ).format(sql.Identifier(schema, "introduction_pairs"))
+    )
+    took: dict[uuid.UUID, set[tuple[uuid.UUID, uuid.UUID]]] = {}
+    now = datetime.now(UTC)
+    for introducer, a, b, introduced_at, evidence_at in await cur.fetchall():
+        if evidence_at is None or evidence_at > min(introduced_at + took_window, now):
+            continue
+        day = evidence_at.astimezone(UTC).date()
+        if (days[0] is not None and day < days[0]) or (days[1] is not None and day >= days[1]):
+            continue
+        took.setdefault(introducer, set()).add((a, b))
+    for introducer, pairs in took.items():
+        values.setdefault(introducer, {})[TOOK] = len(pairs)
+    cur = await conn.execute(
+        sql.SQL("SELECT member_id FROM {} WHERE merged_into IS NULL").format(
+            sql.Identifier(schema, "member_profiles")
+        )
+    )
+    standing = {row[0] for row in await cur.fetchall()}
+    board = [
+        (member, formula.value(found), found)
+        for member, found in values.items()
+        if member in standing and formula.value(found) > 0
+    ]
+    board.sort(key=lambda row: (-row[1], row[0]))
+    names = [c.name for c in formula.components]
+    return [(m, v, {n: float(found.get(n, 0)) for n in names}) for m, v, found in board]
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(case=dated_ledgers(), took_days=st.sampled_from([1, 30, 90]))
+async def test_every_ranked_leaderboard_is_the_scores_counted_from_scratch(
+    conn: AsyncConnection[Any], case: tuple[list[Entry], datetime], took_days: int
+) -> None:
+    entries, now = case
+    took_window = timedelta(days=took_days)
+    appliers = [*APPLIERS, score_applier(CONNECTOR_V2_DRAFT)()]
+    schema = f"boards_{uuid.uuid4().hex[:12]}"
+    async with conn.transaction():
+        await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        for applier in appliers:
+            await applier.create_tables(conn, schema)
+            await applier.apply(conn, schema, entries, after=0)
+    try:
+        for formula in (CONNECTOR_V1, CONNECTOR_V2_DRAFT):
+            as_of = q.AsOf(
+                position=entries[-1].position, brokerage_position=None, brokerage_computed_at=None
+            )
+            async with conn.transaction():
+                await write_boards(conn, formula, schema, schema, as_of, took_window, now)
+            for span in q.RANKED_WINDOWS:
+                window = q.score_window(span, None, now)
+                cur = await conn.execute(
+                    sql.SQL(
+                        "SELECT member_id, value, components FROM {} WHERE span = %s ORDER BY rank"
+                    ).format(sql.Identifier(schema, formula.table("ranked"))),
+                    [span],
+                )
+                kept = [
+                    (m, v, {c.name: float(found.get(c.name, 0)) for c in formula.components})
+                    for m, v, found in await cur.fetchall()
+                ]
+                expected = await expected_board(conn, schema, formula, entries, window, took_window)
+                assert kept == expected, (formula.projection, span)
+                assert all(found[BROKERAGE] == 0 for _, _, found in kept)
+    finally:
+        await conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))

@@ -63,16 +63,6 @@ def moment_and_window(
     )
 
 
-async def outcomes_of(
-    request: Request[Any, Any, Any], pool: AsyncConnectionPool, member_id: UUID
-) -> qi.Outcomes:
-    """The profile's introduction outcomes, now, in a snapshot of their own."""
-    as_of, window = moment_and_window(request, None, None)
-    async with pool.connection() as conn, conn.transaction():
-        at = await qi.snapshot(conn, as_of, window)
-        return await qi.outcomes(conn, member_id, at, window)
-
-
 class IntroductionController(Controller):
     guards = [require("read")]
     security = SECURITY

@@ -25,7 +25,7 @@ from services.api import schemas as s
 from services.api.auth import ADMIN_SECURITY, SECURITY, require
 from services.api.consistency import MinPosition, consistent, reads
 from services.api.controllers.events import split_types
-from services.api.controllers.introductions import outcomes_of
+from services.api.controllers.introductions import moment_and_window
 from services.api.controllers.writing import (
     IdempotencyKey,
     IfMatch,
@@ -301,14 +301,17 @@ class MemberDetail(q.MemberOut, kw_only=True):
 async def _member(
     request: Request[Any, Any, Any], pool: AsyncConnectionPool, member_id: UUID
 ) -> Response[MemberDetail]:
-    async with pool.connection() as conn:
+    as_of, window = moment_and_window(request, None, None)
+    # One checkout and one snapshot: the profile and its outcomes agree on the positions.
+    async with pool.connection() as conn, conn.transaction():
+        at = await qi.snapshot(conn, as_of, window)
         found = await q.profile(conn, member_id)
+        if found is None:
+            raise NotFoundException(
+                f"no member with id {member_id} (or not projected yet: "
+                "pass min_position to wait for your write)"
+            )
         version = await stream_version(conn, member_stream(member_id))
-    if found is None:
-        raise NotFoundException(
-            f"no member with id {member_id} (or not projected yet: "
-            "pass min_position to wait for your write)"
-        )
-    outcomes = await outcomes_of(request, pool, member_id)
+        outcomes = await qi.outcomes(conn, member_id, at, window)
     detail = MemberDetail(**msgspec.structs.asdict(found), introduction_outcomes=outcomes)
     return Response(detail, headers={"ETag": f'"{version}"'})

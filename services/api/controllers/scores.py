@@ -16,12 +16,9 @@ from psycopg_pool import AsyncConnectionPool
 from domain import scores as registry
 from domain.scores import COMPONENTS, Formula
 from services.api.auth import SECURITY, require
-from services.api.consistency import MinPosition, consistent, reads
+from services.api.consistency import MinPosition, consistent, reads, requested_position
 from services.queries import scores as q
 from services.queries.cursors import EvidenceCursor, InvalidCursor, decode_cursor
-from services.queries.stats import Window, window_of
-
-WINDOW_DAYS = {"7d": 7, "30d": 30, "90d": 90, "365d": 365}
 
 READS = tuple(name for f in registry.built() for name in q.reads(f))
 """Every published version's projections: each read waits only for its version's."""
@@ -239,16 +236,26 @@ class ScoreController(Controller):
         min_position: MinPosition = None,
     ) -> ScoreLeaderboard:
         """window=all: the score now. Other windows: what members earned within them (distinct
-        counterparts reached and pairs that took in those days); brokerage only in all."""
+        counterparts reached and pairs that took in those days); brokerage only in all. As
+        the graph job last ranked it (`as_of`), unless `until` or `min_position` asks for
+        what it has not ranked."""
         formula = _formula(name, version)
         try:
-            days = _window(window, until, datetime.now(UTC))
+            days = q.score_window(window, until, datetime.now(UTC))
         except ValueError as error:
             raise ValidationException(str(error)) from error
         await consistent(request, min_position, q.reads(formula))
+        took_window = _took_window(request)
+        at_least = requested_position(request, min_position)
         async with pool.connection() as conn:
-            entries = await q.leaderboard(conn, formula, days, _took_window(request), limit)
-            as_of = await q.as_of(conn, formula)
+            kept = None
+            if until is None:
+                kept = await q.ranked(conn, formula, window, days, took_window, at_least, limit)
+            if kept is not None:
+                as_of, entries = kept
+            else:
+                entries = await q.leaderboard(conn, formula, days, took_window, limit)
+                as_of = await q.as_of(conn, formula)
         return ScoreLeaderboard(
             name=formula.name,
             version=formula.version,
@@ -259,15 +266,3 @@ class ScoreController(Controller):
             as_of=as_of,
             entries=entries,
         )
-
-
-def _window(name: str, until: str | None, now: datetime) -> Window | None:
-    """None for the score now; else whole UTC days as the leaderboards count them."""
-    if name == "all":
-        return None if until is None else window_of("all", until, now)
-    end = window_of("7d", until, now).end_day
-    assert end is not None
-    try:
-        return Window(first_day=end - timedelta(days=WINDOW_DAYS[name]), end_day=end)
-    except OverflowError:
-        raise ValueError(f"until {until!r} is out of range for a {name} window") from None

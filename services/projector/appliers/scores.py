@@ -1,4 +1,5 @@
-"""Writes a score version's counted components; its graph job fills in brokerage.
+"""Writes a score version's counted components; its graph job fills in brokerage and
+ranks the leaderboards (`ranked`), so a leaderboard request reads the top rows of an index.
 
 One applier class per published formula version (`score_applier`), so each version is a
 projection with builds of its own: publishing v2 builds it from the ledger beside v1.
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -33,6 +34,8 @@ from services.projector.appliers.rows import (
     upsert,
     uuids,
 )
+from services.queries import scores as queries
+from services.settings import introduction_window
 
 EVIDENCE_KEY: Columns = (
     ("member_id", "uuid"),
@@ -87,7 +90,11 @@ class EvidenceRow(msgspec.Struct):
 
 def table_names(formula: Formula) -> tuple[str, ...]:
     kinds = ("evidence", "contacts", "totals", "brokerage", "graph_runs", "aliases", "authors")
-    return tuple(formula.table(kind) for kind in kinds)
+    return tuple(formula.table(kind) for kind in (*kinds, "boards", "ranked"))
+
+
+JOB_KINDS = ("brokerage", "graph_runs", "boards", "ranked")
+"""The tables the graph job writes, not the fold."""
 
 
 class ScoreApplier:
@@ -111,7 +118,9 @@ class ScoreApplier:
         return tuple(sql.Identifier(schema, t) for t in self.tables)
 
     async def create_tables(self, conn: AsyncConnection[Any], schema: str) -> None:
-        evidence, contacts, totals, broker, runs, aliases, authors = self._ids(schema)
+        evidence, contacts, totals, broker, runs, aliases, authors, boards, ranked = self._ids(
+            schema
+        )
         await conn.execute(
             sql.SQL("""
             CREATE TABLE {} (
@@ -162,6 +171,31 @@ class ScoreApplier:
                 seconds     double precision NOT NULL
             )""").format(runs)
         )
+        await conn.execute(
+            sql.SQL("""
+            CREATE TABLE {} (
+                span                  text PRIMARY KEY,
+                first_day             date,
+                end_day               date,
+                took_window           interval NOT NULL,
+                position              bigint NOT NULL,
+                brokerage_position    bigint,
+                brokerage_computed_at timestamptz,
+                members               integer NOT NULL,
+                computed_at           timestamptz NOT NULL DEFAULT now()
+            )""").format(boards)
+        )
+        await conn.execute(
+            sql.SQL("""
+            CREATE TABLE {} (
+                span       text NOT NULL,
+                rank       integer NOT NULL,
+                member_id  uuid NOT NULL,
+                value      double precision NOT NULL,
+                components jsonb NOT NULL,
+                PRIMARY KEY (span, rank)
+            )""").format(ranked)
+        )
         await create_aliases_table(conn, aliases)
         await conn.execute(
             sql.SQL("""
@@ -185,7 +219,7 @@ class ScoreApplier:
     async def apply(
         self, conn: AsyncConnection[Any], schema: str, entries: Sequence[Entry], *, after: int
     ) -> None:
-        evidence_t, contacts_t, totals_t, _, _, aliases_t, authors_t = self._ids(schema)
+        evidence_t, contacts_t, totals_t, _, _, aliases_t, authors_t, _, _ = self._ids(schema)
         memory = self.memories.of(schema)
         memory.begin(after)
         state = fold.State(components=self.formula.counted)
@@ -252,12 +286,15 @@ class ScoreApplier:
         memory.end(entries[-1].position)
 
     async def when_idle(self, conn: AsyncConnection[Any], schema: str) -> bool:
-        """The graph job: recompute brokerage when the connections moved (at most once a
+        """The graph job: recompute brokerage when the connections moved, and rank the
+        leaderboards again when anything they count moved or a day began (at most once a
         `graph_seconds`); answer whether it ran."""
         if time.monotonic() - self._graph_at < self.graph_seconds:
             return False
         self._graph_at = time.monotonic()
-        return await recompute_brokerage(conn, schema, self.tables[3], self.tables[4])
+        measured = await recompute_brokerage(conn, schema, self.tables[3], self.tables[4])
+        ranked = await rank_boards(conn, self.formula, schema, introduction_window())
+        return measured or ranked
 
 
 async def _select(
@@ -327,6 +364,115 @@ async def recompute_brokerage(
     return True
 
 
+async def rank_boards(
+    conn: AsyncConnection[Any], formula: Formula, schema: str, took_window: timedelta
+) -> bool:
+    """Rank every kept leaderboard from one snapshot of the version's build and the
+    introductions, unless the last ranking reflects the same positions, days and window."""
+    async with conn.transaction():
+        # One snapshot: the totals, the pairs and the checkpoints that wrote them.
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cur = await conn.execute(
+            "SELECT least(s.position, i.position), now() "
+            "FROM projection_builds s, projection_builds i "
+            "WHERE s.schema_name = %s AND i.name = 'introductions' AND i.state = 'live'",
+            [schema],
+        )
+        found = await cur.fetchone()
+        if found is None:
+            return False
+        position, now = found
+        cur = await conn.execute(
+            sql.SQL("SELECT position, computed_at FROM {} ORDER BY position DESC LIMIT 1").format(
+                sql.Identifier(schema, formula.table("graph_runs"))
+            )
+        )
+        run = await cur.fetchone()
+        as_of = queries.AsOf(
+            position=position,
+            brokerage_position=run[0] if run else None,
+            brokerage_computed_at=run[1] if run else None,
+        )
+        if await _boards_reflect(conn, formula, schema, as_of, took_window, now):
+            return False
+        await write_boards(conn, formula, schema, "read", as_of, took_window, now)
+    return True
+
+
+def _days_of(span: str, now: datetime) -> tuple[date | None, date | None]:
+    window = queries.score_window(span, None, now)
+    return (window.first_day, window.end_day) if window else (None, None)
+
+
+async def _boards_reflect(
+    conn: AsyncConnection[Any],
+    formula: Formula,
+    schema: str,
+    as_of: queries.AsOf,
+    took_window: timedelta,
+    now: datetime,
+) -> bool:
+    cur = await conn.execute(
+        sql.SQL(
+            "SELECT span, first_day, end_day, took_window, position, brokerage_position FROM {}"
+        ).format(sql.Identifier(schema, formula.table("boards")))
+    )
+    kept = {row[0]: row[1:] for row in await cur.fetchall()}
+    return all(
+        kept.get(span)
+        == (*_days_of(span, now), took_window, as_of.position, as_of.brokerage_position)
+        for span in queries.RANKED_WINDOWS
+    )
+
+
+async def write_boards(
+    conn: AsyncConnection[Any],
+    formula: Formula,
+    schema: str,
+    sources: str,
+    as_of: queries.AsOf,
+    took_window: timedelta,
+    now: datetime,
+) -> None:
+    """Replace every kept ranking: the read-time ranking's rows, numbered, for each span
+    (`sources`: the schema of the introductions and profiles read; `read` but in tests)."""
+    boards = sql.Identifier(schema, formula.table("boards"))
+    ranked = sql.Identifier(schema, formula.table("ranked"))
+    await conn.execute(sql.SQL("DELETE FROM {}").format(ranked))
+    await conn.execute(sql.SQL("DELETE FROM {}").format(boards))
+    for span in queries.RANKED_WINDOWS:
+        query, params = queries.ranking(
+            formula, queries.score_window(span, None, now), schema, sources
+        )
+        cur = await conn.execute(query, {**params, "took_window": took_window})
+        rows = await cur.fetchall()
+        async with conn.cursor().copy(
+            sql.SQL("COPY {} (span, rank, member_id, value, components) FROM STDIN").format(ranked)
+        ) as copy:
+            for rank, (member_id, _, value, components) in enumerate(rows, start=1):
+                await copy.write_row(
+                    (span, rank, member_id, value, msgspec.json.encode(components).decode())
+                )
+        first_day, end_day = _days_of(span, now)
+        await conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (span, first_day, end_day, took_window, position, "
+                "brokerage_position, brokerage_computed_at, members) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            ).format(boards),
+            [
+                span,
+                first_day,
+                end_day,
+                took_window,
+                as_of.position,
+                as_of.brokerage_position,
+                as_of.brokerage_computed_at,
+                len(rows),
+            ],
+        )
+
+
 def score_applier(formula: Formula) -> type[ScoreApplier]:
     """The applier class of one formula version: a projection of its own."""
     return type(
@@ -336,7 +482,7 @@ def score_applier(formula: Formula) -> type[ScoreApplier]:
             "formula": formula,
             "name": formula.projection,
             "tables": table_names(formula),
-            "job_tables": (formula.table("brokerage"), formula.table("graph_runs")),
+            "job_tables": tuple(formula.table(kind) for kind in JOB_KINDS),
         },
     )
 
