@@ -319,6 +319,10 @@ def settle_members(
     """Move the firsts and spells of the members in `state.changed`, from their stored ones
     (`firsts`, `spells`) or, for those in `needs_days`, from their day rows (`days`)."""
     settled = Settled()
+    # Changes to totals by day first: a spell that grows takes back and gives the same
+    # start, and only what is left is spread over the periods.
+    marks: dict[tuple[str, date, int], int] = {}
+    spell_marks: dict[tuple[str, date, int], int] = {}
     for key, changed in state.changed.items():
         space = key[1]
         was_firsts = firsts.get(key, (None, None))
@@ -340,13 +344,11 @@ def settle_members(
             (was_firsts[1], now_firsts[1], _NEW_MEMBERS),
             (was_firsts[0], now_firsts[0], _NEW_CONTRIBUTORS),
         ):
-            if was == now:
-                continue
-            for period in PERIODS:
+            if was != now:
                 if was is not None:
-                    state.total(period, space, was, counted, -1)
+                    _mark(marks, (space, was, counted), -1)
                 if now is not None:
-                    state.total(period, space, now, counted, +1)
+                    _mark(marks, (space, now, counted), +1)
         if now_firsts != tuple(was_firsts):
             if now_firsts[1] is None:
                 settled.members_gone.append(key)
@@ -354,14 +356,23 @@ def settle_members(
                 settled.members.append((key, now_firsts[0], now_firsts[1]))
         for first, last in was_spells.items():
             if now_spells.get(first) != last:
-                _count_spell(state, space, first, last, -1)
+                _count_spell(spell_marks, space, first, last, -1)
                 if first not in now_spells:
                     settled.spells_gone.append((key, first))
         for first, last in now_spells.items():
             if was_spells.get(first) != last:
-                _count_spell(state, space, first, last, +1)
+                _count_spell(spell_marks, space, first, last, +1)
                 settled.spells.append((key, first, last))
+    for periods, marked in ((PERIODS, marks), (COHORT_PERIODS, spell_marks)):
+        for (space, day, index), change in marked.items():
+            if change:
+                for period in periods:
+                    state.total(period, space, day, index, change)
     return settled
+
+
+def _mark(marks: dict[tuple[str, date, int], int], key: tuple[str, date, int], change: int) -> None:
+    marks[key] = marks.get(key, 0) + change
 
 
 def derive(
@@ -394,12 +405,12 @@ def _add_spell_day(spells: dict[date, date], day: date) -> None:
     spells[first] = last
 
 
-def _count_spell(state: State, space: str, first: date, last: date, sign: int) -> None:
-    covered_until = last + timedelta(days=INACTIVITY_DAYS)
-    for period in COHORT_PERIODS:
-        state.total(period, space, first, _STARTS, sign)
-        state.total(period, space, first, _RECENT, sign)
-        state.total(period, space, covered_until, _RECENT, -sign)
+def _count_spell(
+    marks: dict[tuple[str, date, int], int], space: str, first: date, last: date, sign: int
+) -> None:
+    _mark(marks, (space, first, _STARTS), sign)
+    _mark(marks, (space, first, _RECENT), sign)
+    _mark(marks, (space, last + timedelta(days=INACTIVITY_DAYS), _RECENT), -sign)
 
 
 def _ref_id(event: e.Event) -> UUID:
