@@ -273,36 +273,45 @@ def settle_rows(state: State, stored: Iterable[tuple[RowKey, int, int]]) -> list
     """Given each changed row's new [contributions, actions], count what moved; answer the
     rows left with no action (to delete)."""
     gone = []
+    # Summed by row first (a row's period start is its total's key): this runs per row.
+    active: dict[TotalKey, int] = {}
+    histogram: dict[HistogramKey, int] = {}
+    changes, changed = state.rows, state.changed
     for key, contributions, actions in stored:
         member_id, space, period, start = key
-        change = state.rows[key]
+        change = changes[key]
         was_contributions, was_actions = contributions - change[0], actions - change[1]
         if (actions > 0) != (was_actions > 0):
-            state.total(period, space, start, _ACTIVE, 1 if actions else -1)
-        if not actions:
-            gone.append(key)
+            total_key = (period, space, start)
+            active[total_key] = active.get(total_key, 0) + (1 if actions else -1)
+            if not actions:
+                gone.append(key)
         if period != "day":
             if contributions != was_contributions:
                 if was_contributions:
-                    _members_with(state, (period, space, start, was_contributions), -1)
+                    count_key = (period, space, start, was_contributions)
+                    histogram[count_key] = histogram.get(count_key, 0) - 1
                 if contributions:
-                    _members_with(state, (period, space, start, contributions), +1)
+                    count_key = (period, space, start, contributions)
+                    histogram[count_key] = histogram.get(count_key, 0) + 1
             continue
         now_contributed, now_acted = contributions > 0, actions > 0
         if now_contributed == (was_contributions > 0) and now_acted == (was_actions > 0):
             continue
-        days = state.changed.setdefault((member_id, space), DaysChanged())
+        if (days := changed.get((member_id, space))) is None:
+            days = changed[(member_id, space)] = DaysChanged()
         if now_contributed and not was_contributions:
             days.contributed.append(start)
         if now_acted and not was_actions:
             days.acted.append(start)
         if (was_contributions and not now_contributed) or (was_actions and not now_acted):
             days.emptied = True
+    for (period, space, start), moved in active.items():
+        if moved:
+            state.total(period, space, start, _ACTIVE, moved)
+    for count_key, moved in histogram.items():
+        state.histogram[count_key] = state.histogram.get(count_key, 0) + moved
     return gone
-
-
-def _members_with(state: State, key: HistogramKey, change: int) -> None:
-    state.histogram[key] = state.histogram.get(key, 0) + change
 
 
 def needs_days(state: State) -> set[MemberKey]:
