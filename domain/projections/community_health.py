@@ -1,23 +1,31 @@
 """Community health per day, week and month: activity series and CHAOSS contributor cohorts.
 
-What each number means is published in docs/metrics.md. The fold keeps, per member and
-space (and per member over all spaces, space `*`), one row per period they acted in
-(contributions and actions), their first contribution and first action, and their
+What each number means is published in docs/metrics.md. The read model keeps, per member
+and space (and per member over all spaces, space `*`), one row per period they acted in
+([contributions, actions]), their first contribution and first action, and their
 *spells*: runs of contributions with no gap longer than INACTIVITY_DAYS. Per period and
 space it keeps totals, and how many members made exactly k contributions (the histogram
 the onion, occasional contributors and the absence factor are read from).
 
-Totals are kept as changes, so a batch never reads them back. Most events only add:
-the fold then changes the few rows the event's periods and spells touch. A retraction,
-a withdrawal or a merge may take a member's first day or split a spell: for such a
-member the batch loads all their day rows and derives everything again, before and
-after, and keeps the difference. Retracted contributions and withdrawn recognitions do
-not count, as in contribution_counts; an erased member's numbers stay.
+A batch is settled in three steps, so that each stored row is written once per batch
+and nothing is read back before it is needed:
+1. `fold` sums the batch into changes per member, space and day (a retraction or a
+   withdrawal is a -1 there, a merge moves the duplicate's days to the survivor), and
+   counts events per space and day; `row_changes` rolls the days up to weeks and months.
+2. The applier adds those changes to the stored rows and hands back each row's new
+   counts; `settle_rows` compares them with the old ones (new minus change) to count
+   members who became (in)active, move the histogram, and find the members whose set of
+   contributing or acting days grew or shrank.
+3. For those members `settle_members` moves firsts and spells: from the stored ones when
+   days were only added, or derived again from the member's day rows in that space when
+   a day was emptied. Totals are kept as changes, so a batch never reads them back.
+Retracted contributions and withdrawn recognitions do not count, as in
+contribution_counts; an erased member's numbers stay.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cache
@@ -55,6 +63,8 @@ _ACTIVE, _NEW_MEMBERS, _NEW_CONTRIBUTORS, _STARTS, _RECENT = range(4, 9)
 
 MemberKey = tuple[UUID, str]
 """member, space"""
+DayKey = tuple[UUID, str, date]
+"""member, space, day"""
 RowKey = tuple[UUID, str, str, date]
 """member, space, period, period start"""
 TotalKey = tuple[str, str, date]
@@ -93,37 +103,47 @@ class Ref(msgspec.Struct, gc=False):
     taken_back: bool = False
 
 
-class Derived(msgspec.Struct, gc=False):
-    """All a member's rows in one space, derived from their days (full re-derivation)."""
+@dataclass
+class DaysChanged:
+    """How a member's set of days in one space changed in this batch."""
 
-    rows: dict[tuple[str, date], list[int]]
-    firsts: list[date | None]
-    spells: dict[date, date]
+    contributed: list[date] = field(default_factory=list)
+    """Days that now hold a contribution and held none."""
+    acted: list[date] = field(default_factory=list)
+    """Days that now hold an action and held none."""
+    emptied: bool = False
+    """A day lost its last contribution or action: firsts and spells are derived again."""
+
+
+@dataclass
+class Settled:
+    """What a member's firsts and spells became: rows to write and rows to delete."""
+
+    members: list[tuple[MemberKey, date | None, date]] = field(default_factory=list)
+    members_gone: list[MemberKey] = field(default_factory=list)
+    spells: list[tuple[MemberKey, date, date]] = field(default_factory=list)
+    spells_gone: list[tuple[MemberKey, date]] = field(default_factory=list)
 
 
 @dataclass
 class State:
-    """The rows a batch touches; the fold changes them in place and notes what to write."""
+    """One batch: its changes, then the totals and histogram they move."""
 
     aliases: Aliases = field(default_factory=Aliases)
     refs: dict[UUID, Ref] = field(default_factory=dict)
+    stored_days: dict[UUID, dict[str, dict[date, list[int]]]] = field(default_factory=dict)
+    """The stored day rows of members this batch merges away (see `merged_away`)."""
+    days: dict[DayKey, list[int]] = field(default_factory=dict)
+    """Changes to [contributions, actions] of a member's day in a space."""
+    counts: dict[tuple[str, date], list[int]] = field(default_factory=dict)
+    """Changes to the events counted per space and day (the first four TOTALS)."""
     rows: dict[RowKey, list[int]] = field(default_factory=dict)
-    """[contributions, actions] of a member in a space and period."""
-    firsts: dict[MemberKey, list[date | None]] = field(default_factory=dict)
-    """[first contribution, first action] of a member in a space."""
-    spells: dict[MemberKey, dict[date, date]] = field(default_factory=dict)
-    """first day -> last day of each spell of a member in a space."""
-    full: set[UUID] = field(default_factory=set)
-    """Members derived again whole in this batch: their days are in `days`."""
-    days: dict[UUID, dict[str, dict[date, list[int]]]] = field(default_factory=dict)
-    """member -> space -> day -> [contributions, actions], for members derived whole."""
+    """Changes to [contributions, actions] of every period row (`row_changes`)."""
     totals: dict[TotalKey, list[int]] = field(default_factory=dict)
     """Changes to the totals (added to the stored ones)."""
     histogram: dict[HistogramKey, int] = field(default_factory=dict)
     """Changes to the number of members with k contributions in a period."""
-    changed_rows: set[RowKey] = field(default_factory=set)
-    changed_members: set[MemberKey] = field(default_factory=set)
-    old_spells: dict[MemberKey, dict[date, date]] = field(default_factory=dict)
+    changed: dict[MemberKey, DaysChanged] = field(default_factory=dict)
     changed_refs: set[UUID] = field(default_factory=set)
 
     def total(self, period: str, space: str, day: date, index: int, change: int) -> None:
@@ -131,10 +151,6 @@ class State:
         if (found := self.totals.get(key)) is None:
             found = self.totals[key] = [0] * len(TOTALS)
         found[index] += change
-
-    def members_with(self, period: str, space: str, start: date, count: int, change: int) -> None:
-        key = (period, space, start, count)
-        self.histogram[key] = self.histogram.get(key, 0) + change
 
 
 def actor_of(event: e.Event) -> tuple[UUID, int] | None:
@@ -166,81 +182,212 @@ def refs_needed(entries: Iterable[Entry]) -> set[UUID]:
     return found
 
 
-def rows_needed(state: State, entries: Iterable[Entry]) -> tuple[set[RowKey], set[UUID]]:
-    """The rows the fold reads by key, and the members it derives again whole (`full`)."""
-    aliases, refs = state.aliases.copy(), dict(state.refs)
-    acted: list[tuple[UUID, str, date]] = []
-    full: set[UUID] = set()
+def merged_away(aliases: Aliases, entries: Iterable[Entry]) -> set[UUID]:
+    """The members this batch merges into others: their stored day rows are moved."""
+    aliases, found = aliases.copy(), set()
     for entry in entries:
-        event = entry.event
-        if (actor := actor_of(event)) is not None:
-            member_id = aliases.resolve(actor[0])
-            acted.append((member_id, event.space, utc_day(entry.occurred_at)))  # type: ignore[attr-defined]
-            if isinstance(event, e.ContributionRecorded | e.RecognitionGiven):
-                refs[_ref_id(event)] = _ref(entry, event)
-        elif isinstance(event, e.ContributionRetracted | e.RecognitionWithdrawn):
-            if (ref := refs.get(_ref_id(event))) is not None:
-                full.add(aliases.resolve(ref.member_id))
-        elif isinstance(event, e.MembersMerged):
-            full.update(aliases.merge(event) or ())
-    keys = {
-        (member_id, key, period, period_start(period, day))
-        for member_id, space, day in acted
-        if member_id not in full
-        for key in spaces_of(space)
-        for period in PERIODS
-    }
-    return keys, full
+        if isinstance(entry.event, e.MembersMerged) and (moved := aliases.merge(entry.event)):
+            found.add(moved[0])
+    return found
 
 
 def fold(state: State, entries: Iterable[Entry]) -> State:
-    """Fold the batch; `state.rows` holds the keys rows_needed named, and all rows of `full`."""
-    for member_id in state.full:
-        _count_days(state, member_id, -1)
+    """Sum the batch into `days` and `counts`; `stored_days` holds `merged_away`'s rows."""
+    days, counts, resolve = state.days, state.counts, state.aliases.resolve
     for entry in entries:
         event = entry.event
         if (actor := actor_of(event)) is not None:
-            member_id, index = state.aliases.resolve(actor[0]), actor[1]
+            member_id, index = resolve(actor[0]), actor[1]
             day = utc_day(entry.occurred_at)
             if isinstance(event, e.ContributionRecorded | e.RecognitionGiven):
-                state.refs[_ref_id(event)] = _ref(entry, event)
+                state.refs[_ref_id(event)] = _ref(event, day)
                 state.changed_refs.add(_ref_id(event))
             for space in spaces_of(event.space):  # type: ignore[attr-defined]
-                state.total("day", space, day, index, +1)
-                state.total("week", space, day, index, +1)
-                state.total("month", space, day, index, +1)
-                if member_id in state.full:
-                    _change_day(state, (member_id, space), day, index == 0, +1)
-                else:
-                    _act(state, (member_id, space), day, contribution=index == 0)
+                if (count := counts.get((space, day))) is None:
+                    count = counts[(space, day)] = [0, 0, 0, 0]
+                count[index] += 1
+                if (row := days.get((member_id, space, day))) is None:
+                    row = days[(member_id, space, day)] = [0, 0]
+                row[0] += index == 0
+                row[1] += 1
         elif isinstance(event, e.ContributionRetracted | e.RecognitionWithdrawn):
             found = state.refs.get(_ref_id(event))
             if found is None or found.taken_back:
                 continue
             found.taken_back = True
             state.changed_refs.add(found.ref_id)
-            member_id = state.aliases.resolve(found.member_id)
+            member_id = resolve(found.member_id)
             for space in spaces_of(found.space):
-                for period in PERIODS:
-                    state.total(period, space, found.day, 0 if found.contribution else 3, -1)
-                _change_day(state, (member_id, space), found.day, found.contribution, -1)
+                count = counts.setdefault((space, found.day), [0, 0, 0, 0])
+                count[0 if found.contribution else 3] -= 1
+                row = days.setdefault((member_id, space, found.day), [0, 0])
+                row[0] -= found.contribution
+                row[1] -= 1
         elif isinstance(event, e.MembersMerged) and (moved := state.aliases.merge(event)):
             _move(state, *moved)
-    for member_id in state.full:
-        _count_days(state, member_id, +1)
     return state
 
 
-def derive(days: dict[date, list[int]]) -> Derived:
-    """A member's rows, firsts and spells in one space, from [contributions, actions] by day."""
-    rows: dict[tuple[str, date], list[int]] = {}
-    for day, (contributions, actions) in days.items():
-        if not actions:
+def _move(state: State, duplicate: UUID, survivor: UUID) -> None:
+    """The duplicate's days, stored and changed in this batch, become the survivor's."""
+    held: dict[tuple[str, date], list[int]] = {}
+    for space, stored in state.stored_days.pop(duplicate, {}).items():
+        for day, counts in stored.items():
+            held[(space, day)] = list(counts)
+    for (member_id, space, day), change in state.days.items():
+        if member_id == duplicate:
+            counts = held.setdefault((space, day), [0, 0])
+            counts[0] += change[0]
+            counts[1] += change[1]
+    for (space, day), (contributions, actions) in held.items():
+        for member_id, sign in ((duplicate, -1), (survivor, +1)):
+            row = state.days.setdefault((member_id, space, day), [0, 0])
+            row[0] += sign * contributions
+            row[1] += sign * actions
+
+
+def row_changes(state: State) -> dict[RowKey, list[int]]:
+    """Roll the days' changes up to weeks and months, and count the events per period."""
+    rows = state.rows
+    for (member_id, space, day), (contributions, actions) in state.days.items():
+        if not (contributions or actions):
             continue
         for period in PERIODS:
-            row = rows.setdefault((period, period_start(period, day)), [0, 0])
-            row[0] += contributions
-            row[1] += actions
+            key = (member_id, space, period, period_start(period, day))
+            if (row := rows.get(key)) is None:
+                rows[key] = [contributions, actions]
+            else:
+                row[0] += contributions
+                row[1] += actions
+    for (space, day), count in state.counts.items():
+        for period in PERIODS:
+            for index, change in enumerate(count):
+                if change:
+                    state.total(period, space, day, index, change)
+    for key in [key for key, (c, a) in rows.items() if not (c or a)]:
+        del rows[key]
+    return rows
+
+
+def settle_rows(state: State, stored: Iterable[tuple[RowKey, int, int]]) -> list[RowKey]:
+    """Given each changed row's new [contributions, actions], count what moved; answer the
+    rows left with no action (to delete)."""
+    gone = []
+    # Summed by row first (a row's period start is its total's key): this runs per row.
+    active: dict[TotalKey, int] = {}
+    histogram: dict[HistogramKey, int] = {}
+    changes, changed = state.rows, state.changed
+    for key, contributions, actions in stored:
+        member_id, space, period, start = key
+        change = changes[key]
+        was_contributions, was_actions = contributions - change[0], actions - change[1]
+        if (actions > 0) != (was_actions > 0):
+            total_key = (period, space, start)
+            active[total_key] = active.get(total_key, 0) + (1 if actions else -1)
+            if not actions:
+                gone.append(key)
+        if period != "day":
+            if contributions != was_contributions:
+                if was_contributions:
+                    count_key = (period, space, start, was_contributions)
+                    histogram[count_key] = histogram.get(count_key, 0) - 1
+                if contributions:
+                    count_key = (period, space, start, contributions)
+                    histogram[count_key] = histogram.get(count_key, 0) + 1
+            continue
+        now_contributed, now_acted = contributions > 0, actions > 0
+        if now_contributed == (was_contributions > 0) and now_acted == (was_actions > 0):
+            continue
+        if (days := changed.get((member_id, space))) is None:
+            days = changed[(member_id, space)] = DaysChanged()
+        if now_contributed and not was_contributions:
+            days.contributed.append(start)
+        if now_acted and not was_actions:
+            days.acted.append(start)
+        if (was_contributions and not now_contributed) or (was_actions and not now_acted):
+            days.emptied = True
+    for (period, space, start), moved in active.items():
+        if moved:
+            state.total(period, space, start, _ACTIVE, moved)
+    for count_key, moved in histogram.items():
+        state.histogram[count_key] = state.histogram.get(count_key, 0) + moved
+    return gone
+
+
+def needs_days(state: State) -> set[MemberKey]:
+    """Members (in a space) whose day rows `settle_members` derives firsts and spells from."""
+    return {key for key, changed in state.changed.items() if changed.emptied}
+
+
+def settle_members(
+    state: State,
+    firsts: Mapping[MemberKey, tuple[date | None, date | None]],
+    spells: Mapping[MemberKey, Mapping[date, date]],
+    days: Mapping[MemberKey, Mapping[date, tuple[int, int]]],
+) -> Settled:
+    """Move the firsts and spells of the members in `state.changed`, from their stored ones
+    (`firsts`, `spells`) or, for those in `needs_days`, from their day rows (`days`)."""
+    settled = Settled()
+    # Changes to totals by day first: a spell that grows takes back and gives the same
+    # start, and only what is left is spread over the periods.
+    marks: dict[tuple[str, date, int], int] = {}
+    spell_marks: dict[tuple[str, date, int], int] = {}
+    for key, changed in state.changed.items():
+        space = key[1]
+        was_firsts = firsts.get(key, (None, None))
+        was_spells = spells.get(key, {})
+        if changed.emptied:
+            now_firsts, now_spells = derive(days.get(key, {}))
+        else:
+            now_firsts = (
+                min(
+                    (d for d in (was_firsts[0], *changed.contributed) if d is not None),
+                    default=None,
+                ),
+                min((d for d in (was_firsts[1], *changed.acted) if d is not None), default=None),
+            )
+            now_spells = dict(was_spells)
+            for day in changed.contributed:
+                _add_spell_day(now_spells, day)
+        for was, now, counted in (
+            (was_firsts[1], now_firsts[1], _NEW_MEMBERS),
+            (was_firsts[0], now_firsts[0], _NEW_CONTRIBUTORS),
+        ):
+            if was != now:
+                if was is not None:
+                    _mark(marks, (space, was, counted), -1)
+                if now is not None:
+                    _mark(marks, (space, now, counted), +1)
+        if now_firsts != tuple(was_firsts):
+            if now_firsts[1] is None:
+                settled.members_gone.append(key)
+            else:
+                settled.members.append((key, now_firsts[0], now_firsts[1]))
+        for first, last in was_spells.items():
+            if now_spells.get(first) != last:
+                _count_spell(spell_marks, space, first, last, -1)
+                if first not in now_spells:
+                    settled.spells_gone.append((key, first))
+        for first, last in now_spells.items():
+            if was_spells.get(first) != last:
+                _count_spell(spell_marks, space, first, last, +1)
+                settled.spells.append((key, first, last))
+    for periods, marked in ((PERIODS, marks), (COHORT_PERIODS, spell_marks)):
+        for (space, day, index), change in marked.items():
+            if change:
+                for period in periods:
+                    state.total(period, space, day, index, change)
+    return settled
+
+
+def _mark(marks: dict[tuple[str, date, int], int], key: tuple[str, date, int], change: int) -> None:
+    marks[key] = marks.get(key, 0) + change
+
+
+def derive(
+    days: Mapping[date, tuple[int, int] | list[int]],
+) -> tuple[tuple[date | None, date | None], dict[date, date]]:
+    """A member's (first contribution, first action) and spells in one space, from their days."""
     contributed = sorted(day for day, (contributions, _) in days.items() if contributions)
     acted = [day for day, (_, actions) in days.items() if actions]
     spells: dict[date, date] = {}
@@ -250,8 +397,29 @@ def derive(days: dict[date, list[int]]) -> Derived:
             spells[first] = last = day
         else:
             first = last = spells[day] = day
-    firsts = [contributed[0] if contributed else None, min(acted) if acted else None]
-    return Derived(rows=rows, firsts=firsts, spells=spells)
+    return (contributed[0] if contributed else None, min(acted, default=None)), spells
+
+
+def _add_spell_day(spells: dict[date, date], day: date) -> None:
+    """A first contribution on `day`: it extends, joins or starts spells."""
+    before = max((start for start in spells if start <= day), default=None)
+    after = min((start for start in spells if start > day), default=None)
+    if before is not None and day <= spells[before]:
+        return  # inside a spell: nothing changes
+    first, last = day, day
+    if before is not None and (day - spells[before]).days <= INACTIVITY_DAYS:
+        first = before
+    if after is not None and (after - day).days <= INACTIVITY_DAYS:
+        last = spells.pop(after)
+    spells[first] = last
+
+
+def _count_spell(
+    marks: dict[tuple[str, date, int], int], space: str, first: date, last: date, sign: int
+) -> None:
+    _mark(marks, (space, first, _STARTS), sign)
+    _mark(marks, (space, first, _RECENT), sign)
+    _mark(marks, (space, last + timedelta(days=INACTIVITY_DAYS), _RECENT), -sign)
 
 
 def _ref_id(event: e.Event) -> UUID:
@@ -269,142 +437,7 @@ def _ref_id(event: e.Event) -> UUID:
     raise TypeError(type(event).__name__)
 
 
-def _ref(entry: Entry, event: e.ContributionRecorded | e.RecognitionGiven) -> Ref:
-    day = utc_day(entry.occurred_at)
+def _ref(event: e.ContributionRecorded | e.RecognitionGiven, day: date) -> Ref:
     if isinstance(event, e.ContributionRecorded):
         return Ref(event.contribution_id, event.member_id, event.space, day, True)
     return Ref(event.recognition_id, event.from_id, event.space, day, False)
-
-
-def _act(state: State, key: MemberKey, day: date, *, contribution: bool) -> None:
-    """One more action (a contribution, or another) by a member not derived whole."""
-    member_id, space = key
-    new_day = False
-    for period in PERIODS:
-        row_key = (member_id, space, period, period_start(period, day))
-        row = state.rows.get(row_key)
-        if row is None:
-            row = state.rows[row_key] = [0, 0]
-        contributions, actions = row
-        row[1] += 1
-        row[0] += contribution
-        state.changed_rows.add(row_key)
-        if not actions:
-            state.total(period, space, day, _ACTIVE, +1)
-        if contribution and period == "day":
-            new_day = not contributions
-        if contribution and period != "day":
-            if contributions:
-                state.members_with(period, space, row_key[3], contributions, -1)
-            state.members_with(period, space, row_key[3], contributions + 1, +1)
-    firsts = state.firsts.setdefault(key, [None, None])
-    for index, counted, applies in (
-        (1, _NEW_MEMBERS, True),
-        (0, _NEW_CONTRIBUTORS, contribution),
-    ):
-        first = firsts[index]
-        if applies and (first is None or day < first):
-            for period in PERIODS:
-                if first is not None:
-                    state.total(period, space, first, counted, -1)
-                state.total(period, space, day, counted, +1)
-            firsts[index] = day
-            state.changed_members.add(key)
-    if new_day:
-        _add_spell_day(state, key, day)
-
-
-def _add_spell_day(state: State, key: MemberKey, day: date) -> None:
-    """A first contribution on `day`: it extends, joins or starts spells."""
-    spells = state.spells.setdefault(key, {})
-    state.old_spells.setdefault(key, dict(spells))
-    before = max((start for start in spells if start <= day), default=None)
-    after = min((start for start in spells if start > day), default=None)
-    if before is not None and day <= spells[before]:
-        return  # inside a spell: nothing changes
-    joined: list[tuple[date, date]] = []
-    first, last = day, day
-    if before is not None and (day - spells[before]).days <= INACTIVITY_DAYS:
-        joined.append((before, spells[before]))
-        first = before
-    if after is not None and (after - day).days <= INACTIVITY_DAYS:
-        joined.append((after, spells[after]))
-        last = spells[after]
-    for start, end in joined:
-        del spells[start]
-        _count_spell(state, key[1], start, end, -1)
-    spells[first] = last
-    _count_spell(state, key[1], first, last, +1)
-    state.changed_members.add(key)
-
-
-def _count_spell(state: State, space: str, first: date, last: date, sign: int) -> None:
-    covered_until = last + timedelta(days=INACTIVITY_DAYS)
-    for period in COHORT_PERIODS:
-        state.total(period, space, first, _STARTS, sign)
-        state.total(period, space, first, _RECENT, sign)
-        state.total(period, space, covered_until, _RECENT, -sign)
-
-
-def _change_day(state: State, key: MemberKey, day: date, contribution: bool, change: int) -> None:
-    """For a member derived whole: their day's counts change; rows follow at the end."""
-    counts = state.days.setdefault(key[0], {}).setdefault(key[1], {}).setdefault(day, [0, 0])
-    counts[0] += change if contribution else 0
-    counts[1] += change
-
-
-def _move(state: State, duplicate: UUID, survivor: UUID) -> None:
-    """The duplicate's days join the survivor's (both are derived whole: see rows_needed)."""
-    spaces = state.days.get(duplicate, {})
-    for space, days in spaces.items():
-        into = state.days.setdefault(survivor, {}).setdefault(space, {})
-        for day, (contributions, actions) in days.items():
-            counts = into.setdefault(day, [0, 0])
-            counts[0] += contributions
-            counts[1] += actions
-        spaces[space] = {}
-
-
-def _count_days(state: State, member_id: UUID, sign: int) -> None:
-    """Count (sign +1) or uncount (-1) all a member's derived rows; +1 also writes them."""
-    for space, days in state.days.get(member_id, {}).items():
-        key = (member_id, space)
-        derived = derive(days)
-        for (period, start), (contributions, actions) in derived.rows.items():
-            if actions:
-                state.total(period, space, start, _ACTIVE, sign)
-            if contributions and period != "day":
-                state.members_with(period, space, start, contributions, sign)
-        first_contribution, first_action = derived.firsts
-        for period in PERIODS:
-            if first_action is not None:
-                state.total(period, space, first_action, _NEW_MEMBERS, sign)
-            if first_contribution is not None:
-                state.total(period, space, first_contribution, _NEW_CONTRIBUTORS, sign)
-        for first, last in derived.spells.items():
-            _count_spell(state, space, first, last, sign)
-        if sign < 0:  # what is not derived again is deleted
-            state.old_spells[key] = derived.spells
-            for period_key in derived.rows:
-                row_key = (*key, *period_key)
-                state.rows[row_key] = [0, 0]
-                state.changed_rows.add(row_key)
-            state.changed_members.add(key)
-        else:
-            state.old_spells.setdefault(key, {})  # a space new to the member had none
-            for period_key, row in derived.rows.items():
-                row_key = (*key, *period_key)
-                state.rows[row_key] = row
-                state.changed_rows.add(row_key)
-            state.firsts[key] = derived.firsts
-            state.spells[key] = derived.spells
-            state.changed_members.add(key)
-
-
-def load_days(state: State, rows: Iterable[tuple[RowKey, list[int]]]) -> None:
-    """Loaded rows: all go to `rows`; the day rows of members derived whole also to `days`."""
-    for key, counts in rows:
-        state.rows[key] = counts
-        member_id, space, period, start = key
-        if period == "day" and member_id in state.full:
-            state.days.setdefault(member_id, {}).setdefault(space, {})[start] = list(counts)

@@ -1,8 +1,9 @@
-"""Writes community health: members' rows, firsts and spells as folded; totals as changes."""
+"""Writes community health: members' rows as changes added once per batch, then the firsts
+and spells those rows moved; totals and the histogram as changes."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -19,6 +20,7 @@ from services.projector.appliers.rows import (
     create_aliases_table,
     create_index,
     delete,
+    fetch,
     key_rows,
     names,
     record,
@@ -26,6 +28,7 @@ from services.projector.appliers.rows import (
     select_by_ids,
     select_by_key,
     upsert,
+    uuids,
 )
 
 TOTAL_KEY: Columns = (("period", "text"), ("space", "text"), ("period_start", "date"))
@@ -156,12 +159,16 @@ class CommunityHealthApplier:
         found = await select_by_ids(conn, refs, REF_COLUMNS, needed, Ref)
         state.refs = {ref.ref_id: ref for ref in found}
         state.aliases = Aliases(await memory.known_aliases(conn, aliases))
-        keys, state.full = community_health.rows_needed(state, entries)
-        member_keys = {(key[0], key[1]) for key in keys}
-        await self._load(conn, state, (rows, members, spells), keys, member_keys)
+        if merged := community_health.merged_away(state.aliases, entries):
+            for row in await _day_rows(conn, rows, members_=merged):
+                days = state.stored_days.setdefault(row.member_id, {}).setdefault(row.space, {})
+                days[row.period_start] = [row.contributions, row.actions]
         community_health.fold(state, entries)
-        await _write_rows(conn, rows, state)
-        await _write_members(conn, members, spells, state)
+        changes = community_health.row_changes(state)
+        stored = await _add_rows(conn, rows, changes)
+        gone = community_health.settle_rows(state, stored)
+        await delete(conn, rows, ROW_KEY, gone)
+        await self._settle_members(conn, state, rows, members, spells)
         await _add(conn, periods, TOTAL_COLUMNS, TOTAL_KEY, _totals(state))
         await _add(conn, histogram, HISTOGRAM_COLUMNS, HISTOGRAM_KEY, _histogram(state))
         changed_refs = [state.refs[r] for r in state.changed_refs]
@@ -169,79 +176,111 @@ class CommunityHealthApplier:
         await save_aliases(conn, aliases, memory, state.aliases.added)
         memory.end(entries[-1].position)
 
-    async def _load(
+    async def _settle_members(
         self,
         conn: AsyncConnection[Any],
         state: community_health.State,
-        tables: tuple[sql.Identifier, sql.Identifier, sql.Identifier],
-        keys: set[RowKey],
-        member_keys: set[MemberKey],
+        rows: sql.Identifier,
+        members: sql.Identifier,
+        spells: sql.Identifier,
     ) -> None:
-        rows, members, spells = tables
-        if keys or state.full:
-            found = await select_by_key(
-                conn, rows, ROW_COLUMNS, ROW_KEY, keys, MemberPeriodRow, state.full
+        """Load the firsts and spells (and days, where one was emptied) that moved; write them."""
+        keys = list(state.changed)
+        if not keys:
+            return
+        firsts = {
+            (m.member_id, m.space): (m.first_contribution, m.first_action)
+            for m in await select_by_key(conn, members, MEMBER_COLUMNS, MEMBER_KEY, keys, MemberRow)
+        }
+        stored_spells: dict[MemberKey, dict[date, date]] = {}
+        for spell in await select_by_key(conn, spells, SPELL_COLUMNS, MEMBER_KEY, keys, SpellRow):
+            stored_spells.setdefault((spell.member_id, spell.space), {})[spell.first_day] = (
+                spell.last_day
             )
-            community_health.load_days(
-                state,
-                (
-                    ((r.member_id, r.space, r.period, r.period_start), [r.contributions, r.actions])
-                    for r in found
-                ),
-            )
-        if member_keys:
-            for member in await select_by_key(
-                conn, members, MEMBER_COLUMNS, MEMBER_KEY, member_keys, MemberRow
-            ):
-                state.firsts[(member.member_id, member.space)] = [
-                    member.first_contribution,
-                    member.first_action,
-                ]
-            for spell in await select_by_key(
-                conn, spells, SPELL_COLUMNS, MEMBER_KEY, member_keys, SpellRow
-            ):
-                key = (spell.member_id, spell.space)
-                state.spells.setdefault(key, {})[spell.first_day] = spell.last_day
+        days: dict[MemberKey, dict[date, tuple[int, int]]] = {}
+        if emptied := community_health.needs_days(state):
+            for row in await _day_rows(conn, rows, keys=emptied):
+                days.setdefault((row.member_id, row.space), {})[row.period_start] = (
+                    row.contributions,
+                    row.actions,
+                )
+        settled = community_health.settle_members(state, firsts, stored_spells, days)
+        await delete(conn, members, MEMBER_KEY, settled.members_gone)
+        await upsert(
+            conn,
+            members,
+            MEMBER_COLUMNS,
+            MEMBER_KEY,
+            [MemberRow(*k, c, a) for k, c, a in settled.members],
+        )
+        await delete(conn, spells, SPELL_KEY, [(*k, first) for k, first in settled.spells_gone])
+        await upsert(
+            conn,
+            spells,
+            SPELL_COLUMNS,
+            SPELL_KEY,
+            [SpellRow(*k, f, last) for k, f, last in settled.spells],
+        )
 
 
-async def _write_rows(
-    conn: AsyncConnection[Any], table: sql.Identifier, state: community_health.State
-) -> None:
-    gone, kept = [], []
-    for key in state.changed_rows:
-        contributions, actions = state.rows.get(key, (0, 0))
-        if actions:
-            kept.append(MemberPeriodRow(*key, contributions, actions))
-        else:
-            gone.append(key)
-    await delete(conn, table, ROW_KEY, gone)
-    await upsert(conn, table, ROW_COLUMNS, ROW_KEY, kept)
+async def _add_rows(
+    conn: AsyncConnection[Any], table: sql.Identifier, changes: dict[RowKey, list[int]]
+) -> list[tuple[RowKey, int, int]]:
+    """Add the changes to the members' period rows in one statement; answer their new counts.
+
+    Each row is written once per batch, and its old counts need no read: they are the
+    new ones less the change.
+    """
+    if not changes:
+        return []
+    query = sql.SQL("""
+        WITH added AS (
+            INSERT INTO {table} AS t ({names})
+            SELECT {names}
+            FROM json_to_recordset(%s::json) AS r({record})
+            ON CONFLICT ({key}) DO UPDATE
+            SET contributions = t.contributions + excluded.contributions,
+                actions = t.actions + excluded.actions
+            RETURNING {names}
+        )
+        SELECT coalesce(json_agg(json_build_array({names})), '[]')::text
+        FROM added
+    """).format(
+        table=table, names=names(ROW_COLUMNS), record=record(ROW_COLUMNS), key=names(ROW_KEY)
+    )
+    rows = [MemberPeriodRow(*key, c, a) for key, (c, a) in changes.items()]
+    cur = await conn.execute(query, [as_json(rows)])
+    found = await cur.fetchone()
+    stored = _stored_rows.decode(found[0] if found else "[]")
+    return [((m, s, p, start), c, a) for m, s, p, start, c, a in stored]
 
 
-async def _write_members(
+_stored_rows = msgspec.json.Decoder(list[tuple[UUID, str, str, date, int, int]])
+
+
+async def _day_rows(
     conn: AsyncConnection[Any],
-    members: sql.Identifier,
-    spells: sql.Identifier,
-    state: community_health.State,
-) -> None:
-    gone, kept = [], []
-    for key in state.changed_members:
-        first_contribution, first_action = state.firsts.get(key, (None, None))
-        if first_action is None:
-            gone.append(key)
-        else:
-            kept.append(MemberRow(*key, first_contribution, first_action))
-    await delete(conn, members, MEMBER_KEY, gone)
-    await upsert(conn, members, MEMBER_COLUMNS, MEMBER_KEY, kept)
-    ended, changed = [], []
-    for key, before in state.old_spells.items():
-        now = state.spells.get(key, {})
-        ended += [(*key, first) for first in before if first not in now]
-        changed += [
-            SpellRow(*key, first, last) for first, last in now.items() if before.get(first) != last
-        ]
-    await delete(conn, spells, SPELL_KEY, ended)
-    await upsert(conn, spells, SPELL_COLUMNS, SPELL_KEY, changed)
+    table: sql.Identifier,
+    *,
+    keys: Iterable[MemberKey] = (),
+    members_: Iterable[UUID] = (),
+) -> list[MemberPeriodRow]:
+    """The day rows of members in a space (`keys`), or of members in every space (`members_`)."""
+    if members_:
+        query = sql.SQL("""
+            SELECT {columns}
+            FROM {table} AS t
+            WHERE t.member_id = ANY(%s::uuid[])
+              AND t.period = 'day'
+        """).format(columns=names(ROW_COLUMNS, "t"), table=table)
+        return await fetch(conn, query, [uuids(members_)], MemberPeriodRow)
+    query = sql.SQL("""
+        SELECT {columns}
+        FROM {table} AS t
+        JOIN {keys} USING (member_id, space)
+        WHERE t.period = 'day'
+    """).format(columns=names(ROW_COLUMNS, "t"), table=table, keys=key_rows(MEMBER_KEY, ()))
+    return await fetch(conn, query, [as_json(list(keys))], MemberPeriodRow)
 
 
 def _totals(state: community_health.State) -> list[tuple[Any, ...]]:

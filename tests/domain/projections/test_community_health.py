@@ -1,8 +1,9 @@
-"""Community health: any batch split equals one batch, and both equal a derivation from scratch.
+"""Community health: any batch split equals one batch, and both equal what the definitions say.
 
 The store here keeps the applier's tables as dicts and loads exactly what the fold asks
-for, as the applier does; the oracle derives every member's rows again from the final
-ledger, with no incremental step at all.
+for, as the applier does. Two oracles read the final ledger with no incremental step at
+all: one builds the same tables from each member's days, the other counts the published
+definitions (docs/metrics.md) straight from the events, per period.
 """
 
 from __future__ import annotations
@@ -45,38 +46,41 @@ class Store:
         self.refs: dict[UUID, h.Ref] = {}
         self.aliases: dict[UUID, UUID] = {}
 
+    def days_of(self, wanted: Any) -> list[tuple[h.RowKey, list[int]]]:
+        return [(k, list(v)) for k, v in self.rows.items() if k[2] == "day" and wanted(k)]
+
     def apply(self, batch: list[Entry]) -> None:
         state = h.State()
         state.refs = {r: copy.copy(self.refs[r]) for r in h.refs_needed(batch) if r in self.refs}
         state.aliases = Aliases(self.aliases)
-        keys, state.full = h.rows_needed(state, batch)
-        h.load_days(
-            state,
-            [(k, list(v)) for k, v in self.rows.items() if k in keys or k[0] in state.full],
-        )
-        for member_key in {(k[0], k[1]) for k in keys}:
-            if member_key in self.firsts:
-                state.firsts[member_key] = list(self.firsts[member_key])
-            if member_key in self.spells:
-                state.spells[member_key] = dict(self.spells[member_key])
+        away = h.merged_away(state.aliases, batch)
+        for (member_id, space, _, day), counts in self.days_of(lambda k: k[0] in away):
+            state.stored_days.setdefault(member_id, {}).setdefault(space, {})[day] = counts
         h.fold(state, batch)
-        for key in state.changed_rows:
-            row = state.rows.get(key, [0, 0])
-            if row[1]:
-                self.rows[key] = list(row)
-            else:
-                self.rows.pop(key, None)
-        for member_key in state.changed_members:
-            firsts = state.firsts.get(member_key, [None, None])
-            if firsts[1] is None:
-                self.firsts.pop(member_key, None)
-            else:
-                self.firsts[member_key] = list(firsts)
-        for member_key in state.old_spells:
-            if spells := state.spells.get(member_key):
-                self.spells[member_key] = dict(spells)
-            else:
-                self.spells.pop(member_key, None)
+        stored = []
+        for key, (contributions, actions) in h.row_changes(state).items():
+            row = self.rows.setdefault(key, [0, 0])
+            row[0] += contributions
+            row[1] += actions
+            stored.append((key, row[0], row[1]))
+        for key in h.settle_rows(state, stored):
+            del self.rows[key]
+        emptied = h.needs_days(state)
+        days: dict[h.MemberKey, dict[Any, tuple[int, int]]] = {}
+        for (member_id, space, _, day), (c, a) in self.days_of(lambda k: k[:2] in emptied):
+            days.setdefault((member_id, space), {})[day] = (c, a)
+        firsts = {k: (v[0], v[1]) for k, v in self.firsts.items() if k in state.changed}
+        spells = {k: dict(v) for k, v in self.spells.items() if k in state.changed}
+        settled = h.settle_members(state, firsts, spells, days)
+        for key in settled.members_gone:
+            del self.firsts[key]
+        for key, first_contribution, first_action in settled.members:
+            self.firsts[key] = [first_contribution, first_action]
+        for key, first in settled.spells_gone:
+            del self.spells[key][first]
+        for key, first, last in settled.spells:
+            self.spells.setdefault(key, {})[first] = last
+        self.spells = {k: v for k, v in self.spells.items() if v}
         for total_key, changes in state.totals.items():
             for name, change in zip(h.TOTALS, changes, strict=True):
                 self.totals[(*total_key, name)] += change
@@ -91,8 +95,12 @@ class Store:
         return (self.rows, self.firsts, self.spells, self.totals, self.histogram)
 
 
-def from_scratch(entries: list[Entry]) -> tuple[Any, ...]:
-    """Everything derived from the final ledger at once, each member as merged at the end."""
+Actions = list[tuple[UUID, str, date, int]]
+"""Every action still standing: (member as merged at the end, space, day, which total)."""
+
+
+def standing(entries: list[Entry]) -> Actions:
+    """The actions the ledger holds in the end: none retracted or withdrawn, merges applied."""
     aliases = Aliases()
     for entry in entries:
         if isinstance(entry.event, e.MembersMerged):
@@ -102,38 +110,62 @@ def from_scratch(entries: list[Entry]) -> tuple[Any, ...]:
         for x in entries
         if isinstance(x.event, e.ContributionRetracted | e.RecognitionWithdrawn)
     }
-    days: dict[h.MemberKey, dict[Any, list[int]]] = {}
-    totals: Counter[tuple[Any, ...]] = Counter()
+    found = []
     for entry in entries:
         event = entry.event
         if (actor := h.actor_of(event)) is None:
             continue
-        if getattr(event, "contribution_id", None) in taken_back and isinstance(
-            event, e.ContributionRecorded
-        ):
+        if isinstance(event, e.ContributionRecorded) and event.contribution_id in taken_back:
             continue
         if isinstance(event, e.RecognitionGiven) and event.recognition_id in taken_back:
             continue
-        day = utc_day(entry.occurred_at)
-        for space in h.spaces_of(event.space):  # type: ignore[attr-defined]
-            counts = days.setdefault((aliases.resolve(actor[0]), space), {}).setdefault(day, [0, 0])
-            counts[0] += actor[1] == 0
+        found.append((aliases.resolve(actor[0]), event.space, utc_day(entry.occurred_at), actor[1]))  # type: ignore[attr-defined]
+    return found
+
+
+def from_scratch(entries: list[Entry]) -> tuple[Any, ...]:
+    """The tables, built from each member's days in the final ledger."""
+    days: dict[h.MemberKey, dict[Any, list[int]]] = {}
+    totals: Counter[tuple[Any, ...]] = Counter()
+    for member_id, space, day, index in standing(entries):
+        for key in h.spaces_of(space):
+            counts = days.setdefault((member_id, key), {}).setdefault(day, [0, 0])
+            counts[0] += index == 0
             counts[1] += 1
             for period in h.PERIODS:
-                totals[(period, space, h.period_start(period, day), h.TOTALS[actor[1]])] += 1
-    state = h.State()
+                totals[(period, key, h.period_start(period, day), h.TOTALS[index])] += 1
+    rows: dict[h.RowKey, list[int]] = {}
+    firsts, spells = {}, {}
+    histogram: Counter[h.HistogramKey] = Counter()
     for (member_id, space), by_day in days.items():
-        state.days.setdefault(member_id, {})[space] = by_day
-    for member_id in state.days:
-        h._count_days(state, member_id, +1)
-    for total_key, changes in state.totals.items():
-        for name, change in zip(h.TOTALS, changes, strict=True):
-            totals[(*total_key, name)] += change
-    rows = {k: v for k, v in state.rows.items() if v[1]}
-    firsts = {k: v for k, v in state.firsts.items() if v[1] is not None}
-    spells = {k: v for k, v in state.spells.items() if v}
-    histogram = Counter({k: v for k, v in state.histogram.items() if v})
-    return rows, firsts, spells, Counter({k: v for k, v in totals.items() if v}), histogram
+        for day, (c, a) in by_day.items():
+            for period in h.PERIODS:
+                row = rows.setdefault(
+                    (member_id, space, period, h.period_start(period, day)), [0, 0]
+                )
+                row[0] += c
+                row[1] += a
+        (first_contribution, first_action), member_spells = h.derive(by_day)
+        firsts[(member_id, space)] = [first_contribution, first_action]
+        for period in h.PERIODS:
+            totals[(period, space, h.period_start(period, first_action), "new_members")] += 1
+            if first_contribution is not None:
+                start = h.period_start(period, first_contribution)
+                totals[(period, space, start, "new_contributors")] += 1
+        if member_spells:
+            spells[(member_id, space)] = member_spells
+        for first, last in member_spells.items():
+            for period in h.COHORT_PERIODS:
+                totals[(period, space, h.period_start(period, first), "spell_starts")] += 1
+                totals[(period, space, h.period_start(period, first), "recent_change")] += 1
+                ended = h.period_start(period, last + timedelta(days=h.INACTIVITY_DAYS))
+                totals[(period, space, ended, "recent_change")] -= 1
+    for (_, space, period, start), (c, _) in rows.items():
+        totals[(period, space, start, "active_members")] += 1
+        if c and period != "day":
+            histogram[(period, space, start, c)] += 1
+    totals = Counter({k: v for k, v in totals.items() if v})
+    return rows, firsts, spells, totals, histogram
 
 
 @st.composite
@@ -169,6 +201,98 @@ def test_any_batch_split_equals_one_batch_and_a_derivation_from_scratch(
 
     assert split == whole
     assert whole == from_scratch(entries)
+
+
+def by_definition(entries: list[Entry]) -> dict[tuple[str, str, date], dict[str, Any]]:
+    """Each week's and month's numbers counted as docs/metrics.md words them, from the events."""
+    actions = standing(entries)
+    found: dict[tuple[str, str, date], dict[str, Any]] = {}
+    if not actions:
+        return found
+    spaces = {key for _, space, _, _ in actions for key in h.spaces_of(space)}
+    last_day = max(day for _, _, day, _ in actions) + timedelta(days=2 * h.INACTIVITY_DAYS)
+    for space in spaces:
+        mine = [(m, day, index) for m, s, day, index in actions if space in h.spaces_of(s)]
+        contributed: dict[UUID, list[date]] = {}
+        for member_id, day, index in mine:
+            if index == 0:
+                contributed.setdefault(member_id, []).append(day)
+        first_action: dict[UUID, date] = {}
+        for member_id, day, _ in mine:
+            first_action[member_id] = min(day, first_action.get(member_id, day))
+        for period in h.COHORT_PERIODS:
+            start = h.period_start(period, min(day for _, day, _ in mine))
+            while start <= last_day:
+                end = h.next_period(period, start)
+                inside = [(m, day, i) for m, day, i in mine if start <= day < end]
+                made = Counter(m for m, _, i in inside if i == 0)
+                found[(period, space, start)] = {
+                    "contributions": sum(made.values()),
+                    "active_members": len({m for m, _, _ in inside}),
+                    "new_members": sum(start <= d < end for d in first_action.values()),
+                    "new_contributors": sum(start <= min(d) < end for d in contributed.values()),
+                    "returning": sum(
+                        any(
+                            start <= d < end and (d - max(p for p in days if p < d)).days > 90
+                            for d in days
+                            if any(p < d for p in days)
+                        )
+                        for days in contributed.values()
+                    ),
+                    "inactive": sum(
+                        min(days) < end
+                        and not any(
+                            end - timedelta(days=h.INACTIVITY_DAYS) <= d < end for d in days
+                        )
+                        for days in contributed.values()
+                    ),
+                    "histogram": Counter(made.values()),
+                }
+                start = end
+    return found
+
+
+def as_read(store: Store, keys: list[tuple[str, str, date]]) -> dict[tuple[str, str, date], Any]:
+    """The same numbers as the queries read them from the stored totals and histogram."""
+    read = {}
+    for period, space, start in keys:
+        total = {name: store.totals[(period, space, start, name)] for name in h.TOTALS}
+        earlier = [
+            (name, count)
+            for (p, s, at, name), count in store.totals.items()
+            if (p, s) == (period, space) and at <= start
+        ]
+        known = sum(c for name, c in earlier if name == "new_contributors")
+        recent = sum(c for name, c in earlier if name == "recent_change")
+        read[(period, space, start)] = {
+            "contributions": total["contributions"],
+            "active_members": total["active_members"],
+            "new_members": total["new_members"],
+            "new_contributors": total["new_contributors"],
+            "returning": total["spell_starts"] - total["new_contributors"],
+            "inactive": known - recent,
+            "histogram": Counter(
+                {
+                    count: members
+                    for (p, s, at, count), members in store.histogram.items()
+                    if (p, s, at) == (period, space, start)
+                }
+            ),
+        }
+    return read
+
+
+@settings(max_examples=150, deadline=None)
+@given(case=spread_ledgers())
+def test_what_the_batches_add_up_to_is_what_the_definitions_count(
+    case: tuple[list[Entry], list[int]],
+) -> None:
+    entries, sizes = case
+    store = in_batches(entries, sizes)
+
+    expected = by_definition(entries)
+
+    assert as_read(store, list(expected)) == expected
 
 
 def on(day: str, event: e.Event) -> tuple[Any, e.Event]:
