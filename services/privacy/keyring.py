@@ -240,6 +240,23 @@ class Keyring:
                 self._ciphers.popitem(last=False)
         return cipher
 
+    def cached_ciphers(self, members: Iterable[str]) -> tuple[dict[str, AESGCM], list[str]]:
+        """The kept AES-GCM objects of these members (their keys marked as just used), and
+        the members that have none: a batch by members already seen skips `keys_of`. A
+        member is kept here only in its canonical spelling, with its key cached."""
+        found: dict[str, AESGCM] = {}
+        others: list[str] = []
+        ciphers, keys = self._ciphers, self._cache
+        for member in members:
+            cipher = ciphers.get(member)
+            if cipher is None:
+                others.append(member)
+            else:
+                ciphers.move_to_end(member)
+                keys.move_to_end(member)
+                found[member] = cipher
+        return found, others
+
     def draft(self, members: Iterable[str]) -> DraftKeys:
         """Fresh keys for members (canonical id texts) that have none, for an append to
         insert (see DraftKeys)."""
