@@ -242,6 +242,17 @@ class Keyring:
                 self._ciphers.popitem(last=False)
         return cipher
 
+    def cached_keys(self, members: Iterable[str]) -> dict[str, bytes]:
+        """The cached keys of these members (marked as just used); no database read."""
+        found: dict[str, bytes] = {}
+        cache = self._cache
+        for member in members:
+            key = cache.get(member)
+            if key is not None:
+                cache.move_to_end(member)
+                found[member] = key
+        return found
+
     def cached_ciphers(self, members: Iterable[str]) -> tuple[dict[str, AESGCM], list[str]]:
         """The kept AES-GCM objects of these members (their keys marked as just used), and
         the members that have none: a batch by members already seen skips `keys_of`. A

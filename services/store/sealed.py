@@ -49,18 +49,29 @@ class Sealer:
         return AppendCondition(fail_if_events_match=queries, after=condition.after)
 
     async def seal(
-        self, conn: psycopg.AsyncConnection[Any], events: Sequence[NewEvent], *, drafting: bool
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        events: Sequence[NewEvent],
+        *,
+        drafting: bool,
+        registering: bool = False,
     ) -> tuple[list[NewEvent], DraftKeys | None]:
         """`events` with personal fields boxed and handle tags hashed; one key lookup.
 
         New members' keys are made now, committed (`drafting` False), or drafted for the
-        append to insert (True; see DraftKeys). Only payloads of types that have personal
+        append to insert (True; see DraftKeys). With `registering` (and `drafting`), the
+        members this batch registers and this process has no key for are taken to have
+        none: their keys are drafted without reading `member_keys` (a registering append
+        then costs one round trip, not two). Wrong only if another append made one first:
+        the append's insert then fails on the primary key and the store runs it again
+        without `registering`, with that key. Only payloads of types that have personal
         fields are looked into: the box's plaintext is their personal fields' text as the
-        payload spells it (`sealing.PERSONAL_FIELDS`, no value parsed), and the rest is
+        payload spells it (`sealing.PLAINTEXT`, no value parsed), and the rest is
         decoded once and encoded once. Members are looked up by their id's text (no UUID
         parsed), one cipher serves each member (kept across batches for cached keys), and
         one `os.urandom` call draws every nonce of the batch (distinct 12-byte slices)."""
         plans: list[tuple[int, dict[str, Any], str, bytes]] = []
+        registered: set[str] = set()
         specs = sealing.PLAINTEXT
         decode, encode = _decoder.decode, _encoder.encode
         for index, event in enumerate(events):
@@ -76,11 +87,14 @@ class Sealer:
             for name in names:
                 payload.pop(name, None)
             plans.append((index, payload, payload[owner_field], plaintext))
+            if event.type == REGISTERED:
+                registered.add(payload[owner_field])
         sealed = list(events)
         draft = None
         if plans:
             owners = {plan[2] for plan in plans}
-            ciphers, spelled, draft = await self._sealing_ciphers(conn, owners, drafting)
+            fresh = registered if drafting and registering else set()
+            ciphers, spelled, draft = await self._sealing_ciphers(conn, owners, drafting, fresh)
             size = sealing.NONCE
             nonces = os.urandom(size * len(plans))
             ad, box_field, replace, raw = (
@@ -101,17 +115,25 @@ class Sealer:
         return sealed, draft
 
     async def _sealing_ciphers(
-        self, conn: psycopg.AsyncConnection[Any], owners: set[str], drafting: bool
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        owners: set[str],
+        drafting: bool,
+        fresh: set[str],
     ) -> tuple[dict[str, AESGCM], dict[str, str], DraftKeys | None]:
         """A cipher per owner as payloads spell it; the canonical spelling (a box's `key`)
         of owners that may not be in it; and the draft of new members' keys, if any.
-        Owners whose cipher is kept cost one lookup; the others one `keys_of`."""
+        Owners whose cipher is kept cost one lookup; the others one `keys_of`, but for
+        `fresh` ones (see `seal`'s `registering`) that are not cached: drafted unread."""
         ciphers, others = self.keyring.cached_ciphers(owners)
         if not others:
             return ciphers, {}, None
         spelled = {owner: sealing.canonical(owner) for owner in others}
         wanted = set(spelled.values())
-        keys = await self.keyring.keys_of(conn, wanted, create=not drafting)
+        unread = {spelled[owner] for owner in fresh if owner in spelled}
+        keys = self.keyring.cached_keys(unread)
+        unread -= keys.keys()
+        keys |= await self.keyring.keys_of(conn, wanted - unread - keys.keys(), create=not drafting)
         draft = None
         if drafting and len(keys) < len(wanted):
             draft = self.keyring.draft(wanted - keys.keys())
@@ -198,6 +220,7 @@ class Sealer:
 
 _decoder = msgspec.json.Decoder(dict[str, Any])
 _tags = attrgetter("tags")
+REGISTERED = "MemberRegistered"
 
 
 def _decode(data: msgspec.Raw) -> dict[str, Any]:
