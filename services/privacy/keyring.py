@@ -45,13 +45,15 @@ FORGOTTEN = "LK001"
 ROTATED = "LK002"
 """The SQLSTATE of a new key wrapped by a master key the ledger no longer uses."""
 
+# Member ids and wrapped keys go as binary arrays (`%b`): psycopg dumps a text array by
+# quoting each element with a regular expression, ~10 us per member of a new batch.
 # `cacheable`: committed before this transaction began. A key this transaction made (or
 # one made by a transaction that started with it) may still roll back, and a cached key
 # that never committed would seal data nobody else can read.
 _READ_KEYS = """
     SELECT member_id, wrapped, kek_id, created_at < transaction_timestamp() AS cacheable
     FROM member_keys
-    WHERE member_id = ANY (%(ids)s::uuid[])
+    WHERE member_id = ANY (%(ids)b::uuid[])
 """
 
 # Members already forgotten are skipped here (the insert trigger would refuse them), so
@@ -59,7 +61,7 @@ _READ_KEYS = """
 _CREATE_KEYS = """
     INSERT INTO member_keys (member_id, wrapped, kek_id)
     SELECT new.member_id, new.wrapped, %(kek_id)s
-    FROM unnest(%(ids)s::uuid[], %(wrapped)s::bytea[]) AS new(member_id, wrapped)
+    FROM unnest(%(ids)b::uuid[], %(wrapped)b::bytea[]) AS new(member_id, wrapped)
     WHERE NOT ledger_member_forgotten(new.member_id)
     ON CONFLICT (member_id) DO NOTHING
 """
@@ -239,6 +241,34 @@ class Keyring:
             if len(self._ciphers) > self.cipher_cache_size:
                 self._ciphers.popitem(last=False)
         return cipher
+
+    def cached_keys(self, members: Iterable[str]) -> dict[str, bytes]:
+        """The cached keys of these members (marked as just used); no database read."""
+        found: dict[str, bytes] = {}
+        cache = self._cache
+        for member in members:
+            key = cache.get(member)
+            if key is not None:
+                cache.move_to_end(member)
+                found[member] = key
+        return found
+
+    def cached_ciphers(self, members: Iterable[str]) -> tuple[dict[str, AESGCM], list[str]]:
+        """The kept AES-GCM objects of these members (their keys marked as just used), and
+        the members that have none: a batch by members already seen skips `keys_of`. A
+        member is kept here only in its canonical spelling, with its key cached."""
+        found: dict[str, AESGCM] = {}
+        others: list[str] = []
+        ciphers, keys = self._ciphers, self._cache
+        for member in members:
+            cipher = ciphers.get(member)
+            if cipher is None:
+                others.append(member)
+            else:
+                ciphers.move_to_end(member)
+                keys.move_to_end(member)
+                found[member] = cipher
+        return found, others
 
     def draft(self, members: Iterable[str]) -> DraftKeys:
         """Fresh keys for members (canonical id texts) that have none, for an append to

@@ -78,6 +78,25 @@ SEALING: dict[str, tuple[str, tuple[str, ...]]] = {
 _TYPE_BYTES = {name: name.encode() for name in PERSONAL}
 
 
+def _fields_struct(type_name: str, names: tuple[str, ...]) -> type[msgspec.Struct]:
+    """A struct of just the personal fields, each kept as its JSON text (`Raw`) and left
+    out when absent: decoding a payload into it and encoding that gives the box's
+    plaintext in two C calls, the other fields skipped unparsed."""
+    return msgspec.defstruct(
+        f"Personal{type_name}",
+        [(name, msgspec.Raw | msgspec.UnsetType, msgspec.UNSET) for name in names],
+        omit_defaults=True,
+    )
+
+
+PLAINTEXT: dict[str, tuple[str, tuple[str, ...], msgspec.json.Decoder[Any]]] = {
+    name: (owner, sealed, msgspec.json.Decoder(_fields_struct(name, sealed)))
+    for name, (owner, sealed) in SEALING.items()
+}
+"""Per sealed type, `SEALING`'s owner field and sealed fields, and the decoder of those
+fields' text (`_fields_struct`)."""
+
+
 _CANONICAL = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 

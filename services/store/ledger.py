@@ -172,9 +172,11 @@ class Ledger:
         forgotten = forgotten_in(events)
 
         async def on(
-            conn: psycopg.AsyncConnection[Any], drafting: bool
+            conn: psycopg.AsyncConnection[Any], drafting: bool, registering: bool
         ) -> tuple[tuple[Any, ...], DraftKeys | None]:
-            sealed, draft = await self.sealer.seal(conn, events, drafting=drafting)
+            sealed, draft = await self.sealer.seal(
+                conn, events, drafting=drafting, registering=registering
+            )
             params = appending.parameters(
                 sealed, expected_versions, condition, idempotency_key, fingerprint
             )
@@ -183,7 +185,7 @@ class Ledger:
         started = time.perf_counter()
         try:
             if conn is not None:
-                params, _ = await on(conn, False)
+                params, _ = await on(conn, False, False)
                 rows = await self._append_in(conn, params, forgotten)
             else:
                 rows = await self._append_retrying_races(on, forgotten)
@@ -217,7 +219,7 @@ class Ledger:
     async def _append_retrying_races(
         self,
         on: Callable[
-            [psycopg.AsyncConnection[Any], bool],
+            [psycopg.AsyncConnection[Any], bool, bool],
             Awaitable[tuple[tuple[Any, ...], DraftKeys | None]],
         ],
         forgotten: Sequence[UUID],
@@ -236,7 +238,9 @@ class Ledger:
                     if manage:
                         await conn.set_autocommit(True)
                     try:
-                        params, draft = await on(conn, not forgotten)
+                        # The first attempt drafts the keys of members it registers
+                        # unread (Sealer.seal); one that lost that race reads them.
+                        params, draft = await on(conn, not forgotten, attempt == 0)
                         if forgotten:
                             return await self._append_in(conn, params, forgotten)
                         rows, stored = await appending.append_alone(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from itertools import chain
+from operator import attrgetter
 from typing import Any
 from uuid import UUID
 
@@ -47,60 +49,112 @@ class Sealer:
         return AppendCondition(fail_if_events_match=queries, after=condition.after)
 
     async def seal(
-        self, conn: psycopg.AsyncConnection[Any], events: Sequence[NewEvent], *, drafting: bool
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        events: Sequence[NewEvent],
+        *,
+        drafting: bool,
+        registering: bool = False,
     ) -> tuple[list[NewEvent], DraftKeys | None]:
         """`events` with personal fields boxed and handle tags hashed; one key lookup.
 
         New members' keys are made now, committed (`drafting` False), or drafted for the
-        append to insert (True; see DraftKeys). Only payloads of types that have personal
-        fields are decoded; each is decoded and encoded once and its personal fields
-        encoded once; members are looked up by their id's text (no UUID parsed), and one
-        cipher serves each member (kept across batches for cached keys)."""
-        plans: list[tuple[int, dict[str, Any], str, dict[str, Any]]] = []
-        specs = sealing.SEALING
-        decode = _decoder.decode
+        append to insert (True; see DraftKeys). With `registering` (and `drafting`), the
+        members this batch registers and this process has no key for are taken to have
+        none: their keys are drafted without reading `member_keys` (a registering append
+        then costs one round trip, not two). Wrong only if another append made one first:
+        the append's insert then fails on the primary key and the store runs it again
+        without `registering`, with that key. Only payloads of types that have personal
+        fields are looked into: the box's plaintext is their personal fields' text as the
+        payload spells it (`sealing.PLAINTEXT`, no value parsed), and the rest is
+        decoded once and encoded once. Members are looked up by their id's text (no UUID
+        parsed), one cipher serves each member (kept across batches for cached keys), and
+        one `os.urandom` call draws every nonce of the batch (distinct 12-byte slices)."""
+        plans: list[tuple[int, dict[str, Any], str, bytes]] = []
+        registered: set[str] = set()
+        specs = sealing.PLAINTEXT
+        decode, encode = _decoder.decode, _encoder.encode
         for index, event in enumerate(events):
             spec = specs.get(event.type)
             if spec is None:
                 continue
-            owner_field, names = spec
-            payload = decode(event.data)
-            fields = {name: payload.pop(name) for name in names if name in payload}
-            if fields:
-                plans.append((index, payload, payload[owner_field], fields))
+            owner_field, names, personal = spec
+            data = event.data
+            plaintext = encode(personal.decode(data))
+            if len(plaintext) == 2:  # b"{}": none of its personal fields is present
+                continue
+            payload = decode(data)
+            for name in names:
+                payload.pop(name, None)
+            plans.append((index, payload, payload[owner_field], plaintext))
+            if event.type == REGISTERED:
+                registered.add(payload[owner_field])
         sealed = list(events)
         draft = None
         if plans:
-            owners = {owner: sealing.canonical(owner) for owner in {plan[2] for plan in plans}}
-            wanted = set(owners.values())
-            keys = await self.keyring.keys_of(conn, wanted, create=not drafting)
-            if drafting and len(keys) < len(wanted):
-                draft = self.keyring.draft(wanted - keys.keys())
-                keys |= draft.keys
-            # A forgotten member has no key. The rules refuse new events about them; what
-            # still gets here (a retried append the ledger will answer as a replay) is
-            # sealed under a key nobody keeps: unreadable from the start, never in clear.
-            keys |= {member: os.urandom(KEY_BYTES) for member in wanted - keys.keys()}
-            cipher = self.keyring.cipher
-            ciphers = {owner: cipher(member, keys[member]) for owner, member in owners.items()}
-            nonces = os.urandom(sealing.NONCE * len(plans))
-            encode, ad, box_field = _encoder.encode, sealing.associated_data, sealing.SEALED
-            for at, (index, payload, owner, fields) in enumerate(plans):
+            owners = {plan[2] for plan in plans}
+            fresh = registered if drafting and registering else set()
+            ciphers, spelled, draft = await self._sealing_ciphers(conn, owners, drafting, fresh)
+            size = sealing.NONCE
+            nonces = os.urandom(size * len(plans))
+            ad, box_field, replace, raw = (
+                sealing.associated_data,
+                sealing.SEALED,
+                msgspec.structs.replace,
+                msgspec.Raw,
+            )
+            for at, (index, payload, owner, plaintext) in enumerate(plans):
                 event = events[index]
-                nonce = nonces[at * sealing.NONCE : (at + 1) * sealing.NONCE]
-                box = ciphers[owner].encrypt(nonce, encode(fields), ad(event.event_id, event.type))
+                nonce = nonces[at * size : at * size + size]
+                box = ciphers[owner].encrypt(nonce, plaintext, ad(event.event_id, event.type))
                 # Box bytes: msgspec writes bytes as standard base64, the box's stored text.
-                payload[box_field] = {"key": owners[owner], "box": nonce + box}
-                sealed[index] = msgspec.structs.replace(event, data=msgspec.Raw(encode(payload)))
+                payload[box_field] = {"key": spelled.get(owner, owner), "box": nonce + box}
+                sealed[index] = replace(event, data=raw(encode(payload)))
+        if sealing.HANDLE_TAG in "\n".join(chain.from_iterable(map(_tags, events))):
+            self._hash_handle_tags(sealed)
+        return sealed, draft
+
+    async def _sealing_ciphers(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        owners: set[str],
+        drafting: bool,
+        fresh: set[str],
+    ) -> tuple[dict[str, AESGCM], dict[str, str], DraftKeys | None]:
+        """A cipher per owner as payloads spell it; the canonical spelling (a box's `key`)
+        of owners that may not be in it; and the draft of new members' keys, if any.
+        Owners whose cipher is kept cost one lookup; the others one `keys_of`, but for
+        `fresh` ones (see `seal`'s `registering`) that are not cached: drafted unread."""
+        ciphers, others = self.keyring.cached_ciphers(owners)
+        if not others:
+            return ciphers, {}, None
+        spelled = {owner: sealing.canonical(owner) for owner in others}
+        wanted = set(spelled.values())
+        unread = {spelled[owner] for owner in fresh if owner in spelled}
+        keys = self.keyring.cached_keys(unread)
+        unread -= keys.keys()
+        keys |= await self.keyring.keys_of(conn, wanted - unread - keys.keys(), create=not drafting)
+        draft = None
+        if drafting and len(keys) < len(wanted):
+            draft = self.keyring.draft(wanted - keys.keys())
+            keys |= draft.keys
+        # A forgotten member has no key. The rules refuse new events about them; what
+        # still gets here (a retried append the ledger will answer as a replay) is
+        # sealed under a key nobody keeps: unreadable from the start, never in clear.
+        keys |= {member: os.urandom(KEY_BYTES) for member in wanted - keys.keys()}
+        cipher = self.keyring.cipher
+        ciphers |= {owner: cipher(member, keys[member]) for owner, member in spelled.items()}
+        return ciphers, spelled, draft
+
+    def _hash_handle_tags(self, events: list[NewEvent]) -> None:
         secret = self.keyring.handle_secret
-        for index, event in enumerate(sealed):
+        for index, event in enumerate(events):
             tags = event.tags
             for tag in tags:
                 if tag.startswith(sealing.HANDLE_TAG):
                     hashed = tuple(sealing.handle_digest(secret, tag) for tag in tags)
-                    sealed[index] = msgspec.structs.replace(event, tags=hashed)
+                    events[index] = msgspec.structs.replace(event, tags=hashed)
                     break
-        return sealed, draft
 
     async def open(
         self, conn: psycopg.AsyncConnection[Any], records: list[RecordedEvent]
@@ -165,6 +219,8 @@ class Sealer:
 
 
 _decoder = msgspec.json.Decoder(dict[str, Any])
+_tags = attrgetter("tags")
+REGISTERED = "MemberRegistered"
 
 
 def _decode(data: msgspec.Raw) -> dict[str, Any]:

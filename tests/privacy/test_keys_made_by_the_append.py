@@ -61,9 +61,14 @@ async def test_an_append_whose_new_key_another_process_made_first_runs_again_wit
     raced: list[DraftKeys] = []
 
     async def another_process_makes_the_key_meanwhile(
-        self: Sealer, conn: AsyncConnection[Any], events: list[NewEvent], *, drafting: bool
+        self: Sealer,
+        conn: AsyncConnection[Any],
+        events: list[NewEvent],
+        *,
+        drafting: bool,
+        registering: bool = False,
     ) -> tuple[list[NewEvent], DraftKeys | None]:
-        sealed, draft = await seal(self, conn, events, drafting=drafting)
+        sealed, draft = await seal(self, conn, events, drafting=drafting, registering=registering)
         if draft is not None and not raced:
             raced.append(draft)
             async with await AsyncConnection.connect(database_url, autocommit=True) as other:
@@ -78,6 +83,26 @@ async def test_an_append_whose_new_key_another_process_made_first_runs_again_wit
         fresh = Ledger(ledger.pool, await Keyring.open(reader, master))
         (read,) = await fresh.read_feed()
     assert not read.erased
+    assert read.decode() == MemberRegistered(member_id=member, display_name=NAME)
+
+
+async def test_a_registration_drafted_unread_over_a_key_made_elsewhere_goes_in_under_that_key(
+    ledger: Ledger, database_url: str, master: MasterKey
+) -> None:
+    """A registering append drafts its members' keys without reading member_keys; a key
+    another process made earlier (never in this process's cache) fails that attempt on
+    the primary key, and the next attempt reads it and seals under it."""
+    member = new_id()
+    async with await AsyncConnection.connect(database_url, autocommit=True) as other:
+        await (await Keyring.open(other, master)).data_keys(other, [member], create=True)
+    made = key_rows(database_url)
+
+    await ledger.append([registration(member)])
+
+    assert key_rows(database_url) == made
+    async with await AsyncConnection.connect(database_url, autocommit=True) as reader:
+        fresh = Ledger(ledger.pool, await Keyring.open(reader, master))
+        (read,) = await fresh.read_feed()
     assert read.decode() == MemberRegistered(member_id=member, display_name=NAME)
 
 
