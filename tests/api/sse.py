@@ -15,7 +15,7 @@ import msgspec
 import uvicorn
 from litestar import Litestar
 
-from services.serve import NoDelayH11Protocol
+from services.serve import NoDelayHttpToolsProtocol
 
 STREAM = "/v1/events/stream"
 
@@ -119,7 +119,7 @@ async def served(app: Litestar) -> AsyncIterator[Served]:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", http=NoDelayH11Protocol
+        app, host="127.0.0.1", port=port, log_level="warning", http=NoDelayHttpToolsProtocol
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())

@@ -21,7 +21,7 @@ import pytest
 import uvicorn
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from services.serve import NoDelayH11Protocol, metrics_shared_by, no_delay
+from services.serve import NoDelayHttpToolsProtocol, metrics_shared_by, no_delay
 from tests.api.scrape import count
 
 
@@ -55,11 +55,11 @@ def test_a_unix_socket_is_left_alone() -> None:
 
 
 def test_uvicorn_loads_the_protocol_by_the_name_serve_gives_it() -> None:
-    config = uvicorn.Config(app=lambda *_: None, http="services.serve:NoDelayH11Protocol")
+    config = uvicorn.Config(app=lambda *_: None, http="services.serve:NoDelayHttpToolsProtocol")
 
     config.load()
 
-    assert config.http_protocol_class is NoDelayH11Protocol
+    assert config.http_protocol_class is NoDelayHttpToolsProtocol
 
 
 @pytest.mark.anyio
