@@ -8,6 +8,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_PORT ?= 8000
+# Test processes (pytest-xdist): one per core of this 2-core machine; TEST_WORKERS=0 runs
+# the suite in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint format install clean
 
@@ -25,7 +28,7 @@ demo: $(STAMP)
 	$(BIN)/community-ledger demo --host 127.0.0.1 --port $(DEMO_PORT)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

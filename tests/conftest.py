@@ -52,6 +52,10 @@ TEST_ROLES = Roles(
 """Cluster-wide, so shared by concurrent sessions on one server: same names, same grants."""
 
 
+TEMPLATE_LOCK = 7_031_990_001
+"""The advisory lock a test process holds while it migrates its template database."""
+
+
 def roles_wanted() -> bool:
     flag = os.environ.get("LEDGER_TEST_ROLES", "")
     if flag:
@@ -92,9 +96,14 @@ def template_database(server_url: str, test_roles: Roles | None) -> Iterator[str
     _drop(server_url, name)
     _create(server_url, name)
     # As `db upgrade` does, so the roles find the ledger's handle secret made by the owner.
-    bootstrap.upgrade(
-        with_database(server_url, name), bootstrap.master_key(load_settings()), roles=test_roles
-    )
+    # One worker at a time (pytest-xdist): the roles are the server's, made and granted once.
+    with psycopg.connect(server_url, autocommit=True) as lock:
+        lock.execute("SELECT pg_advisory_lock(%s)", [TEMPLATE_LOCK])
+        bootstrap.upgrade(
+            with_database(server_url, name),
+            bootstrap.master_key(load_settings()),
+            roles=test_roles,
+        )
     yield name
     _drop(server_url, name)
 

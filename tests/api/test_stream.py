@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -296,7 +295,7 @@ async def test_stopping_the_server_ends_open_streams_promptly(
         ("", {"Last-Event-ID": "1.5"}, 400, "Last-Event-ID"),
         ("?member=nobody-without-platform", {}, 400, ""),
         ("?member=github:nobody", {}, 404, "handle"),
-        (f"?member={uuid.uuid4()}", {}, 404, "no member"),
+        ("?member=0194b3c2-8a1f-7d11-8e2a-3c4b5d6e7f80", {}, 404, "no member"),
     ],
 )
 async def test_bad_parameters_are_a_problem_before_any_stream(

@@ -76,7 +76,11 @@ async def test_a_link_that_is_not_http_or_https_is_a_422_that_writes_nothing(
     assert await head(ledger) == before
 
 
-@pytest.mark.parametrize("moment", ["1900-01-01T00:00:00Z", "0001-01-01T00:00:00Z", SOON])
+@pytest.mark.parametrize(
+    "moment",
+    ["1900-01-01T00:00:00Z", "0001-01-01T00:00:00Z", SOON],
+    ids=["1900", "year-1", "two-days-ahead"],
+)
 @pytest.mark.parametrize("path", ["/v1/contributions", "/v1/batch"])
 async def test_an_occurred_at_out_of_bounds_is_a_422_that_writes_nothing(
     client: Client, writer: dict[str, str], ledger: Ledger, moment: str, path: str
