@@ -59,7 +59,7 @@ def run_projections(
 
 
 def rebuild(args: argparse.Namespace, settings: Settings) -> int:
-    args.names, args.rebuild = [args.name], [args.name]
+    args.rebuild = args.names
     return run(args, settings)
 
 
@@ -104,7 +104,9 @@ def add_commands(commands: Any) -> None:
     runner.set_defaults(handler=run)
 
     rebuilder = actions.add_parser("rebuild", help="rebuild into fresh tables, then swap")
-    rebuilder.add_argument("name", metavar="NAME")
+    rebuilder.add_argument(
+        "names", nargs="+", metavar="NAME", help="projections, rebuilt together in one pass"
+    )
     rebuilder.add_argument("--follow", action="store_true", help="keep running afterwards")
     _tuning(rebuilder)
     rebuilder.set_defaults(handler=rebuild)
