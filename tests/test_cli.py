@@ -44,3 +44,20 @@ def test_db_current_and_downgrade_report_the_revision(empty_database_url: str) -
     assert before.stdout.strip() == f"base (empty) (behind head {migrate.head_revision()})"
     assert at_head.stdout.strip() == f"{migrate.head_revision()} (at head)"
     assert down.stdout.strip() == "database at revision base (empty)"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("projections", "run"), ("projections", "status"), ("keys", "list"), ("export", "jsonl")],
+    ids=" ".join,
+)
+def test_a_command_on_a_database_never_upgraded_says_to_upgrade_in_one_line(
+    empty_database_url: str, command: tuple[str, ...]
+) -> None:
+    done = community_ledger(*command, database_url=empty_database_url)
+
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the database "), last
+    assert last.endswith("run `community-ledger db upgrade` first"), last
