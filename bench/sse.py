@@ -64,6 +64,8 @@ def run(bench: Bench) -> list[Result | Ratio]:
                 f"max {figures['max']:.1f} ms, {figures['deliveries']:,.0f} deliveries, "
                 f"appended {figures['appended rate']:,.0f} events/s, "
                 f"server RSS {figures['rss']:.0f} MiB, "
+                f"server CPU {figures['server us']:.2f} µs and client CPU "
+                f"{figures['client us']:.2f} µs per delivery, "
                 f"{figures['dropped']:.0f} streams dropped as slow consumers"
             )
             for name, value in figures.items():
@@ -78,12 +80,24 @@ def run(bench: Bench) -> list[Result | Ratio]:
     dropped = Result(
         "sse", "streams dropped as slow consumers", "streams", samples["dropped"], False, note
     )
+    # Processor time is less sensitive to a shared machine's noise than latency is.
+    server_cpu = Result(
+        "sse",
+        "server CPU per delivery (serve and workers)",
+        "µs",
+        samples["server us"],
+        False,
+        note,
+    )
+    client_cpu = Result("sse", "client CPU per delivery", "µs", samples["client us"], False, note)
     return [
         p50,
         p99,
         rss,
         rate,
         dropped,
+        server_cpu,
+        client_cpu,
         Ratio(f"sse: delivery p99 ms ({note})", p99, None, target=100, at_most=True),
         # The latency counts only at the rate asked for: a machine too busy to append it
         # shows here, not as a flattering p99.
@@ -108,9 +122,12 @@ def _measure(
         streams = pool.apply_async(_streams, (port, auth, head, start_at, duration, last))
         peak = _PeakMemory(serving)
         with peak:
+            time.sleep(max(0.0, start_at - time.time()))
+            cpu_before = _cpu_seconds(_tree(serving))
             acks = pool.apply(_append, (port, auth, members, repetition, start_at, duration))
             last.value = max(position for position, _ in acks)
-            received = streams.get(timeout=duration + LONGEST + 30)
+            received, client_cpu = streams.get(timeout=duration + LONGEST + 30)
+            server_cpu = _cpu_seconds(_tree(serving)) - cpu_before
     acked = dict(acks)
     appended = sorted(acked)
     latencies: list[float] = []
@@ -136,6 +153,8 @@ def _measure(
         "appended rate": len(acked) / (max(acked.values()) - start_at),
         "rss": peak.mib,
         "dropped": dropped,
+        "server us": server_cpu / len(latencies) * 1e6,
+        "client us": client_cpu / len(latencies) * 1e6,
     }
 
 
@@ -174,38 +193,45 @@ async def _read_answer(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
 
 def _streams(
     port: int, auth: dict[str, str], after: int, start_at: float, duration: float, last: Any
-) -> list[tuple[list[tuple[int, float]], bool]]:
+) -> tuple[list[tuple[list[tuple[int, float]], bool]], float]:
     """In a process of its own: STREAMS clients, each (position, wall time read) per event,
-    and whether the server dropped it as a slow consumer."""
+    and whether the server dropped it as a slow consumer; and this process's processor
+    time from `start_at` until every stream is done."""
     return asyncio.run(_read_streams(port, auth, after, start_at, duration, last))
 
 
 async def _read_streams(
     port: int, auth: dict[str, str], after: int, start_at: float, duration: float, last: Any
-) -> list[tuple[list[tuple[int, float]], bool]]:
+) -> tuple[list[tuple[list[tuple[int, float]], bool]], float]:
     # Until a stream has the last event appended (the parent says which once the appends
     # are over), or the server drops it, or LONGEST s after the appends.
     longest = start_at + duration + LONGEST
     expected = [0]
+    cpu_at_start = [time.process_time()]
 
     async def follow_last() -> None:
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        cpu_at_start[0] = time.process_time()
         while not expected[0]:
             await asyncio.sleep(0.2)
             expected[0] = await asyncio.to_thread(lambda: int(last.value))
 
     headers = {**auth, "Last-Event-ID": str(after)}
 
-    async def one() -> list[tuple[int, float]]:
+    async def one() -> tuple[list[tuple[float, list[bytes]]], bool]:
+        """The ids of each read's complete messages, with the wall time of the read: turned
+        into numbers only once every stream is done, so that the client spends its time
+        reading while the others still measure (per read, not per message)."""
         reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=STREAM_LIMIT)
         writer.write(request("GET", "/v1/events/stream", headers=headers))
         head = await reader.readuntil(b"\r\n\r\n")
         if not head.startswith(b"HTTP/1.1 200"):
             raise RuntimeError(f"the stream answered {head[:200]!r}")
-        seen: list[tuple[int, float]] = []
-        buffer, dropped = b"", False
+        reads: list[tuple[float, list[bytes]]] = []
+        buffer, dropped, newest = b"", False, 0
         try:
             while time.time() < longest:
-                if expected[0] and seen and seen[-1][0] >= expected[0]:
+                if expected[0] and newest >= expected[0]:
                     break
                 try:
                     async with asyncio.timeout(0.5):
@@ -218,22 +244,31 @@ async def _read_streams(
                 buffer += chunk
                 if b": slow consumer" in buffer:  # the server dropped this client
                     dropped = True
-                    seen += [(int(found), at) for found in _EVENT_ID.findall(b"\n" + buffer)]
+                    reads.append((at, _EVENT_ID.findall(b"\n" + buffer)))
                     break
                 cut = buffer.rfind(b"\n\n")
                 if cut < 0:
                     continue
                 complete, buffer = buffer[: cut + 2], buffer[cut + 2 :]
-                seen += [(int(found), at) for found in _EVENT_ID.findall(b"\n" + complete)]
+                ids = _EVENT_ID.findall(b"\n" + complete)
+                if ids:
+                    reads.append((at, ids))
+                    newest = int(ids[-1])
         finally:
             writer.close()
-        return seen, dropped
+        return reads, dropped
 
     following = asyncio.create_task(follow_last())
     try:
-        return await asyncio.gather(*(one() for _ in range(STREAMS)))
+        streams = await asyncio.gather(*(one() for _ in range(STREAMS)))
     finally:
         following.cancel()
+    cpu = time.process_time() - cpu_at_start[0]
+    received = [
+        ([(int(found), at) for at, ids in reads for found in ids], dropped)
+        for reads, dropped in streams
+    ]
+    return received, cpu
 
 
 def _append(
@@ -344,6 +379,19 @@ def _tree(pid: int) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def _cpu_seconds(pids: Sequence[int]) -> float:
+    """User and system processor time of these processes so far (utime + stime)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_mib(pids: Sequence[int]) -> float:

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from services.api.stream_hub import PAGE, StreamHub, Subscription, Wanted, message
+from services.api.stream_hub import PAGE, Chunk, StreamHub, Subscription, Wanted, message
 from services.settings import StreamSettings
 
 SKIP_RUN = 1000
@@ -31,6 +31,14 @@ def comment(text: str, covered: int, sent: int) -> bytes:
     """An SSE comment, with the position reached when it moves the client's last id."""
     moved = b"id: %d\n" % covered if covered > sent else b""
     return b": %s\n%s\n" % (text.encode(), moved)
+
+
+def unsent(chunk: Chunk, after: int) -> bytes:
+    """The chunk's messages after position `after` (only the first chunk after a catch-up
+    can hold some already sent)."""
+    if chunk.first > after:
+        return chunk.text
+    return b"".join(m.text for m in chunk.messages if m.position > after)
 
 
 async def event_stream(
@@ -70,11 +78,13 @@ async def event_stream(
             short_page = len(records) < PAGE
 
         while subscription is not None and not hub.stopping and not subscription.overflowed:
-            found = [m for m in subscription.take() if m.position > covered]
+            # One write per wakeup, of chunks joined once in the hub for every stream.
+            taken = [c for c in subscription.take() if c.last > covered]
+            texts = [unsent(c, covered) for c in taken]
             covered = max(covered, subscription.covered)
-            if found:
-                yield b"".join(m.text for m in found)
-                sent = found[-1].position
+            if taken:
+                yield b"".join(texts)
+                sent = taken[-1].last
             elif covered - sent >= SKIP_RUN:
                 yield b"id: %d\n\n" % covered
                 sent = covered
