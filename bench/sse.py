@@ -206,38 +206,25 @@ async def _read_streams(
     # Until a stream has the last event appended (the parent says which once the appends
     # are over), or the server drops it, or LONGEST s after the appends.
     longest = start_at + duration + LONGEST
-    expected = [0]
-    cpu_at_start = [time.process_time()]
-
-    async def follow_last() -> None:
-        await asyncio.sleep(max(0.0, start_at - time.time()))
-        cpu_at_start[0] = time.process_time()
-        while not expected[0]:
-            await asyncio.sleep(0.2)
-            expected[0] = await asyncio.to_thread(lambda: int(last.value))
-
+    newest = [0] * STREAMS
+    """The last id each stream has read."""
     headers = {**auth, "Last-Event-ID": str(after)}
 
-    async def one() -> tuple[list[tuple[float, list[bytes]]], bool]:
+    async def one(stream: int) -> tuple[list[tuple[float, list[bytes]]], bool]:
         """The ids of each read's complete messages, with the wall time of the read: turned
         into numbers only once every stream is done, so that the client spends its time
-        reading while the others still measure (per read, not per message)."""
+        reading while the others still measure (per read, not per message). It reads with
+        no timeout of its own: `watch` cancels it when it is done."""
         reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=STREAM_LIMIT)
         writer.write(request("GET", "/v1/events/stream", headers=headers))
         head = await reader.readuntil(b"\r\n\r\n")
         if not head.startswith(b"HTTP/1.1 200"):
             raise RuntimeError(f"the stream answered {head[:200]!r}")
         reads: list[tuple[float, list[bytes]]] = []
-        buffer, dropped, newest = b"", False, 0
+        buffer, dropped = b"", False
         try:
-            while time.time() < longest:
-                if expected[0] and newest >= expected[0]:
-                    break
-                try:
-                    async with asyncio.timeout(0.5):
-                        chunk = await reader.read(1 << 16)
-                except TimeoutError:
-                    continue
+            while True:
+                chunk = await reader.read(1 << 16)
                 if not chunk:
                     raise RuntimeError("a stream ended early")
                 at = time.time()
@@ -253,17 +240,36 @@ async def _read_streams(
                 ids = _EVENT_ID.findall(b"\n" + complete)
                 if ids:
                     reads.append((at, ids))
-                    newest = int(ids[-1])
+                    newest[stream] = int(ids[-1])
+        except asyncio.CancelledError:  # from watch: this stream has all it will get
+            pass
         finally:
             writer.close()
         return reads, dropped
 
-    following = asyncio.create_task(follow_last())
+    tasks = [asyncio.create_task(one(stream)) for stream in range(STREAMS)]
+
+    async def watch() -> float:
+        """The processor time this process has used from `start_at` until every stream is
+        done; cancels each stream once it has the last event appended, or at `longest`."""
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        cpu_at_start = time.process_time()
+        expected = 0
+        while not all(task.done() for task in tasks):
+            await asyncio.sleep(0.2)
+            if not expected:
+                expected = await asyncio.to_thread(lambda: int(last.value))
+            for stream, task in enumerate(tasks):
+                if (expected and newest[stream] >= expected) or time.time() > longest:
+                    task.cancel()
+        return time.process_time() - cpu_at_start
+
+    watching = asyncio.create_task(watch())
     try:
-        streams = await asyncio.gather(*(one() for _ in range(STREAMS)))
+        streams = await asyncio.gather(*tasks)
+        cpu = await watching
     finally:
-        following.cancel()
-    cpu = time.process_time() - cpu_at_start[0]
+        watching.cancel()
     received = [
         ([(int(found), at) for at, ids in reads for found in ids], dropped)
         for reads, dropped in streams
