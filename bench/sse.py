@@ -4,7 +4,7 @@
 fresh migrated database. 50 members are registered through the API. Then, in each
 repetition, a spawned process opens 200 streams (`GET /v1/events/stream` from the head,
 raw keep-alive sockets) and another appends through the API at 1,000 events/s: a
-`POST /v1/batch` of 10 contributions every 10 ms, paced on the clock, on 4 connections.
+`POST /v1/batch` of 10 contributions every 10 ms, paced on the clock, on 8 connections.
 
 Delivery latency is, per event and per stream, the time from the moment the batch's
 answer was received (the append acknowledged) to the moment the stream's message with
@@ -19,6 +19,7 @@ streams' client and the appender: these are loopback figures, client included.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import multiprocessing
@@ -37,7 +38,9 @@ STREAMS = int(os.environ.get("BENCH_SSE_STREAMS", "200"))
 RATE = 1000
 """Events per second appended."""
 BATCH = 10
-WRITERS = 4
+WRITERS = 8
+"""Each connection sends its next batch only once the last is answered: enough of them
+that slow answers on a busy server do not hold back the pace."""
 WORKERS = 2
 MEMBERS = 50
 LONGEST = 120.0
@@ -206,75 +209,103 @@ async def _read_streams(
     # Until a stream has the last event appended (the parent says which once the appends
     # are over), or the server drops it, or LONGEST s after the appends.
     longest = start_at + duration + LONGEST
-    newest = [0] * STREAMS
-    """The last id each stream has read."""
-    headers = {**auth, "Last-Event-ID": str(after)}
-
-    async def one(stream: int) -> tuple[list[tuple[float, list[bytes]]], bool]:
-        """The ids of each read's complete messages, with the wall time of the read: turned
-        into numbers only once every stream is done, so that the client spends its time
-        reading while the others still measure (per read, not per message). It reads with
-        no timeout of its own: `watch` cancels it when it is done."""
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=STREAM_LIMIT)
-        writer.write(request("GET", "/v1/events/stream", headers=headers))
-        head = await reader.readuntil(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.1 200"):
-            raise RuntimeError(f"the stream answered {head[:200]!r}")
-        reads: list[tuple[float, list[bytes]]] = []
-        buffer, dropped = b"", False
-        try:
-            while True:
-                chunk = await reader.read(1 << 16)
-                if not chunk:
-                    raise RuntimeError("a stream ended early")
-                at = time.time()
-                buffer += chunk
-                if b": slow consumer" in buffer:  # the server dropped this client
-                    dropped = True
-                    reads.append((at, _EVENT_ID.findall(b"\n" + buffer)))
-                    break
-                cut = buffer.rfind(b"\n\n")
-                if cut < 0:
-                    continue
-                complete, buffer = buffer[: cut + 2], buffer[cut + 2 :]
-                ids = _EVENT_ID.findall(b"\n" + complete)
-                if ids:
-                    reads.append((at, ids))
-                    newest[stream] = int(ids[-1])
-        except asyncio.CancelledError:  # from watch: this stream has all it will get
-            pass
-        finally:
-            writer.close()
-        return reads, dropped
-
-    tasks = [asyncio.create_task(one(stream)) for stream in range(STREAMS)]
+    loop = asyncio.get_running_loop()
+    sent = request("GET", "/v1/events/stream", headers={**auth, "Last-Event-ID": str(after)})
+    clients = [_StreamClient(loop, sent) for _ in range(STREAMS)]
+    for client in clients:
+        await loop.create_connection(functools.partial(_same, client), "127.0.0.1", port)
 
     async def watch() -> float:
         """The processor time this process has used from `start_at` until every stream is
-        done; cancels each stream once it has the last event appended, or at `longest`."""
+        done; ends each stream once it has the last event appended, or at `longest`."""
         await asyncio.sleep(max(0.0, start_at - time.time()))
         cpu_at_start = time.process_time()
         expected = 0
-        while not all(task.done() for task in tasks):
+        while not all(client.done.done() for client in clients):
             await asyncio.sleep(0.2)
             if not expected:
                 expected = await asyncio.to_thread(lambda: int(last.value))
-            for stream, task in enumerate(tasks):
-                if (expected and newest[stream] >= expected) or time.time() > longest:
-                    task.cancel()
+            for client in clients:
+                if (expected and client.newest >= expected) or time.time() > longest:
+                    client.finish()
         return time.process_time() - cpu_at_start
 
-    watching = asyncio.create_task(watch())
-    try:
-        streams = await asyncio.gather(*tasks)
-        cpu = await watching
-    finally:
-        watching.cancel()
+    cpu = await watch()
+    for client in clients:
+        client.done.result()  # a stream that failed fails the workload
     received = [
-        ([(int(found), at) for at, ids in reads for found in ids], dropped)
-        for reads, dropped in streams
+        ([(int(found), at) for at, ids in client.reads for found in ids], client.dropped)
+        for client in clients
     ]
     return received, cpu
+
+
+def _same(client: _StreamClient) -> _StreamClient:
+    return client
+
+
+class _StreamClient(asyncio.Protocol):
+    """One stream, read in the transport's callback (no task and no future per read).
+
+    Keeps the ids of each read's complete messages with the wall time of the read, and
+    turns them into numbers only once every stream is done, so that the client spends its
+    time reading while the others still measure. Each event's latency is still the time
+    of the read that held it, less its append's acknowledgement."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sent: bytes) -> None:
+        self.sent = sent
+        self.head: bytes | None = b""
+        """The answer's head until it is complete, then None."""
+        self.buffer = b""
+        self.reads: list[tuple[float, list[bytes]]] = []
+        self.newest = 0
+        """The last id read."""
+        self.dropped = False
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.sent)
+
+    def data_received(self, data: bytes) -> None:
+        at = time.time()
+        if self.head is not None:
+            self.head += data
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not self.head.startswith(b"HTTP/1.1 200"):
+                self.finish(RuntimeError(f"the stream answered {self.head[:200]!r}"))
+                return
+            data, self.head = self.head[end + 4 :], None
+        self.buffer += data
+        if b": slow consumer" in self.buffer:  # the server dropped this client
+            self.dropped = True
+            self.reads.append((at, _EVENT_ID.findall(b"\n" + self.buffer)))
+            self.finish()
+            return
+        cut = self.buffer.rfind(b"\n\n")
+        if cut < 0:
+            return
+        complete, self.buffer = self.buffer[: cut + 2], self.buffer[cut + 2 :]
+        ids = _EVENT_ID.findall(b"\n" + complete)
+        if ids:
+            self.reads.append((at, ids))
+            self.newest = int(ids[-1])
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.finish(RuntimeError("a stream ended early"))
+
+    def finish(self, error: Exception | None = None) -> None:
+        if not self.done.done():
+            if error is None:
+                self.done.set_result(None)
+            else:
+                self.done.set_exception(error)
+        if self.transport is not None:
+            self.transport.close()
 
 
 def _append(
