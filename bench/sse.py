@@ -4,7 +4,7 @@
 fresh migrated database. 50 members are registered through the API. Then, in each
 repetition, a spawned process opens 200 streams (`GET /v1/events/stream` from the head,
 raw keep-alive sockets) and another appends through the API at 1,000 events/s: a
-`POST /v1/batch` of 10 contributions every 10 ms, paced on the clock, on 4 connections.
+`POST /v1/batch` of 10 contributions every 10 ms, paced on the clock, on 8 connections.
 
 Delivery latency is, per event and per stream, the time from the moment the batch's
 answer was received (the append acknowledged) to the moment the stream's message with
@@ -19,6 +19,7 @@ streams' client and the appender: these are loopback figures, client included.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import multiprocessing
@@ -37,7 +38,9 @@ STREAMS = int(os.environ.get("BENCH_SSE_STREAMS", "200"))
 RATE = 1000
 """Events per second appended."""
 BATCH = 10
-WRITERS = 4
+WRITERS = 8
+"""Each connection sends its next batch only once the last is answered: enough of them
+that slow answers on a busy server do not hold back the pace."""
 WORKERS = 2
 MEMBERS = 50
 LONGEST = 120.0
@@ -64,6 +67,8 @@ def run(bench: Bench) -> list[Result | Ratio]:
                 f"max {figures['max']:.1f} ms, {figures['deliveries']:,.0f} deliveries, "
                 f"appended {figures['appended rate']:,.0f} events/s, "
                 f"server RSS {figures['rss']:.0f} MiB, "
+                f"server CPU {figures['server us']:.2f} µs and client CPU "
+                f"{figures['client us']:.2f} µs per delivery, "
                 f"{figures['dropped']:.0f} streams dropped as slow consumers"
             )
             for name, value in figures.items():
@@ -78,12 +83,24 @@ def run(bench: Bench) -> list[Result | Ratio]:
     dropped = Result(
         "sse", "streams dropped as slow consumers", "streams", samples["dropped"], False, note
     )
+    # Processor time is less sensitive to a shared machine's noise than latency is.
+    server_cpu = Result(
+        "sse",
+        "server CPU per delivery (serve and workers)",
+        "µs",
+        samples["server us"],
+        False,
+        note,
+    )
+    client_cpu = Result("sse", "client CPU per delivery", "µs", samples["client us"], False, note)
     return [
         p50,
         p99,
         rss,
         rate,
         dropped,
+        server_cpu,
+        client_cpu,
         Ratio(f"sse: delivery p99 ms ({note})", p99, None, target=100, at_most=True),
         # The latency counts only at the rate asked for: a machine too busy to append it
         # shows here, not as a flattering p99.
@@ -108,9 +125,12 @@ def _measure(
         streams = pool.apply_async(_streams, (port, auth, head, start_at, duration, last))
         peak = _PeakMemory(serving)
         with peak:
+            time.sleep(max(0.0, start_at - time.time()))
+            cpu_before = _cpu_seconds(_tree(serving))
             acks = pool.apply(_append, (port, auth, members, repetition, start_at, duration))
             last.value = max(position for position, _ in acks)
-            received = streams.get(timeout=duration + LONGEST + 30)
+            received, client_cpu = streams.get(timeout=duration + LONGEST + 30)
+            server_cpu = _cpu_seconds(_tree(serving)) - cpu_before
     acked = dict(acks)
     appended = sorted(acked)
     latencies: list[float] = []
@@ -136,6 +156,8 @@ def _measure(
         "appended rate": len(acked) / (max(acked.values()) - start_at),
         "rss": peak.mib,
         "dropped": dropped,
+        "server us": server_cpu / len(latencies) * 1e6,
+        "client us": client_cpu / len(latencies) * 1e6,
     }
 
 
@@ -174,66 +196,116 @@ async def _read_answer(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
 
 def _streams(
     port: int, auth: dict[str, str], after: int, start_at: float, duration: float, last: Any
-) -> list[tuple[list[tuple[int, float]], bool]]:
+) -> tuple[list[tuple[list[tuple[int, float]], bool]], float]:
     """In a process of its own: STREAMS clients, each (position, wall time read) per event,
-    and whether the server dropped it as a slow consumer."""
+    and whether the server dropped it as a slow consumer; and this process's processor
+    time from `start_at` until every stream is done."""
     return asyncio.run(_read_streams(port, auth, after, start_at, duration, last))
 
 
 async def _read_streams(
     port: int, auth: dict[str, str], after: int, start_at: float, duration: float, last: Any
-) -> list[tuple[list[tuple[int, float]], bool]]:
+) -> tuple[list[tuple[list[tuple[int, float]], bool]], float]:
     # Until a stream has the last event appended (the parent says which once the appends
     # are over), or the server drops it, or LONGEST s after the appends.
     longest = start_at + duration + LONGEST
-    expected = [0]
+    loop = asyncio.get_running_loop()
+    sent = request("GET", "/v1/events/stream", headers={**auth, "Last-Event-ID": str(after)})
+    clients = [_StreamClient(loop, sent) for _ in range(STREAMS)]
+    for client in clients:
+        await loop.create_connection(functools.partial(_same, client), "127.0.0.1", port)
 
-    async def follow_last() -> None:
-        while not expected[0]:
+    async def watch() -> float:
+        """The processor time this process has used from `start_at` until every stream is
+        done; ends each stream once it has the last event appended, or at `longest`."""
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        cpu_at_start = time.process_time()
+        expected = 0
+        while not all(client.done.done() for client in clients):
             await asyncio.sleep(0.2)
-            expected[0] = await asyncio.to_thread(lambda: int(last.value))
+            if not expected:
+                expected = await asyncio.to_thread(lambda: int(last.value))
+            for client in clients:
+                if (expected and client.newest >= expected) or time.time() > longest:
+                    client.finish()
+        return time.process_time() - cpu_at_start
 
-    headers = {**auth, "Last-Event-ID": str(after)}
+    cpu = await watch()
+    for client in clients:
+        client.done.result()  # a stream that failed fails the workload
+    received = [
+        ([(int(found), at) for at, ids in client.reads for found in ids], client.dropped)
+        for client in clients
+    ]
+    return received, cpu
 
-    async def one() -> list[tuple[int, float]]:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=STREAM_LIMIT)
-        writer.write(request("GET", "/v1/events/stream", headers=headers))
-        head = await reader.readuntil(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.1 200"):
-            raise RuntimeError(f"the stream answered {head[:200]!r}")
-        seen: list[tuple[int, float]] = []
-        buffer, dropped = b"", False
-        try:
-            while time.time() < longest:
-                if expected[0] and seen and seen[-1][0] >= expected[0]:
-                    break
-                try:
-                    async with asyncio.timeout(0.5):
-                        chunk = await reader.read(1 << 16)
-                except TimeoutError:
-                    continue
-                if not chunk:
-                    raise RuntimeError("a stream ended early")
-                at = time.time()
-                buffer += chunk
-                if b": slow consumer" in buffer:  # the server dropped this client
-                    dropped = True
-                    seen += [(int(found), at) for found in _EVENT_ID.findall(b"\n" + buffer)]
-                    break
-                cut = buffer.rfind(b"\n\n")
-                if cut < 0:
-                    continue
-                complete, buffer = buffer[: cut + 2], buffer[cut + 2 :]
-                seen += [(int(found), at) for found in _EVENT_ID.findall(b"\n" + complete)]
-        finally:
-            writer.close()
-        return seen, dropped
 
-    following = asyncio.create_task(follow_last())
-    try:
-        return await asyncio.gather(*(one() for _ in range(STREAMS)))
-    finally:
-        following.cancel()
+def _same(client: _StreamClient) -> _StreamClient:
+    return client
+
+
+class _StreamClient(asyncio.Protocol):
+    """One stream, read in the transport's callback (no task and no future per read).
+
+    Keeps the ids of each read's complete messages with the wall time of the read, and
+    turns them into numbers only once every stream is done, so that the client spends its
+    time reading while the others still measure. Each event's latency is still the time
+    of the read that held it, less its append's acknowledgement."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sent: bytes) -> None:
+        self.sent = sent
+        self.head: bytes | None = b""
+        """The answer's head until it is complete, then None."""
+        self.buffer = b""
+        self.reads: list[tuple[float, list[bytes]]] = []
+        self.newest = 0
+        """The last id read."""
+        self.dropped = False
+        self.done: asyncio.Future[None] = loop.create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.sent)
+
+    def data_received(self, data: bytes) -> None:
+        at = time.time()
+        if self.head is not None:
+            self.head += data
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not self.head.startswith(b"HTTP/1.1 200"):
+                self.finish(RuntimeError(f"the stream answered {self.head[:200]!r}"))
+                return
+            data, self.head = self.head[end + 4 :], None
+        self.buffer += data
+        if b": slow consumer" in self.buffer:  # the server dropped this client
+            self.dropped = True
+            self.reads.append((at, _EVENT_ID.findall(b"\n" + self.buffer)))
+            self.finish()
+            return
+        cut = self.buffer.rfind(b"\n\n")
+        if cut < 0:
+            return
+        complete, self.buffer = self.buffer[: cut + 2], self.buffer[cut + 2 :]
+        ids = _EVENT_ID.findall(b"\n" + complete)
+        if ids:
+            self.reads.append((at, ids))
+            self.newest = int(ids[-1])
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.finish(RuntimeError("a stream ended early"))
+
+    def finish(self, error: Exception | None = None) -> None:
+        if not self.done.done():
+            if error is None:
+                self.done.set_result(None)
+            else:
+                self.done.set_exception(error)
+        if self.transport is not None:
+            self.transport.close()
 
 
 def _append(
@@ -344,6 +416,19 @@ def _tree(pid: int) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def _cpu_seconds(pids: Sequence[int]) -> float:
+    """User and system processor time of these processes so far (utime + stime)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_mib(pids: Sequence[int]) -> float:

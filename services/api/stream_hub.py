@@ -85,6 +85,22 @@ class Wanted(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
+class Chunk(NamedTuple):
+    """Consecutive messages of one read for one stream, joined once: what a stream writes
+    per wakeup, whatever the number of events in it."""
+
+    first: int
+    last: int
+    messages: Sequence[Message]
+    text: bytes
+
+
+def chunk(messages: Sequence[Message]) -> Chunk:
+    return Chunk(
+        messages[0].position, messages[-1].position, messages, b"".join(m.text for m in messages)
+    )
+
+
 class Subscription:
     """A stream's place in the hub: the messages it has still to send, at most `capacity`."""
 
@@ -93,33 +109,44 @@ class Subscription:
         self.capacity = capacity
         self.covered = covered
         """Every position up to here has been offered (sent to the queue or filtered out)."""
-        self.queue: deque[Message] = deque()
+        self.queue: deque[Chunk] = deque()
+        self.queued = 0
+        """Messages in `queue`."""
         self.overflowed = False
         self.changed = asyncio.Event()
 
-    def offer(self, messages: Sequence[Message], covered: int) -> bool:
-        """Queue the matching `messages`; False (and the queue dropped) when it would overflow.
+    def offer(self, page: Chunk, covered: int, joined: dict[Wanted, Chunk | None]) -> bool:
+        """Queue the matching messages of `page`; False (and the queue dropped) when it would
+        overflow. `joined` keeps, for one page, the chunk of each filter already built.
 
         A stream that has taken everything always gets the next read whole, however
         large (at most PAGE events): only a backlog it has not taken counts against it."""
-        matching = self.matching(messages)
-        if self.queue and len(self.queue) + len(matching) > self.capacity:
+        matching = self.matching(page, joined)
+        count = len(matching.messages) if matching is not None else 0
+        if self.queue and self.queued + count > self.capacity:
             self.overflowed = True
             self.queue.clear()
+            self.queued = 0
         else:
-            self.queue.extend(matching)
+            if matching is not None:
+                self.queue.append(matching)
+                self.queued += count
             self.covered = covered
         self.changed.set()
         return not self.overflowed
 
-    def matching(self, messages: Sequence[Message]) -> Sequence[Message]:
+    def matching(self, page: Chunk, joined: dict[Wanted, Chunk | None]) -> Chunk | None:
         if self.wanted.everything:
-            return messages
-        return [m for m in messages if self.wanted.matches(m.type, m.tags)]
+            return page
+        if self.wanted not in joined:
+            found = [m for m in page.messages if self.wanted.matches(m.type, m.tags)]
+            joined[self.wanted] = chunk(found) if found else None
+        return joined[self.wanted]
 
-    def take(self) -> list[Message]:
+    def take(self) -> list[Chunk]:
         taken = list(self.queue)
         self.queue.clear()
+        self.queued = 0
         self.changed.clear()
         return taken
 
@@ -220,9 +247,8 @@ class StreamHub:
                 return None
             subscription = Subscription(wanted, self.capacity, self.tail)
             missed = [m for m in self.recent if m.position > after]
-            subscription.queue.extend(subscription.matching(missed))
-            if subscription.queue:
-                subscription.changed.set()
+            if missed:
+                subscription.offer(chunk(missed), self.tail, {})
             self.subscriptions.add(subscription)
         return subscription
 
@@ -253,7 +279,7 @@ class StreamHub:
             messages = [message(record) for record in records]
             self.tail = records[-1].position
             self._remember(messages)
-            self._fan_out(messages, self.subscriptions)
+            self._fan_out(chunk(messages), self.subscriptions)
             if len(records) < PAGE:
                 return
 
@@ -262,9 +288,10 @@ class StreamHub:
         while len(self.recent) > self.capacity:
             self.recent_floor = self.recent.popleft().position
 
-    def _fan_out(self, messages: Sequence[Message], subscriptions: Iterable[Subscription]) -> None:
+    def _fan_out(self, page: Chunk, subscriptions: Iterable[Subscription]) -> None:
+        joined: dict[Wanted, Chunk | None] = {}
         for subscription in list(subscriptions):
-            if not subscription.offer(messages, self.tail):
+            if not subscription.offer(page, self.tail, joined):
                 self.subscriptions.discard(subscription)
 
     async def _listen(self) -> None:

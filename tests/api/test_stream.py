@@ -113,6 +113,26 @@ async def test_a_types_filter_sends_only_those_and_moves_the_id_over_the_others(
     assert [(b.position, b.event) for b in sent] == [(live[0], "Other")]
 
 
+async def test_a_filtered_stream_gets_heartbeats_while_only_unwanted_events_are_appended(
+    client: httpx.AsyncClient, ledger: Ledger
+) -> None:
+    async with opened(client, "?types=Wanted") as source:
+        await source.until_comment("heartbeat")
+
+        async def keep_appending() -> None:
+            while True:  # each append wakes the stream, more often than it beats
+                await append(ledger, 1, type="Skipped")
+                await asyncio.sleep(QUICK.heartbeat_seconds / 4)
+
+        appending = asyncio.create_task(keep_appending())
+        try:
+            beat = await source.until_comment("heartbeat", timeout=5)
+        finally:
+            appending.cancel()
+
+    assert all(b.data is None for b in beat), "a skipped event was sent"
+
+
 async def test_a_space_filter_sends_only_events_in_that_space(
     client: httpx.AsyncClient, ledger: Ledger
 ) -> None:
