@@ -182,3 +182,20 @@ async def test_a_sealed_batch_leaves_nothing_for_the_garbage_collector_to_track(
     assert all(isinstance(event, SealedEvent) for event in sealed)
     assert not any(gc.is_tracked(event) or gc.is_tracked(event.data) for event in sealed)
     assert not any(gc.is_tracked(event.data.sealed) for event in sealed)
+
+
+async def test_a_member_whose_key_is_cached_gets_a_kept_cipher_without_a_key_lookup(
+    keyring: Keyring, conn: AsyncConnection[Any]
+) -> None:
+    member, unknown = str(new_id()), str(new_id())
+    await keyring.keys_of(conn, [member], create=True)
+    keys = await keyring.keys_of(conn, [member], create=False)  # committed now: cached
+    keyring.forget_all()
+    keyring._remember(member, keys[member])  # the key cached, its cipher not kept
+
+    found, others = keyring.cached_ciphers([member, unknown])
+
+    assert set(found) == {member} and others == [unknown]
+    nonce = b"\0" * sealing.NONCE
+    assert AESGCM(keys[member]).decrypt(nonce, found[member].encrypt(nonce, b"x", b""), b"") == b"x"
+    assert keyring.cached_ciphers([member])[0][member] is found[member]
