@@ -254,20 +254,29 @@ class Keyring:
         return found
 
     def cached_ciphers(self, members: Iterable[str]) -> tuple[dict[str, AESGCM], list[str]]:
-        """The kept AES-GCM objects of these members (their keys marked as just used), and
-        the members that have none: a batch by members already seen skips `keys_of`. A
-        member is kept here only in its canonical spelling, with its key cached."""
+        """The AES-GCM objects of these members whose keys are cached (kept ones reused,
+        the others made and kept; their keys marked as just used), and the members whose
+        key is not cached: a batch by members already seen skips `keys_of`. A member is
+        found here only in its canonical spelling."""
         found: dict[str, AESGCM] = {}
         others: list[str] = []
         ciphers, keys = self._ciphers, self._cache
         for member in members:
             cipher = ciphers.get(member)
-            if cipher is None:
-                others.append(member)
-            else:
+            if cipher is not None:
                 ciphers.move_to_end(member)
                 keys.move_to_end(member)
                 found[member] = cipher
+                continue
+            key = keys.get(member)
+            if key is None:
+                others.append(member)
+                continue
+            keys.move_to_end(member)
+            found[member] = cipher = AESGCM(key)
+            ciphers[member] = cipher
+            if len(ciphers) > self.cipher_cache_size:
+                ciphers.popitem(last=False)
         return found, others
 
     def draft(self, members: Iterable[str]) -> DraftKeys:

@@ -22,7 +22,7 @@ from domain.errors import (
 )
 from services.privacy.keyring import DraftKeys
 from services.store.feed import NOTIFY
-from services.store.records import AppendCondition, NewEvent
+from services.store.records import AppendCondition, NewEvent, SealedEvent
 
 RACED = {
     "events_event_id_key",
@@ -71,7 +71,7 @@ _APPEND_MAKING_KEYS = """
 
 
 def parameters(
-    events: Sequence[NewEvent],
+    events: Sequence[NewEvent | SealedEvent],
     expected_versions: Mapping[str, int] | None,
     condition: AppendCondition | None,
     idempotency_key: str | None,

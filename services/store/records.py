@@ -33,6 +33,21 @@ class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
     metadata: dict[str, Any] = {}
 
 
+class SealedEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A `NewEvent` as the append sends it once sealed (services/store/sealed.py): the same
+    fields, `data` the stored payload still as a struct, encoded with the whole batch.
+    Untracked by the garbage collector: nothing it holds can refer back to it."""
+
+    event_id: UUID
+    type: str
+    data: Any
+    stream: str
+    occurred_at: datetime
+    tags: tuple[str, ...] = ()
+    schema_version: int = 1
+    metadata: dict[str, Any] = {}
+
+
 class FeedRecord(msgspec.Struct, frozen=True, kw_only=True):
     """Just what a fold needs of an event: a projection reads millions of them, and
     parsing metadata, tags and a second timestamp per row cost it a sixth of its time."""

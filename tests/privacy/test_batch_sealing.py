@@ -4,6 +4,7 @@ payloads sealed as they are spelled, and rows sealed the earlier way still open.
 from __future__ import annotations
 
 import base64
+import gc
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -21,7 +22,7 @@ from services.privacy import sealing
 from services.privacy.keyring import Keyring
 from services.store import appending
 from services.store.ledger import Ledger
-from services.store.records import NewEvent
+from services.store.records import NewEvent, SealedEvent
 from tests.privacy.conftest import as_new_event
 
 pytestmark = pytest.mark.anyio
@@ -129,3 +130,72 @@ async def test_an_erased_members_cipher_is_no_longer_kept(
     keyring.forget([UUID(member)])
 
     assert keyring.cached_ciphers([member]) == ({}, [member])
+
+
+async def test_a_payload_of_known_fields_is_split_in_one_pass_and_reads_back_whole(
+    ledger: Ledger, database_url: str
+) -> None:
+    """No field this code does not know: the payload is decoded once into its fields'
+    text (sealing.SPLITS). An absent field stays absent, clear fields stay clear."""
+    member = new_id()
+    ids = f'"contribution_id": "{new_id()}", "member_id": "{member}"'
+    written = (
+        '{"type": "ContributionRecorded", ' + ids + ', "kind": "talk", "space": "meetup",'
+        ' "title": "Quiet  hours", "body": null, "attributes": {"slides": [1, 2]}}'
+    )
+    event = NewEvent(
+        event_id=new_id(),
+        type="ContributionRecorded",
+        data=msgspec.Raw(written.encode()),
+        stream=f"contribution-{member}",
+        occurred_at=datetime.now(UTC),
+    )
+
+    await ledger.append([event])
+
+    (stored,) = stored_payloads(database_url)
+    assert set(stored) == {"type", "contribution_id", "member_id", "kind", "space", "sealed"}
+    assert stored["sealed"]["key"] == str(member)
+    assert "Quiet" not in json.dumps(stored)
+    (read,) = await ledger.read_feed()
+    assert msgspec.json.decode(read.data) == json.loads(written)
+
+
+async def test_a_sealed_batch_leaves_nothing_for_the_garbage_collector_to_track(
+    ledger: Ledger, conn: AsyncConnection[Any]
+) -> None:
+    """What a batch holds while it waits for the database is untracked: tracked objects
+    that outlive a collection are promoted, and enough of them set off full collections
+    of the whole heap in the middle of a batch import."""
+    member = new_id()
+    events = [
+        as_new_event(MemberRegistered(member_id=member, display_name="Ilse", handles=("x:i",))),
+        as_new_event(
+            ContributionRecorded(
+                contribution_id=new_id(), member_id=member, kind="talk", space="m", title="Ode"
+            )
+        ),
+    ]
+
+    sealed, _ = await ledger.sealer.seal(conn, events, drafting=True)
+
+    assert all(isinstance(event, SealedEvent) for event in sealed)
+    assert not any(gc.is_tracked(event) or gc.is_tracked(event.data) for event in sealed)
+    assert not any(gc.is_tracked(event.data.sealed) for event in sealed)
+
+
+async def test_a_member_whose_key_is_cached_gets_a_kept_cipher_without_a_key_lookup(
+    keyring: Keyring, conn: AsyncConnection[Any]
+) -> None:
+    member, unknown = str(new_id()), str(new_id())
+    await keyring.keys_of(conn, [member], create=True)
+    keys = await keyring.keys_of(conn, [member], create=False)  # committed now: cached
+    keyring.forget_all()
+    keyring._remember(member, keys[member])  # the key cached, its cipher not kept
+
+    found, others = keyring.cached_ciphers([member, unknown])
+
+    assert set(found) == {member} and others == [unknown]
+    nonce = b"\0" * sealing.NONCE
+    assert AESGCM(keys[member]).decrypt(nonce, found[member].encrypt(nonce, b"x", b""), b"") == b"x"
+    assert keyring.cached_ciphers([member])[0][member] is found[member]
