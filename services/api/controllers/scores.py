@@ -248,9 +248,13 @@ class ScoreController(Controller):
         took_window = _took_window(request)
         at_least = requested_position(request, min_position)
         async with pool.connection() as conn:
-            kept = None
             if until is None:
                 kept = await q.ranked(conn, formula, window, days, took_window, at_least, limit)
+            else:
+                assert days is not None  # a window with `until` always has its days
+                kept = await q.ranked_until(
+                    conn, formula, window, days, took_window, at_least, limit
+                )
             if kept is not None:
                 as_of, entries = kept
             else:
