@@ -132,42 +132,53 @@ def _board(
     first = int(day.min()) + 1
     last = int(day.max()) + (w if w is not None else 1)
     length = last - first + 2  # one past the last kept end day: where the spans close
-    # Where each row's span opens and closes (past the end: `all` never closes).
-    first_seen = previous == NO_DAY
+    # Where each row's span opens and closes (`all` never closes; a later day adds nothing).
     if w is None:
-        opens = np.where(first_seen, day + 1, length - 1 + first)
-        closes = None
+        opens, closes = np.where(previous == NO_DAY, day + 1, last + 1), None
     else:
         opens, closes = np.maximum(day, previous + w) + 1, day + w + 1
-    count = len(members)
 
-    def counts(which: NDArray[np.bool_]) -> NDArray[np.float64]:
-        """Distinct counterparts per (end day, member), for the rows `which` selects."""
+    def summed(which: NDArray[np.bool_], column: NDArray[np.int64], width: int, by: Any) -> Any:
+        """Per (end day, column): the rows' `by` summed over the spans that hold the day."""
         grid = np.bincount(
-            (opens[which] - first) * count + member[which], minlength=length * count
-        ).astype(np.float64)
+            (opens[which] - first) * width + column, weights=by, minlength=length * width
+        )
         if closes is not None:
             grid -= np.bincount(
-                (closes[which] - first) * count + member[which], minlength=length * count
+                (closes[which] - first) * width + column, weights=by, minlength=length * width
             )
-        return np.cumsum(grid.reshape(length, count)[:-1], axis=0)
+        days = grid.reshape(length, width)
+        np.cumsum(days, axis=0, out=days)
+        return days[:-1]
 
-    scaled = np.zeros((length - 1, count), dtype=np.int64)
-    for i, weight in enumerate(weights):
-        scaled += np.rint(counts(component == i) * weight * SCALE).astype(np.int64)
+    count = len(members)
+    every = np.ones(len(member), dtype=bool)
+    scaled = summed(every, member, count, np.asarray(weights)[component] * SCALE)
+    np.rint(scaled, out=scaled)
     # Best first, then the lower member id, as ORDER BY value DESC, member_id: one key.
-    key = scaled * count + (count - 1 - np.arange(count))
+    key = scaled.astype(np.int64)
+    del scaled
+    key *= count
+    key += np.arange(count - 1, -1, -1)
     depth = min(PAST_DEPTH, count)
     top = np.argpartition(key, count - depth, axis=1)[:, count - depth :]
     top = np.take_along_axis(top, np.argsort(-np.take_along_axis(key, top, 1), axis=1), 1)
-    values = np.take_along_axis(scaled, top, 1)
-    per = [np.take_along_axis(counts(component == i), top, 1).tolist() for i in range(len(names))]
-    rows = list(_rows(first, top, values, per, members, names))
+    values = np.take_along_axis(key, top, 1) // count
+    del key
+    # Each component, counted only for the members some day's top holds.
+    chosen = np.unique(top)
+    column = np.full(count, -1, dtype=np.int64)
+    column[chosen] = np.arange(len(chosen))
+    per = []
+    for i in range(len(names)):
+        which = (component == i) & (column[member] >= 0)
+        counts = summed(which, column[member[which]], len(chosen), None)
+        per.append(np.take_along_axis(counts, column[top], 1).astype(np.int64).tolist())
     return PastBoard(
         span=span,
         first_day=EPOCH + timedelta(days=first),
         last_day=EPOCH + timedelta(days=last),
-        rows=rows,
+        rows=list(_rows(first, top, values, per, members, names)),
     )
 
 
@@ -175,7 +186,7 @@ def _rows(
     first: int,
     top: NDArray[np.int64],
     values: NDArray[np.int64],
-    per: list[list[list[float]]],
+    per: list[list[list[int]]],
     members: list[Any],
     names: list[str],
 ) -> Iterator[tuple[date, int, Any, float, dict[str, float]]]:
@@ -185,6 +196,6 @@ def _rows(
             if value <= 0:
                 break
             components = {
-                name: c[e][rank] for name, c in zip(names, per, strict=True) if c[e][rank]
+                name: float(c[e][rank]) for name, c in zip(names, per, strict=True) if c[e][rank]
             }
             yield end_day, rank + 1, members[index], value / SCALE, components

@@ -500,23 +500,22 @@ async def write_past_boards(
     boards = sql.Identifier(schema, formula.table("boards"))
     past = sql.Identifier(schema, formula.table("past"))
     await conn.execute(sql.SQL("DELETE FROM {}").format(past))
+    await conn.execute(
+        sql.SQL("DELETE FROM {} WHERE starts_with(span, %s)").format(boards), [queries.PAST]
+    )
     for board in await rank_past(conn, formula, schema, sources, took_window):
+        # One text block: a few hundred thousand rows, written row by row, cost seconds.
+        text = "".join(
+            f"{board.span}\t{end_day}\t{rank}\t{member_id}\t{value!r}\t"
+            f"{msgspec.json.encode(components).decode()}\n"
+            for end_day, rank, member_id, value, components in board.rows
+        )
         async with conn.cursor().copy(
             sql.SQL(
                 "COPY {} (span, end_day, rank, member_id, value, components) FROM STDIN"
             ).format(past)
         ) as copy:
-            for end_day, rank, member_id, value, components in board.rows:
-                await copy.write_row(
-                    (
-                        board.span,
-                        end_day,
-                        rank,
-                        member_id,
-                        value,
-                        msgspec.json.encode(components).decode(),
-                    )
-                )
+            await copy.write(text)
         await conn.execute(
             sql.SQL(
                 "INSERT INTO {} (span, first_day, end_day, took_window, position, "
