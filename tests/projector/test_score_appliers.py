@@ -346,3 +346,67 @@ async def test_every_past_leaderboard_is_the_read_time_ranking_of_its_days(
             ), "a min_position past the ranking is not answered from it"
     finally:
         await conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(case=dated_ledgers(), cuts=st.lists(st.integers(1, 80), max_size=6))
+async def test_past_leaderboards_from_a_catch_up_in_batches_equal_those_from_a_rebuild(
+    conn: AsyncConnection[Any], case: tuple[list[Entry], datetime], cuts: list[int]
+) -> None:
+    entries, now = case
+    took_window = timedelta(days=30)
+    schemas = []
+    for sizes in ([len(entries)], [*cuts, len(entries)]):
+        appliers = [*APPLIERS, score_applier(CONNECTOR_V2_DRAFT)()]
+        schema = f"past_{uuid.uuid4().hex[:12]}"
+        schemas.append(schema)
+        async with conn.transaction():
+            await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+            for applier in appliers:
+                await applier.create_tables(conn, schema)
+        start = after = 0
+        for size in sizes:
+            batch = entries[start : start + size]
+            start += size
+            if batch:
+                async with conn.transaction():
+                    for applier in appliers:
+                        await applier.apply(conn, schema, batch, after=after)
+                after = batch[-1].position
+    try:
+        boards = []
+        for schema in schemas:
+            found = []
+            for formula in (CONNECTOR_V1, CONNECTOR_V2_DRAFT):
+                as_of = q.AsOf(
+                    position=entries[-1].position,
+                    brokerage_position=None,
+                    brokerage_computed_at=None,
+                )
+                async with conn.transaction():
+                    await write_boards(conn, formula, schema, schema, as_of, took_window, now)
+                cur = await conn.execute(
+                    sql.SQL("SELECT * FROM {} ORDER BY span, end_day, rank").format(
+                        sql.Identifier(schema, formula.table("past"))
+                    )
+                )
+                found.append(await cur.fetchall())
+                cur = await conn.execute(
+                    sql.SQL(
+                        "SELECT span, first_day, end_day, members FROM {} "
+                        "WHERE starts_with(span, %s) ORDER BY span"
+                    ).format(sql.Identifier(schema, formula.table("boards"))),
+                    [q.PAST],
+                )
+                found.append(await cur.fetchall())
+            boards.append(found)
+        assert boards[0] == boards[1]
+        scored = await expected_board(conn, schemas[0], CONNECTOR_V1, entries, None, took_window)
+        assert bool(boards[0][0]) == bool(scored), "whoever has points now is ranked some day"
+    finally:
+        for schema in schemas:
+            await conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
