@@ -40,11 +40,12 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import msgspec
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from bench.catchup import filled
@@ -565,8 +566,122 @@ def _some_introductions(url: str, count: int) -> list[str]:
     return [str(row[0]) for row in rows]
 
 
+PAST_ENDS = tuple(f"2025-{month:02d}-{day:02d}" for month in range(1, 13) for day in (1, 15))
+"""Leaderboards `until` days all over the synthetic year, and past it."""
+
+
+def leaderboard_requests(auth: dict[str, str]) -> dict[str, list[Any]]:
+    """The leaderboards with `until`: at the ledger's end, and cycling over its year."""
+    base = "/v1/scores/connector/leaderboard"
+    return {
+        **{
+            f"GET {base} ({window} until the ledger's end)": [
+                request("GET", f"{base}?window={window}&until={READ_UNTIL}", headers=auth)
+            ]
+            for window in ("7d", "30d", "90d", "365d", "all")
+        },
+        **{
+            f"GET {base} ({window} until 24 days of 2025, limit 100)": [
+                request("GET", f"{base}?window={window}&until={end}&limit=100", headers=auth)
+                for end in PAST_ENDS
+            ]
+            for window in ("30d", "365d")
+        },
+    }
+
+
+def measure_leaderboards(bench: Bench) -> None:
+    """Issue #15's leaderboards with `until` on the 1M ledger: the graph job's parts timed
+    in rolled-back transactions, each leaderboard alone at one connection, and, on the same
+    database, the read-time aggregate that answered them before (`ranking`, timed in SQL)."""
+    import psycopg
+
+    from domain.scores import CONNECTOR_V1
+    from services.projector.appliers import scores as appliers
+    from services.queries import scores as q
+    from services.settings import introduction_window
+
+    events = bench.size(1_000_000)
+    formula, took_window = CONNECTOR_V1, introduction_window()
+    with filled(bench, events) as name:
+        url = with_database(bench.server_url, name)
+        _catch_up(bench, url, events)
+
+        async def job() -> None:
+            async with await psycopg.AsyncConnection.connect(url) as conn:
+                as_of = await q.as_of(conn, formula)
+                cur = await conn.execute(
+                    "SELECT schema_name FROM projection_builds WHERE name = %s AND state = 'live'",
+                    [formula.projection],
+                )
+                schema = (await cur.fetchone() or ("read",))[0]
+                cur = await conn.execute("SELECT now()")
+                now = (await cur.fetchone() or (None,))[0]
+                for _ in range(bench.repetitions):
+                    started = time.perf_counter()
+                    await appliers.write_boards(
+                        conn, formula, schema, "read", as_of, took_window, now
+                    )
+                    whole = time.perf_counter() - started
+                    await conn.rollback()
+                    started = time.perf_counter()
+                    await appliers.write_past_boards(
+                        conn, formula, schema, "read", as_of, took_window
+                    )
+                    past = time.perf_counter() - started
+                    await conn.rollback()
+                    bench.log(
+                        f"graph job's rankings: {whole:.2f} s in all, of which the past end "
+                        f"days {past:.2f} s (the windows ending today: {whole - past:.2f} s)"
+                    )
+                cur = await conn.execute(
+                    f"SELECT count(*), pg_total_relation_size('read.{formula.table('past')}') "
+                    f"FROM read.{formula.table('past')}"
+                )
+                rows, size = await cur.fetchone() or (0, 0)
+                bench.log(f"past boards: {rows:,} rows, {size / 2**20:.0f} MiB with the index")
+
+        asyncio.run(job())
+        token = create_key(url)
+        auth = {"Authorization": f"Bearer {token}"}
+        calls = bench.size(READ_CALLS, smallest=200)
+        with running_server(url, 1) as port:
+            for _ in range(bench.repetitions):
+                for endpoint, requests in leaderboard_requests(auth).items():
+                    load = Load(
+                        requests=requests,
+                        connections=1,
+                        duration=120.0,
+                        warmup=0.5,
+                        max_requests=calls,
+                    )
+                    outcome = measure("127.0.0.1", port, load)
+                    _check(outcome, endpoint, 1)
+                    bench.log(
+                        f"{endpoint}: p50 {outcome.percentile(50) * 1000:.1f} ms, "
+                        f"p99 {outcome.percentile(99) * 1000:.1f} ms, {outcome.answers} calls"
+                    )
+        with psycopg.connect(url) as conn:
+            for _ in range(bench.repetitions):
+                for span in ("7d", "30d", "90d", "365d", "all"):
+                    window = q.score_window(span, READ_UNTIL, datetime.now(UTC))
+                    query, params = q.ranking(formula, window)
+                    query += sql.SQL(" LIMIT 10")
+                    times = []
+                    for _ in range(5):
+                        started = time.perf_counter()
+                        conn.execute(query, {**params, "took_window": took_window}).fetchall()
+                        times.append((time.perf_counter() - started) * 1000)
+                    times.sort()
+                    bench.log(
+                        f"read-time aggregate (main's answer) {span} until {READ_UNTIL}: "
+                        f"median {times[2]:.0f} ms, max {times[-1]:.0f} ms (5 calls, in SQL)"
+                    )
+
+
 def main() -> None:
-    """`python -m bench.http reads [--quick]`: only the read models on the 1M ledger."""
+    """`python -m bench.http reads [--quick]`: only the read models on the 1M ledger;
+    `leaderboards`: only the leaderboards with `until` (`measure_leaderboards`)."""
     import argparse
 
     from bench.core import machine
@@ -575,7 +690,7 @@ def main() -> None:
     from services.settings import load_settings
 
     parser = argparse.ArgumentParser(description="read-model endpoints on the 1M ledger")
-    parser.add_argument("part", choices=["reads"])
+    parser.add_argument("part", choices=["reads", "leaderboards"])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repetitions", type=int, default=3)
     args = parser.parse_args()
@@ -588,6 +703,10 @@ def main() -> None:
         scale=0.1 if args.quick else 1.0,
     )
     full = bench.scale >= 1
+    if args.part == "leaderboards":
+        measure_leaderboards(bench)
+        print(f"machine: {machine()}")
+        return
     # A quick run's warm-up also covers the load generator's start on a busy machine.
     duration, warmup = (10.0, 2.0) if full else (3.0, 3.0)
     loaded, sequential = measure_large_ledger(bench, duration, warmup)

@@ -21,9 +21,10 @@ import msgspec
 from domain import events as e
 from domain.projections import Aliases, Entry, utc_day
 
-VERSION = 2
+VERSION = 3
 """Of the fold and its tables (2: replies counted and authors kept; the graph job's ranked
-leaderboards); a formula's version is the score's, not this."""
+leaderboards; 3: its leaderboards for every past end day, `_past`); a formula's version is
+the score's, not this."""
 
 EvidenceKey = tuple[UUID, str, int, UUID]
 """member, component, position, counterpart"""

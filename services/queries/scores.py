@@ -28,6 +28,9 @@ DEFAULT_TOOK_WINDOW = timedelta(days=30)
 WINDOW_DAYS = {"7d": 7, "30d": 30, "90d": 90, "365d": 365}
 RANKED_WINDOWS = ("all", *WINDOW_DAYS)
 """The leaderboards the graph job ranks: the score now, and each window ending today."""
+PAST = "until:"
+"""The graph job's boards of a window ending on any past day: `until:30d` in `_boards`,
+the first and last end day it kept, rows in `_past` (services/projector/appliers/past_boards.py)."""
 
 
 def score_window(name: str, until: str | None, now: datetime) -> Window | None:
@@ -329,6 +332,66 @@ async def ranked(
         {"span": span, "limit": limit},
     )
     return board.as_of, _ranked(formula, await cur.fetchall())
+
+
+async def ranked_until(
+    conn: AsyncConnection[Any],
+    formula: Formula,
+    span: str,
+    window: Window,
+    took_window: timedelta,
+    at_least: int | None,
+    limit: int,
+    tables: str = "read",
+) -> tuple[AsOf, list[Ranked]] | None:
+    """The job's ranking of a window ending on `window.end_day`, read from one index range
+    of `_past`; None when it has none for this introduction window at `at_least` (schema
+    `tables` holds the version's tables and the profiles: `read` but in tests)."""
+    cur = conn.cursor(row_factory=dict_row)
+    await cur.execute(
+        sql.SQL("""
+            SELECT first_day, end_day, took_window, position, brokerage_position,
+                   brokerage_computed_at
+            FROM {}
+            WHERE span = %(span)s
+        """).format(sql.Identifier(tables, formula.table("boards"))),
+        {"span": PAST + span},
+    )
+    found = await cur.fetchone()
+    if (
+        found is None
+        or found["took_window"] != took_window
+        or (at_least is not None and found["position"] < at_least)
+    ):
+        return None
+    as_of = AsOf(
+        position=found["position"],
+        brokerage_position=found["brokerage_position"],
+        brokerage_computed_at=found["brokerage_computed_at"],
+    )
+    end_day = window.end_day
+    first, last = found["first_day"], found["end_day"]
+    if end_day is None or first is None or end_day < first:
+        return as_of, []  # before the first day anything counted: nobody has points
+    if end_day > last:
+        if span != "all":
+            return as_of, []  # the window is past the last day anything counted
+        end_day = last  # every day counted is in it: the same as the last kept
+    await cur.execute(
+        sql.SQL("""
+            SELECT r.member_id, p.display_name, r.value, r.components
+            FROM {} r
+            JOIN {} p ON p.member_id = r.member_id AND p.merged_into IS NULL
+            WHERE r.span = %(span)s AND r.end_day = %(end_day)s
+            ORDER BY r.rank
+            LIMIT %(limit)s
+        """).format(
+            sql.Identifier(tables, formula.table("past")),
+            sql.Identifier(tables, "member_profiles"),
+        ),
+        {"span": span, "end_day": end_day, "limit": limit},
+    )
+    return as_of, _ranked(formula, await cur.fetchall())
 
 
 def _ranked(formula: Formula, rows: list[dict[str, Any]]) -> list[Ranked]:

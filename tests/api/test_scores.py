@@ -121,6 +121,10 @@ async def test_a_leaderboard_is_the_graph_jobs_ranking_as_of_its_position_until_
     # The kept ranking, saying which position it reflects; B's new reach not in it yet.
     assert await board() == (ranked_at, [("A", 73.6667), ("B", 1.0)])
     assert (await board(window="30d"))[0] == ranked_at
+    # A window ending on a past day is the job's too, read from its boards of every day.
+    august = {"window": "30d", "until": "2009-08-31"}
+    assert await board(**august) == (ranked_at, [("A", 7.0), ("B", 1.0)])
+    assert (await board(**august, min_position=told.position))[0] == told.position
     # Asked for the write, it ranks at read time: B reached C and D.
     assert await board(min_position=told.position) == (
         told.position,

@@ -270,3 +270,143 @@ async def test_every_ranked_leaderboard_is_the_scores_counted_from_scratch(
                 assert all(found[BROKERAGE] == 0 for _, _, found in kept)
     finally:
         await conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+async def read_time_board(
+    conn: AsyncConnection[Any],
+    schema: str,
+    formula: Formula,
+    window: q.Window,
+    took_window: timedelta,
+) -> list[tuple[uuid.UUID, float, dict[str, float]]]:
+    """The read-time aggregate every windowed leaderboard with `until` ran before."""
+    query, params = q.ranking(formula, window, schema, schema)
+    cur = await conn.execute(query, {**params, "took_window": took_window})
+    return [
+        (m, v, {c.name: float(found.get(c.name, 0)) for c in formula.components})
+        for m, _, v, found in await cur.fetchall()
+    ]
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    case=dated_ledgers(),
+    took_days=st.sampled_from([1, 30, 90]),
+    ends=st.lists(st.integers(-3, 900), min_size=3, max_size=8),
+)
+async def test_every_past_leaderboard_is_the_read_time_ranking_of_its_days(
+    conn: AsyncConnection[Any],
+    case: tuple[list[Entry], datetime],
+    took_days: int,
+    ends: list[int],
+) -> None:
+    entries, now = case
+    took_window = timedelta(days=took_days)
+    appliers = [*APPLIERS, score_applier(CONNECTOR_V2_DRAFT)()]
+    schema = f"past_{uuid.uuid4().hex[:12]}"
+    async with conn.transaction():
+        await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        for applier in appliers:
+            await applier.create_tables(conn, schema)
+            await applier.apply(conn, schema, entries, after=0)
+    # Every day an event fell on, the days around it, and some drawn: the spans' edges.
+    days = {utc_day(x.occurred_at) for x in entries}
+    end_days = {d + timedelta(days=k) for d in days for k in (0, 1)}
+    end_days |= {START.date() + timedelta(days=k) for k in ends}
+    try:
+        for formula in (CONNECTOR_V1, CONNECTOR_V2_DRAFT):
+            as_of = q.AsOf(
+                position=entries[-1].position, brokerage_position=None, brokerage_computed_at=None
+            )
+            async with conn.transaction():
+                await write_boards(conn, formula, schema, schema, as_of, took_window, now)
+            for span in q.RANKED_WINDOWS:
+                for end_day in sorted(end_days):
+                    window = q.score_window(span, str(end_day), now)
+                    assert window is not None
+                    found = await q.ranked_until(
+                        conn, formula, span, window, took_window, None, 100, schema
+                    )
+                    assert found is not None
+                    kept = [(r.member_id, r.value, r.components) for r in found[1]]
+                    expected = await read_time_board(conn, schema, formula, window, took_window)
+                    assert kept == expected, (formula.projection, span, end_day)
+                    assert kept == await expected_board(
+                        conn, schema, formula, entries, window, took_window
+                    )
+            assert (
+                await q.ranked_until(
+                    conn, formula, "30d", window, took_window, as_of.position + 1, 10, schema
+                )
+                is None
+            ), "a min_position past the ranking is not answered from it"
+    finally:
+        await conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(case=dated_ledgers(), cuts=st.lists(st.integers(1, 80), max_size=6))
+async def test_past_leaderboards_from_a_catch_up_in_batches_equal_those_from_a_rebuild(
+    conn: AsyncConnection[Any], case: tuple[list[Entry], datetime], cuts: list[int]
+) -> None:
+    entries, now = case
+    took_window = timedelta(days=30)
+    schemas = []
+    for sizes in ([len(entries)], [*cuts, len(entries)]):
+        appliers = [*APPLIERS, score_applier(CONNECTOR_V2_DRAFT)()]
+        schema = f"past_{uuid.uuid4().hex[:12]}"
+        schemas.append(schema)
+        async with conn.transaction():
+            await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+            for applier in appliers:
+                await applier.create_tables(conn, schema)
+        start = after = 0
+        for size in sizes:
+            batch = entries[start : start + size]
+            start += size
+            if batch:
+                async with conn.transaction():
+                    for applier in appliers:
+                        await applier.apply(conn, schema, batch, after=after)
+                after = batch[-1].position
+    try:
+        boards = []
+        for schema in schemas:
+            found = []
+            for formula in (CONNECTOR_V1, CONNECTOR_V2_DRAFT):
+                as_of = q.AsOf(
+                    position=entries[-1].position,
+                    brokerage_position=None,
+                    brokerage_computed_at=None,
+                )
+                async with conn.transaction():
+                    await write_boards(conn, formula, schema, schema, as_of, took_window, now)
+                cur = await conn.execute(
+                    sql.SQL("SELECT * FROM {} ORDER BY span, end_day, rank").format(
+                        sql.Identifier(schema, formula.table("past"))
+                    )
+                )
+                found.append(await cur.fetchall())
+                cur = await conn.execute(
+                    sql.SQL(
+                        "SELECT span, first_day, end_day, members FROM {} "
+                        "WHERE starts_with(span, %s) ORDER BY span"
+                    ).format(sql.Identifier(schema, formula.table("boards"))),
+                    [q.PAST],
+                )
+                found.append(await cur.fetchall())
+            boards.append(found)
+        assert boards[0] == boards[1]
+        scored = await expected_board(conn, schemas[0], CONNECTOR_V1, entries, None, took_window)
+        assert bool(boards[0][0]) == bool(scored), "whoever has points now is ranked some day"
+    finally:
+        for schema in schemas:
+            await conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))

@@ -229,7 +229,8 @@ class ScoreController(Controller):
             Parameter(
                 max_length=40,
                 description="End of the window: a day (not counted) or a moment (its whole "
-                "UTC day counted); default now",
+                "UTC day counted); default now. Any day: the graph job ranks every window "
+                "ending on any day the ledger fills (the top 100)",
             ),
         ] = None,
         limit: Annotated[int, Parameter(ge=1, le=100)] = 10,
@@ -237,8 +238,8 @@ class ScoreController(Controller):
     ) -> ScoreLeaderboard:
         """window=all: the score now. Other windows: what members earned within them (distinct
         counterparts reached and pairs that took in those days); brokerage only in all. As
-        the graph job last ranked it (`as_of`), unless `until` or `min_position` asks for
-        what it has not ranked."""
+        the graph job last ranked it (`as_of`), for any `until` too, unless `min_position`
+        asks for what it has not ranked."""
         formula = _formula(name, version)
         try:
             days = q.score_window(window, until, datetime.now(UTC))
@@ -248,9 +249,13 @@ class ScoreController(Controller):
         took_window = _took_window(request)
         at_least = requested_position(request, min_position)
         async with pool.connection() as conn:
-            kept = None
             if until is None:
                 kept = await q.ranked(conn, formula, window, days, took_window, at_least, limit)
+            else:
+                assert days is not None  # a window with `until` always has its days
+                kept = await q.ranked_until(
+                    conn, formula, window, days, took_window, at_least, limit
+                )
             if kept is not None:
                 as_of, entries = kept
             else:

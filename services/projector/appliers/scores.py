@@ -23,6 +23,7 @@ from domain.projections import scores as fold
 from domain.projections.scores import Evidence, TotalKey
 from domain.scores import Formula, built
 from services.projector.appliers.base import Memories
+from services.projector.appliers.past_boards import rank_past
 from services.projector.appliers.rows import (
     Columns,
     create_aliases_table,
@@ -90,10 +91,10 @@ class EvidenceRow(msgspec.Struct):
 
 def table_names(formula: Formula) -> tuple[str, ...]:
     kinds = ("evidence", "contacts", "totals", "brokerage", "graph_runs", "aliases", "authors")
-    return tuple(formula.table(kind) for kind in (*kinds, "boards", "ranked"))
+    return tuple(formula.table(kind) for kind in (*kinds, "boards", "ranked", "past"))
 
 
-JOB_KINDS = ("brokerage", "graph_runs", "boards", "ranked")
+JOB_KINDS = ("brokerage", "graph_runs", "boards", "ranked", "past")
 """The tables the graph job writes, not the fold."""
 
 
@@ -118,8 +119,8 @@ class ScoreApplier:
         return tuple(sql.Identifier(schema, t) for t in self.tables)
 
     async def create_tables(self, conn: AsyncConnection[Any], schema: str) -> None:
-        evidence, contacts, totals, broker, runs, aliases, authors, boards, ranked = self._ids(
-            schema
+        evidence, contacts, totals, broker, runs, aliases, authors, boards, ranked, past = (
+            self._ids(schema)
         )
         await conn.execute(
             sql.SQL("""
@@ -196,6 +197,18 @@ class ScoreApplier:
                 PRIMARY KEY (span, rank)
             )""").format(ranked)
         )
+        await conn.execute(
+            sql.SQL("""
+            CREATE TABLE {} (
+                span       text NOT NULL,
+                end_day    date NOT NULL,
+                rank       integer NOT NULL,
+                member_id  uuid NOT NULL,
+                value      double precision NOT NULL,
+                components jsonb NOT NULL,
+                PRIMARY KEY (span, end_day, rank)
+            )""").format(past)
+        )
         await create_aliases_table(conn, aliases)
         await conn.execute(
             sql.SQL("""
@@ -219,7 +232,7 @@ class ScoreApplier:
     async def apply(
         self, conn: AsyncConnection[Any], schema: str, entries: Sequence[Entry], *, after: int
     ) -> None:
-        evidence_t, contacts_t, totals_t, _, _, aliases_t, authors_t, _, _ = self._ids(schema)
+        evidence_t, contacts_t, totals_t, _, _, aliases_t, authors_t, *_ = self._ids(schema)
         memory = self.memories.of(schema)
         memory.begin(after)
         state = fold.State(components=self.formula.counted)
@@ -469,6 +482,55 @@ async def write_boards(
                 as_of.brokerage_position,
                 as_of.brokerage_computed_at,
                 len(rows),
+            ],
+        )
+    await write_past_boards(conn, formula, schema, sources, as_of, took_window)
+
+
+async def write_past_boards(
+    conn: AsyncConnection[Any],
+    formula: Formula,
+    schema: str,
+    sources: str,
+    as_of: queries.AsOf,
+    took_window: timedelta,
+) -> None:
+    """Every window ending on any day the ledger fills (`past_boards`): a board row per
+    window, span `until:<window>`, its first and last end day kept."""
+    boards = sql.Identifier(schema, formula.table("boards"))
+    past = sql.Identifier(schema, formula.table("past"))
+    await conn.execute(sql.SQL("DELETE FROM {}").format(past))
+    await conn.execute(
+        sql.SQL("DELETE FROM {} WHERE starts_with(span, %s)").format(boards), [queries.PAST]
+    )
+    for board in await rank_past(conn, formula, schema, sources, took_window):
+        # One text block: a few hundred thousand rows, written row by row, cost seconds.
+        text = "".join(
+            f"{board.span}\t{end_day}\t{rank}\t{member_id}\t{value!r}\t"
+            f"{msgspec.json.encode(components).decode()}\n"
+            for end_day, rank, member_id, value, components in board.rows
+        )
+        async with conn.cursor().copy(
+            sql.SQL(
+                "COPY {} (span, end_day, rank, member_id, value, components) FROM STDIN"
+            ).format(past)
+        ) as copy:
+            await copy.write(text)
+        await conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (span, first_day, end_day, took_window, position, "
+                "brokerage_position, brokerage_computed_at, members) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            ).format(boards),
+            [
+                queries.PAST + board.span,
+                board.first_day,
+                board.last_day,
+                took_window,
+                as_of.position,
+                as_of.brokerage_position,
+                as_of.brokerage_computed_at,
+                len(board.rows),
             ],
         )
 
