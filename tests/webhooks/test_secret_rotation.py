@@ -21,7 +21,7 @@ from services.settings import load_settings
 from services.store.ledger import Ledger
 from services.webhooks import subscriptions as subs
 from services.webhooks.dispatcher import Dispatcher
-from services.webhooks.secrets import new_secret, wrap_secret
+from services.webhooks.secrets import Signer, new_secret, wrap_secret
 from tests.webhooks.conftest import Received, Receiver, dispatch_settings, noted, subscribe
 
 pytestmark = pytest.mark.anyio
@@ -176,3 +176,18 @@ async def test_a_master_key_rotation_rewraps_both_secrets_and_both_keep_signing(
 
     [request] = receiver.seen(hook.path)
     assert verifies(hook.secret, request) and verifies(new, request)
+
+
+def test_the_signer_drops_the_old_signature_at_the_end_of_the_grace_period() -> None:
+    old, new = new_secret(), new_secret()
+    until = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    signer = Signer(new, old, until)
+
+    before = signer.sign("msg", until - timedelta(seconds=1), "{}")
+    at_end = signer.sign("msg", until, "{}")
+
+    assert before.split(" ") == [
+        Webhook(new).sign("msg", until - timedelta(seconds=1), "{}"),
+        Webhook(old).sign("msg", until - timedelta(seconds=1), "{}"),
+    ]
+    assert at_end == Webhook(new).sign("msg", until, "{}")
