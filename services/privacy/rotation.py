@@ -41,11 +41,23 @@ _REWRAP_SECRETS = """
     FROM unnest(%(names)s::text[], %(wrapped)s::bytea[]) AS new(name, wrapped)
     WHERE s.name = new.name
 """
-_WEBHOOK_SECRETS = "SELECT webhook_id, secret_wrapped, kek_id FROM webhooks"
+# A previous secret past its grace period signs nothing any more: dropped, not re-wrapped.
+_WEBHOOK_SECRETS = """
+    SELECT webhook_id, secret_wrapped, kek_id,
+           CASE WHEN previous_valid_until > now() THEN previous_secret_wrapped END,
+           previous_kek_id
+    FROM webhooks
+"""
 _REWRAP_WEBHOOKS = """
     UPDATE webhooks w
-    SET secret_wrapped = new.wrapped, kek_id = %(kek_id)s
-    FROM unnest(%(ids)s::uuid[], %(wrapped)s::bytea[]) AS new(webhook_id, wrapped)
+    SET secret_wrapped = new.wrapped,
+        kek_id = %(kek_id)s,
+        previous_secret_wrapped = new.previous,
+        previous_kek_id = CASE WHEN new.previous IS NULL THEN NULL ELSE %(kek_id)s END,
+        previous_valid_until = CASE WHEN new.previous IS NULL THEN NULL
+                                    ELSE w.previous_valid_until END
+    FROM unnest(%(ids)s::uuid[], %(wrapped)s::bytea[], %(previous)s::bytea[])
+        AS new(webhook_id, wrapped, previous)
     WHERE w.webhook_id = new.webhook_id
 """
 _REWRAP_KEYS = """
@@ -61,6 +73,7 @@ class Rotated:
     keys: int
     secrets: int
     webhook_secrets: int = 0
+    """Current and previous (still in a rotation's grace period) signing secrets."""
 
 
 async def rotate_master(
@@ -107,14 +120,28 @@ async def _rewrap_webhook_secrets(
     conn: AsyncConnection[Any], old: MasterKey, new: MasterKey
 ) -> int:
     """Subscriptions are few (one per integration), so all in one statement."""
-    ids, rewrapped = [], []
-    for webhook_id, stored, kek_id in await (await conn.execute(_WEBHOOK_SECRETS)).fetchall():
+    ids: list[Any] = []
+    rewrapped: list[bytes] = []
+    previous: list[bytes | None] = []
+    rows = await (await conn.execute(_WEBHOOK_SECRETS)).fetchall()
+    for webhook_id, stored, kek_id, stored_previous, previous_kek_id in rows:
         _same(kek_id, old)
         ids.append(webhook_id)
-        secret = old.unwrap(bytes(stored), WEBHOOK_SECRET_CONTEXT)
-        rewrapped.append(new.wrap(secret, WEBHOOK_SECRET_CONTEXT))
-    await conn.execute(_REWRAP_WEBHOOKS, {"ids": ids, "wrapped": rewrapped, "kek_id": new.kek_id})
-    return len(ids)
+        rewrapped.append(_rewrap(bytes(stored), old, new))
+        if stored_previous is None:
+            previous.append(None)
+        else:
+            _same(previous_kek_id, old)
+            previous.append(_rewrap(bytes(stored_previous), old, new))
+    await conn.execute(
+        _REWRAP_WEBHOOKS,
+        {"ids": ids, "wrapped": rewrapped, "previous": previous, "kek_id": new.kek_id},
+    )
+    return len(ids) + sum(p is not None for p in previous)
+
+
+def _rewrap(wrapped: bytes, old: MasterKey, new: MasterKey) -> bytes:
+    return new.wrap(old.unwrap(wrapped, WEBHOOK_SECRET_CONTEXT), WEBHOOK_SECRET_CONTEXT)
 
 
 def _same(kek_id: str, old: MasterKey) -> None:

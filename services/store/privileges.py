@@ -53,8 +53,9 @@ TABLE_GRANTS: tuple[TableGrant, ...] = (
     # Per-member data keys (erasure deletes them in the transaction that records it).
     TableGrant("member_keys", api="SELECT, INSERT, DELETE", projector="SELECT"),
     TableGrant("ledger_secrets", api="SELECT", projector="SELECT"),
-    # Subscriptions are managed over HTTP (admin scope); the dispatcher runs as the
-    # projector's role, advances checkpoints and logs each attempt.
+    # Subscriptions are managed over HTTP (admin scope; a rotation writes the previous_*
+    # secret columns); the dispatcher runs as the projector's role, reads both secrets,
+    # advances checkpoints and logs each attempt. Table-wide rights cover new columns.
     TableGrant(
         "webhooks",
         api="SELECT, INSERT, UPDATE, DELETE",

@@ -19,9 +19,14 @@ from psycopg import AsyncConnection
 
 LEASE_PREFIX = "webhook:"
 
+# The previous secret only while its grace period lasts (by the database's clock, the one
+# the rotation's answer was computed with).
 _SUBSCRIPTION = """
     SELECT webhook_id, url, event_types, member_id, space, enabled, secret_wrapped, kek_id,
-           position, attempts, next_attempt_at
+           position, attempts, next_attempt_at,
+           CASE WHEN previous_valid_until > now() THEN previous_secret_wrapped END,
+           CASE WHEN previous_valid_until > now() THEN previous_kek_id END,
+           CASE WHEN previous_valid_until > now() THEN previous_valid_until END
     FROM webhooks
     WHERE webhook_id = %(webhook_id)s
 """
@@ -87,6 +92,9 @@ _FIELDS = (
     "position",
     "attempts",
     "next_attempt_at",
+    "previous_secret_wrapped",
+    "previous_kek_id",
+    "previous_valid_until",
 )
 
 
@@ -103,6 +111,10 @@ class Subscription(msgspec.Struct, kw_only=True):
     attempts: int
     """Failed attempts at the event after `position`."""
     next_attempt_at: datetime | None
+    previous_secret_wrapped: bytes | None = None
+    """The secret a rotation superseded, while its grace period lasts."""
+    previous_kek_id: str | None = None
+    previous_valid_until: datetime | None = None
 
 
 class Attempt(msgspec.Struct, frozen=True, kw_only=True):
@@ -147,6 +159,8 @@ async def load_subscription(conn: AsyncConnection[Any], webhook_id: UUID) -> Sub
         return None
     values = dict(zip(_FIELDS, row, strict=True))
     values["secret_wrapped"] = bytes(values["secret_wrapped"])
+    if values["previous_secret_wrapped"] is not None:
+        values["previous_secret_wrapped"] = bytes(values["previous_secret_wrapped"])
     return Subscription(**values)
 
 

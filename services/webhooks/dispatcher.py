@@ -27,7 +27,6 @@ from uuid import UUID
 import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool
-from standardwebhooks import Webhook
 
 from services.metrics import (
     WEBHOOK_DELIVERIES,
@@ -47,7 +46,7 @@ from services.store.sealed import Sealer
 from services.store.subscribed import Matching, read_subscribed
 from services.webhooks import delivery
 from services.webhooks.delivery import Attempt, Lease, Subscription
-from services.webhooks.secrets import unwrap_secret
+from services.webhooks.secrets import Signer, unwrap_secret
 from services.webhooks.sending import Outcome, Sender
 
 log = logging.getLogger("community_ledger.webhooks")
@@ -218,7 +217,7 @@ class Worker:
         self.renewed_at = taken_at
         self.follow = follow
         self.lagged = False
-        self._signer: tuple[bytes, Webhook] | None = None
+        self._signer: tuple[tuple[bytes, bytes | None, datetime | None], Signer] | None = None
         self.task = asyncio.create_task(self._run(), name=f"webhook {webhook_id}")
 
     def lease_left(self) -> float:
@@ -302,7 +301,7 @@ class Worker:
         self,
         subscription: Subscription,
         matching: Matching,
-        signer: Webhook,
+        signer: Signer,
         progress: _Progress,
     ) -> bool:
         events = matching.events
@@ -340,7 +339,7 @@ class Worker:
         return self._leased
 
     async def _send(
-        self, subscription: Subscription, signer: Webhook, record: RecordedEvent
+        self, subscription: Subscription, signer: Signer, record: RecordedEvent
     ) -> Outcome:
         body = _encoder.encode(event_out(record))
         message_id = str(record.event_id)
@@ -404,13 +403,26 @@ class Worker:
     _leased = True
     """False once a write found the lease taken over: the task stops."""
 
-    def _signer_for(self, subscription: Subscription) -> Webhook | None:
-        """The subscription's signer, unwrapped once per secret (a rotation makes a new one)."""
-        if self._signer is not None and self._signer[0] == subscription.secret_wrapped:
+    def _signer_for(self, subscription: Subscription) -> Signer | None:
+        """The subscription's signer, unwrapped once per secret (a rotation makes a new one);
+        it signs with the previous secret too while the rotation's grace period lasts."""
+        stored = (
+            subscription.secret_wrapped,
+            subscription.previous_secret_wrapped,
+            subscription.previous_valid_until,
+        )
+        if self._signer is not None and self._signer[0] == stored:
             return self._signer[1]
+        master = self.dispatcher.keyring.master
         try:
-            secret = unwrap_secret(
-                self.dispatcher.keyring.master, subscription.secret_wrapped, subscription.kek_id
+            secret = unwrap_secret(master, subscription.secret_wrapped, subscription.kek_id)
+            previous = (
+                unwrap_secret(
+                    master, subscription.previous_secret_wrapped, subscription.previous_kek_id
+                )
+                if subscription.previous_secret_wrapped is not None
+                and subscription.previous_kek_id is not None
+                else None
             )
         except WrongMasterKey:
             log.error(
@@ -419,7 +431,7 @@ class Worker:
                 self.webhook_id,
             )
             return None
-        self._signer = (subscription.secret_wrapped, Webhook(secret))
+        self._signer = (stored, Signer(secret, previous, subscription.previous_valid_until))
         return self._signer[1]
 
 

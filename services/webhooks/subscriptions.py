@@ -7,7 +7,7 @@ and a dispatcher whose update then touches no row knows to reload.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -41,6 +41,9 @@ class WebhookOut(msgspec.Struct, kw_only=True):
     attempts: int
     """Failed attempts at the next event."""
     next_attempt_at: datetime | None
+    previous_secret_valid_until: datetime | None
+    """While a rotation's grace period lasts, deliveries are signed with the previous
+    secret too, until this moment; null when only the current secret signs."""
     created_at: datetime
     updated_at: datetime
 
@@ -77,7 +80,10 @@ class DeliveryCursor(Cursor, frozen=True):
 
 _COLUMNS = """
     webhook_id AS id, url, event_types, member_id, space, description, enabled,
-    disabled_reason, position, attempts, next_attempt_at, created_at, updated_at
+    disabled_reason, position, attempts, next_attempt_at,
+    CASE WHEN previous_valid_until > now() THEN previous_valid_until END
+        AS previous_secret_valid_until,
+    created_at, updated_at
 """
 _INSERT = f"""
     INSERT INTO webhooks (
@@ -102,10 +108,18 @@ _LIST = f"""
     LIMIT %(limit)s
 """
 _DELETE = "DELETE FROM webhooks WHERE webhook_id = %(id)s"
+# On the right of SET, `secret_wrapped` and `kek_id` are the values before this update:
+# the secret superseded becomes the previous one (replacing any earlier previous one).
 _ROTATE = """
     UPDATE webhooks
-    SET secret_wrapped = %(wrapped)s, kek_id = %(kek_id)s, updated_at = now()
+    SET previous_secret_wrapped = CASE WHEN %(grace)s > interval '0' THEN secret_wrapped END,
+        previous_kek_id = CASE WHEN %(grace)s > interval '0' THEN kek_id END,
+        previous_valid_until = CASE WHEN %(grace)s > interval '0' THEN now() + %(grace)s END,
+        secret_wrapped = %(wrapped)s,
+        kek_id = %(kek_id)s,
+        updated_at = now()
     WHERE webhook_id = %(id)s
+    RETURNING previous_valid_until
 """
 # The dispatcher advances `position` only `WHERE position = <what it read>`: after this,
 # its stale update touches no row and it reloads the subscription.
@@ -221,15 +235,25 @@ async def delete(conn: AsyncConnection[Any], webhook_id: UUID) -> bool:
     return cur.rowcount == 1
 
 
+class Rotated(msgspec.Struct, frozen=True, kw_only=True):
+    previous_valid_until: datetime | None
+    """Until when the superseded secret still signs; None when it was revoked at once."""
+
+
 async def rotate_secret(
-    conn: AsyncConnection[Any], webhook_id: UUID, wrapped: bytes, kek_id: str
-) -> bool:
+    conn: AsyncConnection[Any], webhook_id: UUID, wrapped: bytes, kek_id: str, grace: timedelta
+) -> Rotated | None:
+    """Store the new secret; the one it supersedes stays valid for `grace` (zero: not at
+    all), in place of any previous one still in its grace period. None: no such webhook."""
     async with conn.transaction():
-        cur = await conn.execute(_ROTATE, {"id": webhook_id, "wrapped": wrapped, "kek_id": kek_id})
-        if cur.rowcount != 1:
-            return False
+        cur = await conn.execute(
+            _ROTATE, {"id": webhook_id, "wrapped": wrapped, "kek_id": kek_id, "grace": grace}
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return None
         await _same_master_key(conn, kek_id)
-    return True
+    return Rotated(previous_valid_until=row[0])
 
 
 async def replay(conn: AsyncConnection[Any], webhook_id: UUID, after: int) -> WebhookOut | None:

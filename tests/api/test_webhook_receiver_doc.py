@@ -131,6 +131,39 @@ async def test_the_documented_receiver_verifies_a_real_delivery(
     assert after["position"] == written["positions"][0]
 
 
+async def test_the_documented_receiver_still_holding_the_old_secret_accepts_during_the_grace_period(
+    allowing: AsyncTestClient[Any],
+    admin: dict[str, str],
+    writer: dict[str, str],
+    projector_url: str,
+    keyring: Keyring,
+    port: int,
+) -> None:
+    made = await allowing.post(
+        "/v1/webhooks", json={"url": f"http://127.0.0.1:{port}/ledger"}, headers=admin
+    )
+    subscription = made.json()
+    rotated = await allowing.post(f"/v1/webhooks/{subscription['id']}/secret", headers=admin)
+    assert rotated.status_code == 200, rotated.text
+    written = (
+        await allowing.post("/v1/members", json={"display_name": "Ana"}, headers=writer)
+    ).json()
+    settings = msgspec.structs.replace(load_settings(), webhook_timeout_seconds=5.0)
+    with documented_receiver(port, subscription["secret"]) as receiver:
+        await Dispatcher(projector_url, keyring, settings).run()
+    out = receiver.stdout.read() if receiver.stdout else ""
+
+    assert out.split() == [
+        str(written["positions"][0]),
+        "MemberRegistered",
+        written["event_ids"][0],
+    ]
+    log = (
+        await allowing.get(f"/v1/webhooks/{subscription['id']}/deliveries", headers=admin)
+    ).json()
+    assert [d["status_code"] for d in log["deliveries"]] == [204]
+
+
 def _forged_delivery(port: int) -> int:
     """A delivery as the ledger would send it, but signed with another secret."""
     body = '{"position": 1, "type": "MemberRegistered", "event_id": "x"}'

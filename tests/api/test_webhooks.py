@@ -4,6 +4,7 @@ the checkpoint moved by replay, and the delivery log paged as the dispatcher wri
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -246,22 +247,89 @@ async def test_enabling_a_disabled_subscription_clears_its_reason_and_retries(
     assert enabled["position"] == made["position"]
 
 
-async def test_rotating_the_secret_shows_a_new_one_once_and_stores_it(
+def stored_previous_secret(database_url: str, webhook_id: str) -> tuple[Any, ...]:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT previous_secret_wrapped, previous_kek_id, previous_valid_until "
+            "FROM webhooks WHERE webhook_id = %s",
+            (webhook_id,),
+        ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+async def test_rotating_the_secret_shows_a_new_one_once_and_keeps_the_old_one_for_a_day(
     client: Client, admin: dict[str, str], database_url: str
 ) -> None:
     made = await subscribe(client, admin)
+    master = bootstrap.master_key(load_settings())
 
     answer = await client.post(f"/v1/webhooks/{made['id']}/secret", headers=admin)
 
     assert answer.status_code == 200, answer.text
     rotated = answer.json()
+    assert set(rotated) == {"id", "secret", "previous_secret_valid_until"}
     assert rotated["id"] == made["id"] and rotated["secret"] != made["secret"]
-    wrapped, kek_id = stored_secret(database_url, made["id"])
-    assert (
-        unwrap_secret(bootstrap.master_key(load_settings()), wrapped, kek_id) == (rotated["secret"])
-    )
+    assert made["secret"] not in answer.text
+    assert unwrap_secret(master, *stored_secret(database_url, made["id"])) == rotated["secret"]
+    wrapped, kek_id, until = stored_previous_secret(database_url, made["id"])
+    assert unwrap_secret(master, bytes(wrapped), kek_id) == made["secret"]
+    assert made["secret"].encode() not in bytes(wrapped)
+    assert datetime.fromisoformat(rotated["previous_secret_valid_until"]) == until
+    assert timedelta(hours=23, minutes=59) < until - datetime.fromisoformat(made["created_at"])
+    shown = (await client.get(f"/v1/webhooks/{made['id']}", headers=admin)).json()
+    assert shown["previous_secret_valid_until"] == rotated["previous_secret_valid_until"]
+    assert '"secret"' not in str(shown)
     missing = await client.post(f"/v1/webhooks/{uuid4()}/secret", headers=admin)
     assert_problem(missing, 404)
+
+
+async def test_a_rotation_sets_the_grace_period_and_zero_revokes_the_old_secret_at_once(
+    client: Client, admin: dict[str, str], database_url: str
+) -> None:
+    made = await subscribe(client, admin)
+    path = f"/v1/webhooks/{made['id']}/secret"
+
+    hour = (await client.post(f"{path}?grace_seconds=3600", headers=admin)).json()
+    revoked = (await client.post(f"{path}?grace_seconds=0", headers=admin)).json()
+
+    until = datetime.fromisoformat(hour["previous_secret_valid_until"])
+    assert timedelta(minutes=59) < until - datetime.now(UTC) <= timedelta(hours=1)
+    assert revoked["previous_secret_valid_until"] is None
+    assert stored_previous_secret(database_url, made["id"]) == (None, None, None)
+    shown = (await client.get(f"/v1/webhooks/{made['id']}", headers=admin)).json()
+    assert shown["previous_secret_valid_until"] is None
+
+
+async def test_a_second_rotation_in_the_grace_period_keeps_the_secret_it_replaced(
+    client: Client, admin: dict[str, str], database_url: str
+) -> None:
+    made = await subscribe(client, admin)
+    path = f"/v1/webhooks/{made['id']}/secret"
+
+    first = (await client.post(path, headers=admin)).json()
+    await client.post(path, headers=admin)
+
+    wrapped, kek_id, _ = stored_previous_secret(database_url, made["id"])
+    master = bootstrap.master_key(load_settings())
+    assert unwrap_secret(master, bytes(wrapped), kek_id) == first["secret"]
+
+
+@pytest.mark.parametrize("grace", ["-1", "604801", "a day", "1.5", "99999999999999999999"])
+async def test_a_bad_grace_period_is_a_problem_naming_it_and_keeps_the_secret(
+    client: Client, admin: dict[str, str], database_url: str, grace: str
+) -> None:
+    made = await subscribe(client, admin)
+    before = stored_secret(database_url, made["id"])
+
+    answer = await client.post(
+        f"/v1/webhooks/{made['id']}/secret", params={"grace_seconds": grace}, headers=admin
+    )
+
+    problem = assert_problem(answer, 400)
+    assert "grace_seconds" in problem["detail"]
+    assert stored_secret(database_url, made["id"]) == before
+    assert stored_previous_secret(database_url, made["id"]) == (None, None, None)
 
 
 async def test_deleting_a_subscription_drops_its_delivery_log(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -21,6 +22,8 @@ from services.projector.runner import Runner
 from services.settings import Roles, SettingsError, load_settings
 from services.store import privileges
 from services.store.ledger import Ledger
+from services.webhooks import delivery, subscriptions
+from services.webhooks.secrets import new_secret, wrap_secret
 from tests.conftest import TEST_ROLES, as_role
 from tests.store.conftest import count_rows, new_event
 
@@ -283,3 +286,38 @@ async def append_as(url: str, count: int) -> int:
         bootstrap.keyring(url) as keyring,
     ):
         return await fill(Ledger(pool, keyring), count, members=5)
+
+
+async def test_the_api_rotates_a_webhook_secret_and_the_dispatcher_reads_both_but_changes_neither(
+    granted: str,
+) -> None:
+    master = bootstrap.master_key(load_settings())
+    webhook_id = uuid.uuid4()
+    wrapped, kek_id = wrap_secret(master, new_secret())
+    with psycopg.connect(granted, autocommit=True) as owner:
+        owner.execute(
+            "INSERT INTO webhooks (webhook_id, url, secret_wrapped, kek_id) "
+            "VALUES (%s, 'https://93.184.215.14/hook', %s, %s)",
+            [webhook_id, wrapped, kek_id],
+        )
+    api_url = as_role(granted, TEST_ROLES.api, TEST_ROLES.api_password)
+    projector_url = as_role(granted, TEST_ROLES.projector, TEST_ROLES.projector_password)
+    newer, newer_kek = wrap_secret(master, new_secret())
+
+    async with await psycopg.AsyncConnection.connect(api_url, autocommit=True) as api:
+        rotated = await subscriptions.rotate_secret(
+            api, webhook_id, newer, newer_kek, timedelta(hours=1)
+        )
+    async with await psycopg.AsyncConnection.connect(projector_url, autocommit=True) as projector:
+        loaded = await delivery.load_subscription(projector, webhook_id)
+
+    assert rotated is not None and rotated.previous_valid_until is not None
+    assert loaded is not None
+    assert (loaded.secret_wrapped, loaded.previous_secret_wrapped) == (newer, wrapped)
+    assert loaded.previous_valid_until == rotated.previous_valid_until
+    for column in ("secret_wrapped", "previous_secret_wrapped", "previous_valid_until"):
+        with (
+            connect_as(granted, TEST_ROLES.projector) as conn,
+            pytest.raises(psycopg.errors.InsufficientPrivilege),
+        ):
+            conn.execute(f"UPDATE webhooks SET {column} = {column}")

@@ -2,12 +2,15 @@
 (personal data included) wherever its URL points.
 
 The signing secret is shown once, at creation and at rotation; no answer shows it again.
+A rotation keeps the superseded secret signing too for a grace period (24 h by default),
+so receivers can switch without turning deliveries away.
 A URL is refused here when its spelling or any address it resolves to is unsafe
 (`services/webhooks/targets.py`), and again by the dispatcher before every connection.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Annotated
 from uuid import UUID
 
@@ -33,7 +36,7 @@ from services.queries.cursors import InvalidCursor
 from services.store.identity import handle_owner
 from services.store.ledger import Ledger
 from services.webhooks import subscriptions as subs
-from services.webhooks.secrets import new_secret, wrap_secret
+from services.webhooks.secrets import DEFAULT_GRACE, MAX_GRACE, new_secret, wrap_secret
 from services.webhooks.targets import MAX_URL_LENGTH, UnsafeTarget, check_url, resolve_target
 
 TargetUrl = Annotated[
@@ -96,6 +99,9 @@ class WebhookSecret(msgspec.Struct, kw_only=True):
     id: UUID
     secret: str
     """The new signing secret, shown only now; deliveries are signed with it from now on."""
+    previous_secret_valid_until: datetime | None
+    """Until when deliveries are also signed with the secret this one replaced (null: they
+    no longer are, the grace period was 0)."""
 
 
 class WebhookPage(msgspec.Struct, kw_only=True):
@@ -218,17 +224,39 @@ class WebhookController(Controller):
         status_code=200,
         summary="Replace a subscription's signing secret",
         description="The new secret is shown once; every delivery from now on is signed "
-        "with it, and no longer with the old one.",
+        "with it. For `grace_seconds` (24 hours by default) each delivery also carries a "
+        "signature by the secret it replaced, so a receiver still holding that one keeps "
+        "accepting; `previous_secret_valid_until` says until when. A second rotation within "
+        "the grace period makes the secret it replaces the previous one: the older is no "
+        "longer used.",
     )
     async def rotate_secret(
-        self, state: State, pool: AsyncConnectionPool, webhook_id: UUID
+        self,
+        state: State,
+        pool: AsyncConnectionPool,
+        webhook_id: UUID,
+        grace_seconds: Annotated[
+            int,
+            Parameter(
+                ge=0,
+                le=int(MAX_GRACE.total_seconds()),
+                description="How long the replaced secret keeps signing too, in seconds "
+                "(0: not at all, at most 7 days)",
+            ),
+        ] = int(DEFAULT_GRACE.total_seconds()),
     ) -> WebhookSecret:
         secret = new_secret()
         wrapped, kek_id = wrap_secret(_master(state), secret)
+        grace = timedelta(seconds=grace_seconds)
         async with pool.connection() as conn:
-            if not await subs.rotate_secret(conn, webhook_id, wrapped, kek_id):
-                raise NotFoundException(f"no webhook with id {webhook_id}")
-        return WebhookSecret(id=webhook_id, secret=secret)
+            rotated = await subs.rotate_secret(conn, webhook_id, wrapped, kek_id, grace)
+        if rotated is None:
+            raise NotFoundException(f"no webhook with id {webhook_id}")
+        return WebhookSecret(
+            id=webhook_id,
+            secret=secret,
+            previous_secret_valid_until=rotated.previous_valid_until,
+        )
 
     @get(
         "/{webhook_id:uuid}/deliveries",
