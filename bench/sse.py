@@ -37,7 +37,8 @@ from bench.loadgen import STREAM_LIMIT, request
 STREAMS = int(os.environ.get("BENCH_SSE_STREAMS", "200"))
 RATE = 1000
 """Events per second appended."""
-BATCH = 10
+BATCH = int(os.environ.get("BENCH_SSE_BATCH", "10"))
+"""Events per `POST /v1/batch`, sent every BATCH / RATE s: the append load's shape."""
 WRITERS = 8
 """Each connection sends its next batch only once the last is answered: enough of them
 that slow answers on a busy server do not hold back the pace."""
@@ -127,7 +128,7 @@ def _measure(
         with peak:
             time.sleep(max(0.0, start_at - time.time()))
             cpu_before = _cpu_seconds(_tree(serving))
-            acks = pool.apply(_append, (port, auth, members, repetition, start_at, duration))
+            acks, began = pool.apply(_append, (port, auth, members, repetition, start_at, duration))
             last.value = max(position for position, _ in acks)
             received, client_cpu = streams.get(timeout=duration + LONGEST + 30)
             server_cpu = _cpu_seconds(_tree(serving)) - cpu_before
@@ -153,7 +154,8 @@ def _measure(
         "p99": _percentile(latencies, 99),
         "max": latencies[-1],
         "deliveries": len(latencies),
-        "appended rate": len(acked) / (max(acked.values()) - start_at),
+        # From the appender's first batch: its process may start after `start_at`.
+        "appended rate": len(acked) / (max(acked.values()) - began),
         "rss": peak.mib,
         "dropped": dropped,
         "server us": server_cpu / len(latencies) * 1e6,
@@ -315,9 +317,10 @@ def _append(
     repetition: int,
     start_at: float,
     duration: float,
-) -> list[tuple[int, float]]:
+) -> tuple[list[tuple[int, float]], float]:
     """In a process of its own: BATCH events every BATCH / RATE s on WRITERS connections;
-    (position, wall time the answer came) for each event."""
+    (position, wall time the answer came) for each event, and the wall time of the first
+    batch sent."""
     return asyncio.run(_append_paced(port, auth, members, repetition, start_at, duration))
 
 
@@ -328,7 +331,7 @@ async def _append_paced(
     repetition: int,
     start_at: float,
     duration: float,
-) -> list[tuple[int, float]]:
+) -> tuple[list[tuple[int, float]], float]:
     interval = BATCH / RATE
     batches = int(duration / interval)
     headers = {**auth, "Content-Type": "application/json"}
@@ -365,14 +368,14 @@ async def _append_paced(
 
     writers = [asyncio.create_task(writer_task()) for _ in range(WRITERS)]
     await asyncio.sleep(max(0.0, start_at - time.time()))
-    began = time.perf_counter()
+    began, began_at = time.perf_counter(), time.time()
     for n in range(batches):
         await asyncio.sleep(max(0.0, began + n * interval - time.perf_counter()))
         queue.put_nowait(n)
     for _ in writers:
         queue.put_nowait(None)
     await asyncio.gather(*writers)
-    return acks
+    return acks, began_at
 
 
 def _serve_pid(port: int) -> int:
