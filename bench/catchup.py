@@ -4,6 +4,9 @@
     .venv/bin/python -m bench.catchup --events 1000000   # one run, with the progress bar
     .venv/bin/python -m bench.catchup --events 200000 --peer main --only community_health
         # that projection alone, this tree's code and main's taking turns on one ledger
+    .venv/bin/python -m bench.catchup --events 1000000 --plain --only older --repetitions 3
+        # the same code on the same events appended sealed and in clear, taking turns:
+        # what opening the boxes costs a catch-up (issue 12)
 
 A ledger of `bench.size(1_000_000)` synthetic events over 20,000 members is appended
 once into a template database; each repetition copies it (`CREATE DATABASE … TEMPLATE`,
@@ -110,11 +113,13 @@ def run(bench: Bench) -> list[Result | Ratio]:
 
 
 @contextmanager
-def filled(bench: Bench, events: int) -> Iterator[str]:
-    """A migrated database holding `events` synthetic events; answers its name."""
+def filled(bench: Bench, events: int, sealing: bool = True) -> Iterator[str]:
+    """A migrated database holding `events` synthetic events; answers its name.
+
+    `sealing` False appends their personal fields in clear (`Ledger`'s bench-only switch)."""
     with bench.database(prefix="bench_catchup_ledger") as url:
         started = time.perf_counter()
-        asyncio.run(_fill(url, events))
+        asyncio.run(_fill(url, events, sealing))
         bench.log(f"ledger of {events:,} events appended in {time.perf_counter() - started:.0f} s")
         # Statistics and visibility as a ledger that has lived a while has them: without
         # them the feed's first reads plan a scan of every later row, not an index walk.
@@ -123,12 +128,12 @@ def filled(bench: Bench, events: int) -> Iterator[str]:
         yield psycopg.conninfo.conninfo_to_dict(url)["dbname"]
 
 
-async def _fill(url: str, events: int) -> None:
+async def _fill(url: str, events: int, sealing: bool = True) -> None:
     async with (
         bootstrap.keyring(url) as keyring,
         AsyncConnectionPool(url, min_size=1, max_size=4, open=False) as pool,
     ):
-        await fill(Ledger(pool, keyring), events, members=MEMBERS)
+        await fill(Ledger(pool, keyring, sealing=sealing), events, members=MEMBERS)
 
 
 def measure(
@@ -200,6 +205,12 @@ def main() -> None:
         metavar="REVISION",
         help="also time a git revision's code (e.g. main) on the same ledger, taking turns",
     )
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="also append the same events in clear (a bench-only switch) and catch that "
+        "copy up too, taking turns: what opening the sealed fields costs",
+    )
     parser.add_argument("--repetitions", type=int, default=1)
     args = parser.parse_args()
     settings = load_settings()
@@ -210,20 +221,25 @@ def main() -> None:
         trees: dict[str, str | None] = {"this tree": str(ROOT) if args.peer else None}
         if args.peer:
             trees[args.peer] = stack.enter_context(tree_of(args.peer))
-        template = stack.enter_context(filled(bench, args.events))
+        templates = {"sealed": stack.enter_context(filled(bench, args.events))}
+        if args.plain:
+            templates["in clear"] = stack.enter_context(filled(bench, args.events, sealing=False))
+        quiet = bool(args.peer or args.plain)
         for repetition in range(args.repetitions):
             for names in sets:
                 for label, tree in trees.items():
-                    load = os.getloadavg()[0]
-                    events, seconds, peak = measure(
-                        bench.server_url, template, terminal=not args.peer, names=names, tree=tree
-                    )
-                    print(
-                        f"{repetition + 1} {label}: {', '.join(names) or 'every projection'}: "
-                        f"{events:,} events in {seconds:.1f} s = {events / seconds:,.0f} events/s; "
-                        f"peak {peak:,.0f} MiB; load {load:.1f} to {os.getloadavg()[0]:.1f}",
-                        flush=True,
-                    )
+                    for ledger, template in templates.items():
+                        load = os.getloadavg()[0]
+                        events, seconds, peak = measure(
+                            bench.server_url, template, terminal=not quiet, names=names, tree=tree
+                        )
+                        print(
+                            f"{repetition + 1} {label}, ledger {ledger}: "
+                            f"{', '.join(names) or 'every projection'}: {events:,} events in "
+                            f"{seconds:.1f} s = {events / seconds:,.0f} events/s; peak "
+                            f"{peak:,.0f} MiB; load {load:.1f} to {os.getloadavg()[0]:.1f}",
+                            flush=True,
+                        )
     print(f"machine: {machine()}")
 
 

@@ -116,10 +116,13 @@ _NEWEST = 2**63 - 1
 class Ledger:
     """The one way in and out of the events table; one instance per connection pool."""
 
-    def __init__(self, pool: AsyncConnectionPool, keyring: Keyring) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool, keyring: Keyring, *, sealing: bool = True
+    ) -> None:
+        """`sealing` False is for benchmarks only (see `Sealer`'s `boxing`)."""
         self.pool = pool
         self.keyring = keyring
-        self.sealer = Sealer(keyring)
+        self.sealer = Sealer(keyring, boxing=sealing)
         self._notified_up_to = 0
         self._notifying = False
         self._notify_again = False

@@ -28,10 +28,15 @@ _encoder = msgspec.json.Encoder()
 
 
 class Sealer:
-    """Seals and opens with the process's keyring; one per `Ledger`."""
+    """Seals and opens with the process's keyring; one per `Ledger`.
 
-    def __init__(self, keyring: Keyring) -> None:
+    `boxing` False appends personal fields in clear (handle tags are still hashed, so the
+    same code reads the ledger): the "before" side of the benchmarks that measure what
+    encryption costs on one code base. Nothing in settings or the CLI can set it."""
+
+    def __init__(self, keyring: Keyring, *, boxing: bool = True) -> None:
         self.keyring = keyring
+        self.boxing = boxing
         self._digest = sealing.handle_hasher(keyring.handle_secret)
 
     def tag(self, tag: str) -> str:
@@ -85,6 +90,8 @@ class Sealer:
         registered: set[str] = set()
         payload: msgspec.Struct | dict[str, Any]
         splits, astuple, unset = sealing.SPLITS, msgspec.structs.astuple, msgspec.UNSET
+        if not self.boxing:
+            splits = {}
         encode, owner_text = _encoder.encode, sealing.owner_text_of
         for index, event in enumerate(events):
             split = splits.get(event.type)

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
 from domain.events import ContributionRecorded, MemberRegistered
 from domain.ids import new_id
@@ -199,3 +200,29 @@ async def test_a_member_whose_key_is_cached_gets_a_kept_cipher_without_a_key_loo
     nonce = b"\0" * sealing.NONCE
     assert AESGCM(keys[member]).decrypt(nonce, found[member].encrypt(nonce, b"x", b""), b"") == b"x"
     assert keyring.cached_ciphers([member])[0][member] is found[member]
+
+
+async def test_the_bench_switch_appends_in_clear_and_the_same_code_reads_it(
+    pool: AsyncConnectionPool, keyring: Keyring, database_url: str
+) -> None:
+    """`Ledger(sealing=False)` is the benchmarks' "before encryption" side: personal
+    fields stay in clear, handle tags are still hashed, and every reader works alike."""
+    member = new_id()
+    events = [
+        MemberRegistered(member_id=member, display_name="Ilse Varga", handles=("x:ilse",)),
+        ContributionRecorded(
+            contribution_id=new_id(), member_id=member, kind="talk", space="meetup", title="Ode"
+        ),
+    ]
+    clear = Ledger(pool, keyring, sealing=False)
+
+    await clear.append([as_new_event(event) for event in events])
+
+    stored = stored_payloads(database_url)
+    assert [payload.get("sealed") for payload in stored] == [None, None]
+    assert stored[0]["display_name"] == "Ilse Varga" and stored[1]["title"] == "Ode"
+    with psycopg.connect(database_url) as conn:
+        tags = [row[0] for row in conn.execute("SELECT tag FROM event_tags").fetchall()]
+    assert not [tag for tag in tags if "ilse" in tag]
+    assert [record.decode() for record in await Ledger(pool, keyring).read_feed()] == events
+    assert len(await Ledger(pool, keyring).read_tagged("handle:twitter:ilse")) == 1
