@@ -2,6 +2,10 @@
 
     .venv/bin/python -m bench graph
 
+First the whole job on a ledger of that size (bench/graph_job.py: betweenness, the
+leaderboards ending today and every past end day, full and after a small append), then
+betweenness alone, as below.
+
 A random connection graph (fixed seed) of `bench.size(20_000)` members and ten times as
 many connections. Each figure runs in a child process of its own, stopped at CAP_SECONDS
 (a capped sample is reported at the cap, so a median at the cap reads "at least"):

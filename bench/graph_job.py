@@ -23,6 +23,8 @@ import asyncio
 import random
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -129,10 +131,34 @@ async def _job(url: str, job: appliers.ScoreApplier, forced: bool) -> tuple[floa
     return whole, betweenness, past
 
 
-def run(bench: Bench) -> list[Result | Ratio]:
+@contextmanager
+def _ledger(bench: Bench, events: int, template: str | None) -> Iterator[str]:
+    """A fresh ledger of `events`, or a copy of the database `template` (a ledger filled
+    before, e.g. by an earlier run's `filled`), dropped afterwards."""
+    if template is None:
+        with filled(bench, events) as name:
+            yield name
+        return
+    name = f"bench_graph_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(bench.server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+        )
+    try:
+        yield name
+    finally:
+        with psycopg.connect(bench.server_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def run(bench: Bench, template: str | None = None) -> list[Result | Ratio]:
     events = bench.size(EVENTS)
     samples: dict[str, list[float]] = {}
-    with filled(bench, events) as name:
+    with _ledger(bench, events, template) as name:
         url = with_database(bench.server_url, name)
         started = time.perf_counter()
         asyncio.run(_catch_up(url))
@@ -142,6 +168,9 @@ def run(bench: Bench) -> list[Result | Ratio]:
                 "SELECT (SELECT count(*) FROM read.member_profiles), "
                 "(SELECT count(*) FROM read.connections)"
             ).fetchone() or (0, 0)
+        if template is not None:
+            with psycopg.connect(url) as conn:
+                events = (conn.execute("SELECT count(*) FROM events").fetchone() or (0,))[0]
         bench.log(
             f"{events:,} events caught up in {time.perf_counter() - started:.0f} s: "
             f"{members:,} members, {connections:,} connections"
@@ -204,6 +233,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--ledger", help="copy this database (a filled ledger) instead of filling")
     args = parser.parse_args()
     if not (os.environ.get(MASTER_KEY_ENV) or os.environ.get(MASTER_KEY_FILE_ENV)):
         os.environ[MASTER_KEY_ENV] = new_master_key().encoded()  # as `python -m bench` does
@@ -213,7 +243,7 @@ def main() -> None:
         repetitions=args.repetitions,
         scale=0.1 if args.quick else 1.0,
     )
-    for item in run(bench):
+    for item in run(bench, args.ledger):
         if isinstance(item, Result):
             print(f"{item.variant}: median {item.median:.2f} s, samples {item.samples}")
     print(f"machine: {machine()}")
