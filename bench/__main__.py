@@ -32,7 +32,7 @@ WORKLOADS = {
     "imports": "import jsonl of 100,000 and 1,000,000 lines: rate and memory",
     "http": "POST /v1/contributions, GET history and GET /health at 64 connections",
     "history": "member history pages (first and deep) on a 1,000,000-event ledger",
-    "graph": "the connector score's graph job: betweenness, 20,000 members, 200,000 connections",
+    "graph": "the connector score's graph job, whole and betweenness alone, at 200,000 connections",
     "webhooks": "webhook deliveries/s to a receiver answering at once, and to a 200 ms one",
     "sse": "event stream delivery latency: 200 streams while 1,000 events/s are appended",
 }

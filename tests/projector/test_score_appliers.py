@@ -410,3 +410,111 @@ async def test_past_leaderboards_from_a_catch_up_in_batches_equal_those_from_a_r
     finally:
         for schema in schemas:
             await conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+class RolledBack(Exception):
+    """Raised inside a ranking's transaction to undo it."""
+
+
+async def past_tables(conn: AsyncConnection[Any], schema: str, formula: Formula) -> list[Any]:
+    cur = await conn.execute(
+        sql.SQL("SELECT * FROM {} ORDER BY span, end_day, rank").format(
+            sql.Identifier(schema, formula.table("past"))
+        )
+    )
+    rows = await cur.fetchall()
+    cur = await conn.execute(
+        sql.SQL(
+            "SELECT span, first_day, end_day, members FROM {} "
+            "WHERE starts_with(span, %s) ORDER BY span"
+        ).format(sql.Identifier(schema, formula.table("boards"))),
+        [q.PAST],
+    )
+    return [rows, await cur.fetchall()]
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    case=dated_ledgers(),
+    cuts=st.lists(st.integers(1, 80), min_size=1, max_size=4),
+    back=st.integers(0, 40),
+    undone=st.lists(st.booleans(), max_size=5),
+)
+async def test_past_leaderboards_ranked_again_only_where_days_changed_equal_a_full_ranking(
+    conn: AsyncConnection[Any],
+    case: tuple[list[Entry], datetime],
+    cuts: list[int],
+    back: int,
+    undone: list[bool],
+) -> None:
+    """Ranked after each batch with the job's memory (one ranking rolled back now and
+    then), the past boards equal a ranking of every end day from scratch; the last batch
+    ends with a mention dated before most of the ledger."""
+    entries, now = case
+    members = [x.event.member_id for x in entries if isinstance(x.event, e.MemberRegistered)]
+    if len(members) >= 2:
+        late = e.MentionRecorded(
+            mention_id=uuid.uuid4(), member_id=members[0], mentioned_id=members[1]
+        )
+        entries = [
+            *entries,
+            Entry(position=len(entries) + 1, occurred_at=START + timedelta(days=back), event=late),
+        ]
+    took_window = timedelta(days=30)
+    appliers = [*APPLIERS, score_applier(CONNECTOR_V2_DRAFT)()]
+    jobs = {formula: score_applier(formula)() for formula in (CONNECTOR_V1, CONNECTOR_V2_DRAFT)}
+    schema = f"past_{uuid.uuid4().hex[:12]}"
+    async with conn.transaction():
+        await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        for applier in appliers:
+            await applier.create_tables(conn, schema)
+    try:
+        start = after = 0
+        for index, size in enumerate([*cuts, len(entries)]):
+            batch = entries[start : start + size]
+            start += size
+            if batch:
+                async with conn.transaction():
+                    for applier in appliers:
+                        await applier.apply(conn, schema, batch, after=after)
+                after = batch[-1].position
+            as_of = q.AsOf(position=after, brokerage_position=None, brokerage_computed_at=None)
+            for formula, job in jobs.items():
+                if index < len(undone) and undone[index]:
+                    with pytest.raises(RolledBack):
+                        async with conn.transaction():
+                            await write_boards(
+                                conn, formula, schema, schema, as_of, took_window, now, job.past
+                            )
+                            raise RolledBack
+                async with conn.transaction():
+                    await write_boards(
+                        conn, formula, schema, schema, as_of, took_window, now, job.past
+                    )
+        for formula, job in jobs.items():
+            step_by_step = await past_tables(conn, schema, formula)
+            async with conn.transaction():
+                await write_boards(conn, formula, schema, schema, as_of, took_window, now, job.past)
+                cur = await conn.execute(
+                    sql.SQL("SELECT count(*) FROM {} WHERE xmin::text = %s").format(
+                        sql.Identifier(schema, formula.table("past"))
+                    ),
+                    [
+                        str(
+                            (await (await conn.execute("SELECT txid_current()")).fetchone() or [0])[
+                                0
+                            ]
+                            % 2**32
+                        )
+                    ],
+                )
+                assert await cur.fetchone() == (0,), "nothing changed: no end day ranked again"
+            async with conn.transaction():
+                await write_boards(conn, formula, schema, schema, as_of, took_window, now)
+            assert step_by_step == await past_tables(conn, schema, formula), formula.projection
+    finally:
+        await conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))

@@ -23,7 +23,14 @@ from domain.projections import scores as fold
 from domain.projections.scores import Evidence, TotalKey
 from domain.scores import Formula, built
 from services.projector.appliers.base import Memories
-from services.projector.appliers.past_boards import rank_past
+from services.projector.appliers.past_boards import (
+    PastMemory,
+    Seen,
+    changed_days,
+    digests,
+    rank_past,
+    read_touched,
+)
 from services.projector.appliers.rows import (
     Columns,
     create_aliases_table,
@@ -113,6 +120,7 @@ class ScoreApplier:
     def __init__(self) -> None:
         self.version = type(self).version
         self.memories: Memories[Any, Any] = Memories()
+        self.past = PastMemory()
         self._graph_at = 0.0
 
     def _ids(self, schema: str) -> tuple[sql.Identifier, ...]:
@@ -306,7 +314,9 @@ class ScoreApplier:
             return False
         self._graph_at = time.monotonic()
         measured = await recompute_brokerage(conn, schema, self.tables[3], self.tables[4])
-        ranked = await rank_boards(conn, self.formula, schema, introduction_window())
+        ranked = await rank_boards(
+            conn, self.formula, schema, introduction_window(), memory=self.past
+        )
         return measured or ranked
 
 
@@ -378,7 +388,11 @@ async def recompute_brokerage(
 
 
 async def rank_boards(
-    conn: AsyncConnection[Any], formula: Formula, schema: str, took_window: timedelta
+    conn: AsyncConnection[Any],
+    formula: Formula,
+    schema: str,
+    took_window: timedelta,
+    memory: PastMemory | None = None,
 ) -> bool:
     """Rank every kept leaderboard from one snapshot of the version's build and the
     introductions, unless the last ranking reflects the same positions, days and window."""
@@ -408,7 +422,7 @@ async def rank_boards(
         )
         if await _boards_reflect(conn, formula, schema, as_of, took_window, now):
             return False
-        await write_boards(conn, formula, schema, "read", as_of, took_window, now)
+        await write_boards(conn, formula, schema, "read", as_of, took_window, now, memory)
     return True
 
 
@@ -446,13 +460,16 @@ async def write_boards(
     as_of: queries.AsOf,
     took_window: timedelta,
     now: datetime,
+    memory: PastMemory | None = None,
 ) -> None:
     """Replace every kept ranking: the read-time ranking's rows, numbered, for each span
     (`sources`: the schema of the introductions and profiles read; `read` but in tests)."""
     boards = sql.Identifier(schema, formula.table("boards"))
     ranked = sql.Identifier(schema, formula.table("ranked"))
     await conn.execute(sql.SQL("DELETE FROM {}").format(ranked))
-    await conn.execute(sql.SQL("DELETE FROM {}").format(boards))
+    await conn.execute(  # the past boards' rows: `write_past_boards` compares them first
+        sql.SQL("DELETE FROM {} WHERE NOT starts_with(span, %s)").format(boards), [queries.PAST]
+    )
     for span in queries.RANKED_WINDOWS:
         query, params = queries.ranking(
             formula, queries.score_window(span, None, now), schema, sources
@@ -484,7 +501,7 @@ async def write_boards(
                 len(rows),
             ],
         )
-    await write_past_boards(conn, formula, schema, sources, as_of, took_window)
+    await write_past_boards(conn, formula, schema, sources, as_of, took_window, memory)
 
 
 async def write_past_boards(
@@ -494,34 +511,49 @@ async def write_past_boards(
     sources: str,
     as_of: queries.AsOf,
     took_window: timedelta,
+    memory: PastMemory | None = None,
 ) -> None:
     """Every window ending on any day the ledger fills (`past_boards`): a board row per
-    window, span `until:<window>`, its first and last end day kept."""
+    window, span `until:<window>`, its first and last end day kept. With the `memory` of
+    the run that wrote the kept boards, only the end days whose windows changed are
+    ranked again; without it (or when the boards are another run's), every end day."""
     boards = sql.Identifier(schema, formula.table("boards"))
     past = sql.Identifier(schema, formula.table("past"))
-    await conn.execute(sql.SQL("DELETE FROM {}").format(past))
+    touched, members, names = await read_touched(conn, formula, schema, sources, took_window)
+    days = digests(touched, members)
+    before = memory.seen.get(schema) if memory is not None else None
+    if before is not None and before.stamp != await _past_stamp(conn, boards):
+        before = None  # the kept boards are not the ones this memory saw
+    weights = [formula.weight(n) for n in names]
+    ranked = rank_past(touched, members, names, weights, changed_days(before, days))
     await conn.execute(
         sql.SQL("DELETE FROM {} WHERE starts_with(span, %s)").format(boards), [queries.PAST]
     )
-    for board in await rank_past(conn, formula, schema, sources, took_window):
-        # One text block: a few hundred thousand rows, written row by row, cost seconds.
-        text = "".join(
-            f"{board.span}\t{end_day}\t{rank}\t{member_id}\t{value!r}\t"
-            f"{msgspec.json.encode(components).decode()}\n"
-            for end_day, rank, member_id, value, components in board.rows
-        )
-        async with conn.cursor().copy(
-            sql.SQL(
-                "COPY {} (span, end_day, rank, member_id, value, components) FROM STDIN"
-            ).format(past)
-        ) as copy:
-            await copy.write(text)
+    for board in ranked:
+        if board.replaced is None or board.first_day is None:
+            await conn.execute(sql.SQL("DELETE FROM {} WHERE span = %s").format(past), [board.span])
+        else:
+            await conn.execute(
+                sql.SQL(
+                    "DELETE FROM {} WHERE span = %s "
+                    "AND (end_day = ANY(%s) OR end_day < %s OR end_day > %s)"
+                ).format(past),
+                [board.span, board.replaced, board.first_day, board.last_day],
+            )
+        if board.rows:
+            # One text block: a few hundred thousand rows, written row by row, cost seconds.
+            async with conn.cursor().copy(
+                sql.SQL(
+                    "COPY {} (span, end_day, rank, member_id, value, components) FROM STDIN"
+                ).format(past)
+            ) as copy:
+                await copy.write("".join(board.rows))
         await conn.execute(
             sql.SQL(
                 "INSERT INTO {} (span, first_day, end_day, took_window, position, "
                 "brokerage_position, brokerage_computed_at, members) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-            ).format(boards),
+                "SELECT %s, %s, %s, %s, %s, %s, %s, count(*) FROM {} WHERE span = %s"
+            ).format(boards, past),
             [
                 queries.PAST + board.span,
                 board.first_day,
@@ -530,9 +562,23 @@ async def write_past_boards(
                 as_of.position,
                 as_of.brokerage_position,
                 as_of.brokerage_computed_at,
-                len(board.rows),
+                board.span,
             ],
         )
+    if memory is not None:
+        # Stamped with what this transaction wrote: if it rolls back, the stamps differ.
+        memory.seen[schema] = Seen(stamp=await _past_stamp(conn, boards), days=days)
+
+
+async def _past_stamp(conn: AsyncConnection[Any], boards: sql.Identifier) -> tuple[Any, ...]:
+    cur = await conn.execute(
+        sql.SQL(
+            "SELECT span, position, computed_at, took_window FROM {} "
+            "WHERE starts_with(span, %s) ORDER BY span"
+        ).format(boards),
+        [queries.PAST],
+    )
+    return tuple(await cur.fetchall())
 
 
 def score_applier(formula: Formula) -> type[ScoreApplier]:
