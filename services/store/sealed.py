@@ -187,7 +187,14 @@ class Sealer:
         # sealed under a key nobody keeps: unreadable from the start, never in clear.
         keys |= {member: os.urandom(KEY_BYTES) for member in wanted - keys.keys()}
         cipher = self.keyring.cipher
-        ciphers |= {owner: cipher(member, keys[member]) for owner, member in spelled.items()}
+        built: dict[str, AESGCM] = {}
+        for owner, member in spelled.items():
+            made = built.get(member)
+            if made is None:
+                built[member] = made = cipher(member, keys[member])
+            ciphers[owner] = made
+        if draft is not None:  # kept with the keys once the append commits (`adopt`)
+            draft.ciphers.update((member, built[member]) for member in draft.keys)
         return ciphers, spelled, draft
 
     def _hash_handle_tags(self, events: list[NewEvent | SealedEvent]) -> None:
