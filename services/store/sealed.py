@@ -121,25 +121,28 @@ class Sealer:
             )
             size = sealing.NONCE
             nonces = os.urandom(size * len(indexes))
-            ad, new_box, box_field = sealing.associated_data, sealing.NewBox, sealing.SEALED
+            type_bytes, new_box, box_field = sealing.TYPE_BYTES, sealing.NewBox, sealing.SEALED
             for at, index in enumerate(indexes):
                 event, owner, payload = events[index], owners[at], payloads[at]
+                type_ = event.type
                 nonce = nonces[at * size : at * size + size]
-                box = ciphers[owner].encrypt(nonce, plaintexts[at], ad(event.event_id, event.type))
+                # The associated data: `sealing.associated_data`, inlined (a call per event).
+                ad = event.event_id.int.to_bytes(16, "big") + type_bytes[type_]
+                box = ciphers[owner].encrypt(nonce, plaintexts[at], ad)
                 boxed = new_box(spelled.get(owner, owner), nonce + box)
                 if isinstance(payload, dict):
                     payload[box_field] = boxed
                 else:
                     payload.sealed = boxed  # type: ignore[attr-defined]
                 sealed[index] = SealedEvent(
-                    event_id=event.event_id,
-                    type=event.type,
-                    data=payload,
-                    stream=event.stream,
-                    occurred_at=event.occurred_at,
-                    tags=event.tags,
-                    schema_version=event.schema_version,
-                    metadata=event.metadata,
+                    event.event_id,
+                    type_,
+                    payload,
+                    event.stream,
+                    event.occurred_at,
+                    event.tags,
+                    event.schema_version,
+                    event.metadata,
                 )
         if sealing.HANDLE_TAG in "\n".join(chain.from_iterable(map(_tags, events))):
             self._hash_handle_tags(sealed)
