@@ -15,7 +15,7 @@ import os
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from psycopg import AsyncConnection
 
 from domain.errors import MemberIsForgotten
-from services.privacy.master import KEY_BYTES, MasterKey, WrongMasterKey
+from services.privacy.master import KEY_BYTES, NONCE_BYTES, MasterKey, WrongMasterKey
 from services.settings import SettingsError
 
 log = logging.getLogger("community_ledger.privacy")
@@ -34,10 +34,12 @@ CACHE_SIZE = 100_000
 """Data keys kept in memory per process (32 bytes each, a few MB at most): bounded by the
 number of members, never by the number of events. Set LEDGER_KEY_CACHE_SIZE to change it."""
 CACHE_SIZE_ENV = "LEDGER_KEY_CACHE_SIZE"
-CIPHER_CACHE_SIZE = 4_096
-"""AES-GCM objects kept for the most recently used cached keys (about 2.5 kB each, 10 MB
+CIPHER_CACHE_SIZE = 16_384
+"""AES-GCM objects kept for the most recently used cached keys (about 2.5 kB each, 40 MB
 at most): a community's active members seal and open without rebuilding their cipher
-(about 2 us each). Bounded apart from the keys, which are a hundred times smaller."""
+(as much CPU as an encryption, ~3 us). Bounded apart from the keys, which are a hundred
+times smaller. 4,096 kept a fifth of the batch bench's 20,000 members: most of a batch's
+owners had their cipher rebuilt (docs/performance.md, issue #12's fifth pass)."""
 HANDLE_SECRET = "handle_hmac"
 RECONNECT_SECONDS = 1.0
 FORGOTTEN = "LK001"
@@ -118,6 +120,9 @@ class DraftKeys:
     wrapped: list[bytes]
     kek_id: str
     evictions: int
+    ciphers: dict[str, AESGCM] = field(default_factory=dict)
+    """The AES-GCM objects the append sealed with, by member: kept with the keys (`adopt`),
+    so the new members' next batch does not build them again."""
 
 
 def key_error(error: psycopg.Error, kek_id: str) -> Exception | None:
@@ -135,6 +140,11 @@ def key_error(error: psycopg.Error, kek_id: str) -> Exception | None:
 def member_key_context(member_id: UUID) -> bytes:
     """Associated data of a wrapped member key: it unwraps only in that member's row."""
     return b"member_keys:" + member_id.bytes
+
+
+def _text_key_context(member: str) -> bytes:
+    """`member_key_context` of a canonical id text, without parsing a UUID."""
+    return b"member_keys:" + bytes.fromhex(member.replace("-", ""))
 
 
 def secret_context(name: str) -> bytes:
@@ -237,10 +247,15 @@ class Keyring:
             return cipher
         cipher = AESGCM(key)
         if self._cache.get(member) is key:
-            self._ciphers[member] = cipher
-            if len(self._ciphers) > self.cipher_cache_size:
-                self._ciphers.popitem(last=False)
+            self._keep(member, cipher)
         return cipher
+
+    def _keep(self, member: str, cipher: AESGCM) -> None:
+        """Keep a cipher of a cached key (the caller checked), evicting the least recent."""
+        self._ciphers[member] = cipher
+        self._ciphers.move_to_end(member)
+        if len(self._ciphers) > self.cipher_cache_size:
+            self._ciphers.popitem(last=False)
 
     def cached_keys(self, members: Iterable[str]) -> dict[str, bytes]:
         """The cached keys of these members (marked as just used); no database read."""
@@ -283,8 +298,17 @@ class Keyring:
         """Fresh keys for members (canonical id texts) that have none, for an append to
         insert (see DraftKeys)."""
         ordered = sorted(set(members))
-        keys = {member: os.urandom(KEY_BYTES) for member in ordered}
-        wrapped = [self.master.wrap(keys[m], member_key_context(UUID(m))) for m in ordered]
+        # One draw for every key and wrapping nonce (distinct slices), as a batch's boxes.
+        size = KEY_BYTES + NONCE_BYTES
+        drawn = os.urandom(size * len(ordered))
+        keys: dict[str, bytes] = {}
+        wrapped: list[bytes] = []
+        wrap, context = self.master.wrap, _text_key_context
+        for at, member in enumerate(ordered):
+            start = at * size
+            keys[member] = key = drawn[start : start + KEY_BYTES]
+            nonce = drawn[start + KEY_BYTES : start + size]
+            wrapped.append(wrap(key, context(member), nonce))
         return DraftKeys(keys, ordered, wrapped, self.master.kek_id, self._evictions)
 
     def adopt(self, draft: DraftKeys, stored: Iterable[str]) -> None:
@@ -293,6 +317,9 @@ class Keyring:
         if draft.evictions == self._evictions and self._listening.is_set():
             for member in stored:
                 self._remember(member, draft.keys[member])
+                cipher = draft.ciphers.get(member)
+                if cipher is not None:
+                    self._keep(member, cipher)
 
     async def _read(
         self, conn: AsyncConnection[Any], members: set[str], evictions: int

@@ -53,10 +53,12 @@ class MasterKey:
     def __repr__(self) -> str:
         return f"MasterKey({self.kek_id})"
 
-    def wrap(self, key: bytes, context: bytes) -> bytes:
+    def wrap(self, key: bytes, context: bytes, nonce: bytes | None = None) -> bytes:
         """AES-256-GCM with a fresh nonce; `context` (associated data) binds the wrapped key
-        to its row, so a wrapped key moved to another member's row does not unwrap."""
-        nonce = os.urandom(NONCE_BYTES)
+        to its row, so a wrapped key moved to another member's row does not unwrap.
+
+        `nonce`: 12 fresh random bytes, for callers that draw many at once."""
+        nonce = nonce or os.urandom(NONCE_BYTES)
         return nonce + self._aead.encrypt(nonce, key, context)
 
     def unwrap(self, wrapped: bytes, context: bytes) -> bytes:

@@ -77,7 +77,8 @@ SEALING: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 """Per sealed type, its owner field and its sealed fields: one lookup per event on appends."""
 
-_TYPE_BYTES = {name: name.encode() for name in PERSONAL}
+TYPE_BYTES = {name: name.encode() for name in PERSONAL}
+"""Each type's name as the associated data spells it."""
 
 
 def _fields_struct(type_name: str, names: tuple[str, ...]) -> type[msgspec.Struct]:
@@ -176,7 +177,7 @@ def canonical(member: str) -> str:
 
 def associated_data(event_id: UUID, type_name: str) -> bytes:
     # `int.to_bytes` is `UUID.bytes` without the property's Python frame.
-    return event_id.int.to_bytes(16, "big") + (_TYPE_BYTES.get(type_name) or type_name.encode())
+    return event_id.int.to_bytes(16, "big") + (TYPE_BYTES.get(type_name) or type_name.encode())
 
 
 def ciphers(keys: Mapping[UUID, bytes] | Mapping[str, bytes]) -> dict[str, AESGCM]:

@@ -128,25 +128,28 @@ class Sealer:
             )
             size = sealing.NONCE
             nonces = os.urandom(size * len(indexes))
-            ad, new_box, box_field = sealing.associated_data, sealing.NewBox, sealing.SEALED
+            type_bytes, new_box, box_field = sealing.TYPE_BYTES, sealing.NewBox, sealing.SEALED
             for at, index in enumerate(indexes):
                 event, owner, payload = events[index], owners[at], payloads[at]
+                type_ = event.type
                 nonce = nonces[at * size : at * size + size]
-                box = ciphers[owner].encrypt(nonce, plaintexts[at], ad(event.event_id, event.type))
+                # The associated data: `sealing.associated_data`, inlined (a call per event).
+                ad = event.event_id.int.to_bytes(16, "big") + type_bytes[type_]
+                box = ciphers[owner].encrypt(nonce, plaintexts[at], ad)
                 boxed = new_box(spelled.get(owner, owner), nonce + box)
                 if isinstance(payload, dict):
                     payload[box_field] = boxed
                 else:
                     payload.sealed = boxed  # type: ignore[attr-defined]
                 sealed[index] = SealedEvent(
-                    event_id=event.event_id,
-                    type=event.type,
-                    data=payload,
-                    stream=event.stream,
-                    occurred_at=event.occurred_at,
-                    tags=event.tags,
-                    schema_version=event.schema_version,
-                    metadata=event.metadata,
+                    event.event_id,
+                    type_,
+                    payload,
+                    event.stream,
+                    event.occurred_at,
+                    event.tags,
+                    event.schema_version,
+                    event.metadata,
                 )
         if sealing.HANDLE_TAG in "\n".join(chain.from_iterable(map(_tags, events))):
             self._hash_handle_tags(sealed)
@@ -194,7 +197,14 @@ class Sealer:
         # sealed under a key nobody keeps: unreadable from the start, never in clear.
         keys |= {member: os.urandom(KEY_BYTES) for member in wanted - keys.keys()}
         cipher = self.keyring.cipher
-        ciphers |= {owner: cipher(member, keys[member]) for owner, member in spelled.items()}
+        built: dict[str, AESGCM] = {}
+        for owner, member in spelled.items():
+            made = built.get(member)
+            if made is None:
+                built[member] = made = cipher(member, keys[member])
+            ciphers[owner] = made
+        if draft is not None:  # kept with the keys once the append commits (`adopt`)
+            draft.ciphers.update((member, built[member]) for member in draft.keys)
         return ciphers, spelled, draft
 
     def _hash_handle_tags(self, events: list[NewEvent | SealedEvent]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 import pytest
 from psycopg import AsyncConnection
@@ -37,6 +38,27 @@ async def test_an_append_stores_its_new_members_keys_and_this_process_caches_the
     assert all(keyring.holds(m) for m in members)
 
 
+async def test_the_ciphers_an_append_sealed_its_new_members_with_are_kept_with_their_keys(
+    ledger: Ledger, keyring: Keyring
+) -> None:
+    members = [str(new_id()) for _ in range(3)]
+    sealing_ciphers = Sealer._sealing_ciphers
+    used: dict[str, Any] = {}
+
+    async def spying(sealer: Sealer, *args: Any) -> Any:
+        ciphers, spelled, draft = await sealing_ciphers(sealer, *args)
+        used.update(ciphers)
+        return ciphers, spelled, draft
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Sealer, "_sealing_ciphers", spying)
+        await ledger.append([registration(UUID(m)) for m in members])
+
+    found, others = keyring.cached_ciphers(members)
+    assert others == []
+    assert all(found[m] is used[m] for m in members)  # not built again
+
+
 async def test_a_refused_append_leaves_no_key_behind(
     ledger: Ledger, keyring: Keyring, database_url: str
 ) -> None:
@@ -48,6 +70,7 @@ async def test_a_refused_append_leaves_no_key_behind(
 
     assert key_rows(database_url) == {}
     assert not keyring.holds(member)
+    assert keyring.cached_ciphers([str(member)]) == ({}, [str(member)])
 
 
 async def test_an_append_whose_new_key_another_process_made_first_runs_again_with_that_key(
