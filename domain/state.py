@@ -33,6 +33,13 @@ from domain.handles import normalize_handle
 
 replace = msgspec.structs.replace
 
+READS_PERSONAL = frozenset(
+    {"MemberRegistered", "MemberProfileUpdated", "HandleLinked", "HandleUnlinked"}
+)
+"""The event types whose personal fields `fold` reads (names and handles). The others'
+(a contribution's text, a reason, a note) never reach `Known`, so the store need not open
+them to load state: they fold as an erased member's do (domain/personal.py's BLANKS)."""
+
 
 class MemberState(msgspec.Struct, frozen=True, kw_only=True):
     member_id: UUID

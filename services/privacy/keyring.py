@@ -257,6 +257,14 @@ class Keyring:
         if len(self._ciphers) > self.cipher_cache_size:
             self._ciphers.popitem(last=False)
 
+    def keep_ciphers(self, size: int) -> None:
+        """Keep at most `size` AES-GCM objects from now on (the oldest go at once): for a
+        process whose members seldom come back, where each kept one is ~2.5 kB held for
+        nothing (an import of thousands of new members would fill all 16,384: ~40 MiB)."""
+        self.cipher_cache_size = min(self.cache_size, size)
+        while len(self._ciphers) > self.cipher_cache_size:
+            self._ciphers.popitem(last=False)
+
     def cached_keys(self, members: Iterable[str]) -> dict[str, bytes]:
         """The cached keys of these members (marked as just used); no database read."""
         found: dict[str, bytes] = {}

@@ -18,6 +18,7 @@ import msgspec
 import psycopg
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from domain.state import READS_PERSONAL
 from services.privacy import sealing
 from services.privacy.keyring import DraftKeys, Keyring
 from services.privacy.master import KEY_BYTES
@@ -262,17 +263,29 @@ class Sealer:
         ]
 
     async def open_rows(self, conn: psycopg.AsyncConnection[Any], rows: list[Row]) -> list[Row]:
-        """The handler's state rows, opened as for a fold (a dry run's own are never sealed)."""
+        """The handler's state rows as its fold reads them (a dry run's own are never sealed):
+        only the boxes whose fields the fold reads (`READS_PERSONAL`: names and handles) are
+        opened; the others (a chunk's contributions, recognitions, introductions: most of
+        what an import loads) fold blank, as an erased member's do, with no decryption, and
+        their keys are looked up only if the batch opens another box of theirs."""
         boxes = [
             None if row.event_id is None else sealing.peek_box(row.type, row.data) for row in rows
         ]
-        ciphers = await self._ciphers(conn, boxes)
+        ciphers = await self._ciphers(
+            conn,
+            (box for row, box in zip(rows, boxes, strict=True) if row.type in READS_PERSONAL),
+        )
+        none: dict[str, AESGCM] = {}
         return [
             row
             if box is None or row.event_id is None
             else row._replace(
                 data=sealing.open_box_for_fold(
-                    _bytes(row.data), box, row.event_id, row.type, ciphers
+                    _bytes(row.data),
+                    box,
+                    row.event_id,
+                    row.type,
+                    ciphers if row.type in READS_PERSONAL else none,
                 )
             )
             for row, box in zip(rows, boxes, strict=True)

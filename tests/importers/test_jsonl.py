@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from services.cli import main
 from services.importers.common import Importer, Line, Source, run_import
 from services.importers.jsonl import jsonl_source
+from services.importers.summary import Summary
 from services.items import RegisterMemberItem
 from services.store.ledger import Ledger
 from tests.store.conftest import count_rows
@@ -163,4 +165,24 @@ def test_a_file_that_starts_with_a_byte_order_mark_imports_its_first_line(
     status = main(["import", "jsonl", str(path)])
 
     assert status == 0, capsys.readouterr().out
+    assert count_rows(database_url) == 4
+
+
+def test_the_command_keeps_what_it_started_with_out_of_full_collections_while_it_imports(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    path = write_lines(tmp_path / "in.jsonl", *good_lines())
+    frozen: list[int] = []
+    run = Importer.run
+
+    async def watched(self: Importer) -> Summary:
+        frozen.append(gc.get_freeze_count())
+        return await run(self)
+
+    monkeypatch.setattr(Importer, "run", watched)
+
+    assert main(["import", "jsonl", path]) == 0
+    assert frozen[0] > 10_000  # the modules of every command, at least
+    assert gc.get_freeze_count() == 0
     assert count_rows(database_url) == 4

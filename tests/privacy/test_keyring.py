@@ -255,3 +255,17 @@ async def test_ciphers_kept_are_bounded(
 
         assert keyring.cached == 3
         assert sum(keyring.cipher(str(m), k) is kept[m] for m, k in keys.items()) == 2
+
+
+async def test_keeping_fewer_ciphers_drops_the_oldest_and_bounds_those_made_after(
+    keyring: Keyring, conn: AsyncConnection[Any]
+) -> None:
+    keys = await keyring.data_keys(conn, [new_id() for _ in range(4)], create=True)
+    kept = {member: keyring.cipher(str(member), key) for member, key in keys.items()}
+    oldest, *others = keys
+
+    keyring.keep_ciphers(2)
+
+    assert [keyring.cipher(str(m), keys[m]) is kept[m] for m in others[1:]] == [True, True]
+    assert keyring.cipher(str(oldest), keys[oldest]) is not kept[oldest]
+    assert keyring.cached == 4  # the keys stay: only their AES-GCM objects go

@@ -7,11 +7,13 @@ import pytest
 
 from domain import commands as c
 from domain.errors import HandleAlreadyClaimed
-from domain.events import ContributionRecorded, MemberForgotten
+from domain.events import ContributionRecorded, MemberForgotten, MemberRegistered
 from domain.ids import new_id
+from domain.streams import contribution_stream, member_stream
 from services.handler import CommandHandler, execute_commands
 from services.store.identity import handle_owner
 from services.store.ledger import Ledger
+from services.store.state import Wanted
 from tests.privacy.conftest import as_new_event
 
 pytestmark = pytest.mark.anyio
@@ -87,3 +89,36 @@ async def test_an_event_about_a_forgotten_member_is_never_stored_in_clear(
     assert newest.erased and newest.decode() == ContributionRecorded(
         contribution_id=late.contribution_id, member_id=member, kind="talk", space="meetup"
     )
+
+
+async def test_the_state_the_rules_load_opens_names_and_handles_and_leaves_texts_sealed(
+    ledger: Ledger,
+) -> None:
+    member, contribution_id = new_id(), new_id()
+    await execute_commands(
+        CommandHandler(ledger),
+        [
+            c.RegisterMember(member_id=member, display_name=NAME, handles=(HANDLE,)),
+            c.RecordContribution(
+                contribution_id=contribution_id,
+                member_id=member,
+                kind="talk",
+                space="meetup",
+                title=TITLE,
+            ),
+        ],
+    )
+
+    rows = await ledger.read_state(
+        Wanted(streams=[member_stream(member), contribution_stream(contribution_id)])
+    )
+    registration, recorded = (row.decode() for row in sorted(rows))
+    assert isinstance(registration, MemberRegistered)
+    assert (registration.display_name, registration.handles) == (NAME, (HANDLE,))
+    assert isinstance(recorded, ContributionRecorded)
+    assert (recorded.member_id, recorded.title) == (member, "")
+    assert all(TITLE.encode() not in _bytes(row.data) for row in rows)
+
+
+def _bytes(data: str | bytes) -> bytes:
+    return data.encode() if isinstance(data, str) else data
