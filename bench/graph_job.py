@@ -40,6 +40,7 @@ from services import bootstrap
 from services.database import with_database
 from services.projector.appliers import scores as appliers
 from services.projector.runner import Runner
+from services.store.feed import readable_head
 from services.store.ledger import Ledger
 
 EVENTS = 390_000
@@ -169,8 +170,7 @@ def run(bench: Bench, template: str | None = None) -> list[Result | Ratio]:
                 "(SELECT count(*) FROM read.connections)"
             ).fetchone() or (0, 0)
         if template is not None:
-            with psycopg.connect(url) as conn:
-                events = (conn.execute("SELECT count(*) FROM events").fetchone() or (0,))[0]
+            events = asyncio.run(_head(url))
         bench.log(
             f"{events:,} events caught up in {time.perf_counter() - started:.0f} s: "
             f"{members:,} members, {connections:,} connections"
@@ -247,6 +247,12 @@ def main() -> None:
         if isinstance(item, Result):
             print(f"{item.variant}: median {item.median:.2f} s, samples {item.samples}")
     print(f"machine: {machine()}")
+
+
+async def _head(url: str) -> int:
+    """The ledger's length: appended one batch after another, its positions run 1..head."""
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        return await readable_head(conn)
 
 
 if __name__ == "__main__":
