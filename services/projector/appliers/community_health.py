@@ -144,6 +144,12 @@ class CommunityHealthApplier:
                 "(space, first_contribution)"
             ).format(sql.Identifier(schema, "health_members"))
         )
+        # Inactive contributors of a period: spells by the day they ended.
+        await conn.execute(
+            sql.SQL(
+                "CREATE INDEX IF NOT EXISTS health_spells_last_idx ON {} (space, last_day)"
+            ).format(sql.Identifier(schema, "health_spells"))
+        )
         await create_index(conn, schema, "health_aliases", "survivor_id")
 
     async def apply(
