@@ -44,19 +44,35 @@ _erased_json = {
 }
 
 
-class Box(msgspec.Struct, frozen=True):
+class Box(msgspec.Struct, frozen=True, gc=False):
     key: str
     """The sealing member's id, as text: keys are looked up by it (`canonical`)."""
+    box: bytes
+    """The nonce and ciphertext, decoded from the stored base64 by msgspec as it peeks."""
+
+
+class _TextBox(msgspec.Struct, frozen=True, gc=False):
+    """A box whose text is not valid base64: peeked as it is, for `unbox` to refuse."""
+
+    key: str
     box: str
 
 
-class _Peek(msgspec.Struct):
+class _Peek(msgspec.Struct, gc=False):
     """Just the box of a stored payload: the rest is skipped, not parsed."""
 
     sealed: Box | None = None
 
 
+class _PeekText(msgspec.Struct, gc=False):
+    sealed: _TextBox | None = None
+
+
+PeekedBox = Box | _TextBox
+"""What `peek_box` finds: a box, or (not base64) its text for `unbox` to refuse."""
+
 _peek = msgspec.json.Decoder(_Peek)
+_peek_text = msgspec.json.Decoder(_PeekText)
 
 SEALED_TYPES = frozenset(name for name, personal in PERSONAL.items() if personal.sealed)
 """Only these types are ever sealed: a reader need not look into the others' payloads."""
@@ -103,7 +119,7 @@ fields' text (`_fields_struct`)."""
 
 class NewBox(msgspec.Struct, frozen=True, gc=False):
     """A box on its way in: the ciphertext as bytes, which msgspec writes as standard
-    base64 with padding, the text `Box.box` reads back. Untracked by the garbage
+    base64 with padding, which `Box.box` decodes back. Untracked by the garbage
     collector, as are the `Split` structs: they hold no containers."""
 
     key: str
@@ -236,20 +252,27 @@ def seal_fields(
     return {"key": owner, "box": nonce + ciphertext}
 
 
-def peek_box(type_name: str, data: bytes | str) -> Box | None:
-    return _peek.decode(data).sealed if type_name in SEALED_TYPES else None
+def peek_box(type_name: str, data: bytes | str) -> PeekedBox | None:
+    return _peek_any(data) if type_name in SEALED_TYPES else None
+
+
+def _peek_any(data: bytes | str) -> PeekedBox | None:
+    try:
+        return _peek.decode(data).sealed
+    except msgspec.ValidationError:  # not base64: `unbox` refuses it, as it always did
+        return _peek_text.decode(data).sealed
 
 
 def peek(data: bytes | str) -> UUID | None:
     """The key a stored payload is sealed under, if any."""
-    box = _peek.decode(data).sealed
+    box = _peek_any(data)
     return None if box is None else UUID(box.key)
 
 
-def unbox(box: Box, event_id: UUID, type_name: str, cipher: AESGCM) -> bytes:
+def unbox(box: PeekedBox, event_id: UUID, type_name: str, cipher: AESGCM) -> bytes:
     """The JSON object of the personal fields."""
     try:
-        raw = binascii.a2b_base64(box.box)
+        raw = box.box if isinstance(box.box, bytes) else binascii.a2b_base64(box.box)
         return cipher.decrypt(raw[:NONCE], raw[NONCE:], associated_data(event_id, type_name))
     except (InvalidTag, binascii.Error) as error:
         raise UnreadableBox(event_id) from error
@@ -263,7 +286,7 @@ def open_payload(
     stored = payload.pop(SEALED, None)
     if stored is None:
         return payload, False
-    box = msgspec.convert(stored, Box)
+    box = _convert_box(stored)
     key = keys.get(box.key)
     if key is None:
         payload.update(dict.fromkeys(sealed_fields(type_name)))
@@ -273,44 +296,95 @@ def open_payload(
     return payload, False
 
 
+def _convert_box(stored: Any) -> PeekedBox:
+    try:
+        return msgspec.convert(stored, Box)
+    except msgspec.ValidationError:
+        return msgspec.convert(stored, _TextBox)
+
+
+_BOX_AT = b'"sealed": {"box": "'
+_KEY_AT = b'", "key": "'
+
+
 def open_for_reader(
-    data: bytes, box: Box, event_id: UUID, type_name: str, keys: Mapping[str, AESGCM]
+    data: bytes, box: PeekedBox, event_id: UUID, type_name: str, keys: Mapping[str, AESGCM]
 ) -> tuple[bytes, bool]:
     """`open_payload`, spliced rather than decoded and encoded again: the box cut out of
     the stored text (as PostgreSQL writes jsonb: `"sealed": {"box": …, "key": …}`), the
-    opened fields (or their nulls and `"erased": true`) put at the end. Any other
-    spelling is decoded the slow way, so the answer never holds the box."""
-    marker = b'"sealed": {"box": "' + box.box.encode() + b'", "key": "' + box.key.encode() + b'"}'
-    at = data.find(marker)
-    if at < 0 or data.find(marker, at + 1) >= 0:
+    opened fields (or their nulls and `"erased": true`) put at the end. The cut must be
+    the only `"sealed": {"box": "` in the text and spell the peeked box and key; any other
+    spelling is decoded the slow way, so the answer never holds the box. The search is for
+    that short prefix, not the whole box: a long needle costs a preprocessing per row."""
+    at = data.find(_BOX_AT)
+    start = at + len(_BOX_AT)
+    quote = data.find(b'"', start)
+    end = quote + len(_KEY_AT) + len(box.key) + 2
+    if (
+        at < 0
+        or quote < 0
+        or not isinstance(box.box, bytes)
+        or data.find(_BOX_AT, start) >= 0
+        or data[quote:end] != _KEY_AT + box.key.encode() + b'"}'
+        or data[start:quote] != binascii.b2a_base64(box.box, newline=False)
+    ):
         payload, erased = open_payload(data, event_id, type_name, keys)
         return _encoder.encode(payload), erased
-    end = at + len(marker)
-    if data[end : end + 2] == b", ":
-        rest = data[:at] + data[end + 2 :]
-    elif data[at - 2 : at] == b", ":
-        rest = data[: at - 2] + data[end:]
-    else:
-        rest = data[:at] + data[end:]
+    head, tail = data[:at], data[end:-1]  # the object's closing brace comes back last
+    if tail[:2] == b", ":
+        tail = tail[2:]
+    elif head[-2:] == b", ":
+        head = head[:-2]
     key = keys.get(box.key)
     if key is None:
         fields, erased = _erased_json[type_name], True
     else:
         fields, erased = unbox(box, event_id, type_name, key)[1:-1], False
     if not fields:
-        return rest, erased
-    return rest[:-1] + (b", " if rest != b"{}" else b"") + fields + b"}", erased
+        return head + tail + b"}", erased
+    comma = b", " if head != b"{" or tail else b""
+    return b"".join((head, tail, comma, fields, b"}")), erased
+
+
+def open_cut(
+    data: bytes,
+    key: str | None,
+    box: str | None,
+    event_id: UUID,
+    type_name: str,
+    keys: Mapping[str, AESGCM],
+) -> tuple[bytes, bool]:
+    """`open_for_reader` of a payload the database sent with its box already cut out and
+    beside it (its member's id and base64 text; services/store/records.py `CUT_COLUMNS`):
+    the opened fields, or their nulls and `"erased": true`, put at the end."""
+    if key is None or box is None:  # a `sealed` that is not a box: never shown in clear
+        raise UnreadableBox(event_id)
+    cipher = keys.get(key)
+    if cipher is None:
+        fields, erased = _erased_json[type_name], True
+    else:
+        try:
+            raw = binascii.a2b_base64(box)
+            plaintext = cipher.decrypt(
+                raw[:NONCE], raw[NONCE:], associated_data(event_id, type_name)
+            )
+        except (InvalidTag, binascii.Error) as error:
+            raise UnreadableBox(event_id) from error
+        fields, erased = plaintext[1:-1], False
+    if not fields:
+        return data, erased
+    return data[:-1] + (b", " if len(data) > 2 else b"") + fields + b"}", erased
 
 
 def open_for_fold(data: bytes, event_id: UUID, type_name: str, keys: Mapping[str, AESGCM]) -> bytes:
     """The payload as a fold decodes it, spliced rather than re-encoded (folds read millions):
     the opened fields (or the blanks) appended to the object; the box is an unknown field
     the event decoder skips."""
-    return open_box_for_fold(data, _peek.decode(data).sealed, event_id, type_name, keys)
+    return open_box_for_fold(data, _peek_any(data), event_id, type_name, keys)
 
 
 def open_box_for_fold(
-    data: bytes, box: Box | None, event_id: UUID, type_name: str, keys: Mapping[str, AESGCM]
+    data: bytes, box: PeekedBox | None, event_id: UUID, type_name: str, keys: Mapping[str, AESGCM]
 ) -> bytes:
     """`open_for_fold` with the box already peeked (a batch peeks once, to find its keys)."""
     if box is None:

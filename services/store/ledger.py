@@ -26,14 +26,14 @@ from services.privacy.keyring import DraftKeys, Keyring, key_error
 from services.store import appending
 from services.store.feed import NOTIFY, read_feed_on, readable_head
 from services.store.records import (
-    COLUMNS,
-    FIELDS,
+    CUT_COLUMNS,
     AppendCondition,
     Appended,
     NewEvent,
     RecordedEvent,
     StoredAnswer,
-    fetch,
+    cut_fields,
+    fetch_rows,
 )
 from services.store.sealed import Sealer
 from services.store.state import Row, Wanted, fetch_state
@@ -41,7 +41,7 @@ from services.store.state import Row, Wanted, fetch_state
 log = logging.getLogger("community_ledger.store")
 
 READ_STREAM = f"""
-    SELECT {COLUMNS}
+    SELECT {CUT_COLUMNS}
     FROM events
     WHERE stream = %(stream)s
       AND stream_version >= %(from_version)s
@@ -52,7 +52,7 @@ READ_STREAM = f"""
 # Walks event_tags' primary key (tag, position) backwards: newest first, no sort,
 # and a deep page costs what the first one does (the cursor is a position, not an OFFSET).
 READ_TAGGED = f"""
-    SELECT {", ".join(f"e.{field}" for field in FIELDS)}
+    SELECT {cut_fields("e.")}
     FROM event_tags t
     JOIN events e ON e.position = t.position
     WHERE t.tag = %(tag)s
@@ -70,7 +70,7 @@ READ_TAGGED = f"""
 # one tag's page per tag, however deep; IN keeps once an event that carries two of the
 # tags (a mention between a member and its duplicate).
 READ_TAGGED_ANY = f"""
-    SELECT {COLUMNS}
+    SELECT {CUT_COLUMNS}
     FROM events
     WHERE position IN (
         SELECT found.position
@@ -96,7 +96,7 @@ READ_TAGGED_ANY = f"""
 # of each tag lets the planner start from the rarer side: the type index when the
 # members have many events, their tags when they have few.
 READ_TAGGED_OF_TYPES = f"""
-    SELECT {COLUMNS}
+    SELECT {CUT_COLUMNS}
     FROM events e
     WHERE e.type = ANY (%(types)s::text[])
       AND EXISTS (
@@ -108,7 +108,7 @@ READ_TAGGED_OF_TYPES = f"""
     ORDER BY e.position
 """
 
-READ_EVENT = f"SELECT {COLUMNS} FROM events WHERE event_id = %(event_id)s"
+READ_EVENT = f"SELECT {CUT_COLUMNS} FROM events WHERE event_id = %(event_id)s"
 
 _NEWEST = 2**63 - 1
 
@@ -359,7 +359,7 @@ class Ledger:
 
     async def _fetch(self, query: str, params: Mapping[str, Any]) -> list[RecordedEvent]:
         async with self.pool.connection() as conn:
-            return await self.sealer.open(conn, await fetch(conn, query, params))
+            return await self.sealer.recorded(conn, await fetch_rows(conn, query, params))
 
 
 def forgotten_in(events: Sequence[NewEvent]) -> list[UUID]:

@@ -113,6 +113,10 @@ class StoredAnswer(msgspec.Struct, frozen=True, kw_only=True):
     answer: Appended
 
 
+EVENT_ID, TYPE, DATA, KEY, BOX = 1, 2, 4, 11, 12
+"""Where a `CUT_COLUMNS` row holds what opening its payload needs."""
+
+
 FIELDS = (
     "position",
     "event_id",
@@ -130,32 +134,45 @@ COLUMNS = ", ".join(FIELDS)
 """The select list every `RecordedEvent` is read with, in `recorded`'s order."""
 
 
-def recorded(row: tuple[Any, ...]) -> RecordedEvent:
-    (
-        position,
-        event_id,
-        type_,
-        version,
-        data,
-        metadata,
-        stream,
-        stream_version,
-        tags,
-        occurred_at,
-        recorded_at,
-    ) = row
+def cut_fields(alias: str = "") -> str:
+    """`FIELDS` with the payload's box cut out by the database and sent beside it, as its
+    member's id and its base64 text (both null when there is none): a reader then finds
+    the box without parsing the payload or relying on how jsonb spells it, and opens it
+    without cutting it out of the text (`Sealer.recorded`)."""
+    data = f"{alias}data"
+    return ", ".join(
+        [
+            *(f"{alias}{field}" for field in FIELDS[:DATA]),
+            f"({data} - 'sealed')::text",
+            *(f"{alias}{field}" for field in FIELDS[DATA + 1 :]),
+            f"{data} -> 'sealed' ->> 'key'",
+            f"{data} -> 'sealed' ->> 'box'",
+        ]
+    )
+
+
+CUT_COLUMNS = cut_fields()
+"""`COLUMNS` with the box cut out and beside the row, for readers that open it at once."""
+
+
+def recorded(
+    row: tuple[Any, ...], data: bytes | None = None, erased: bool = False
+) -> RecordedEvent:
+    """A row selected with `COLUMNS` (or `CUT_COLUMNS`, whose two last columns it ignores);
+    `data`, when given, in place of its stored payload (`Sealer.recorded` opens it first)."""
     return RecordedEvent(
-        position=position,
-        event_id=event_id,
-        type=type_,
-        schema_version=version,
-        data=msgspec.Raw(data.encode()),
-        metadata=metadata,
-        stream=stream,
-        stream_version=stream_version,
-        tags=tuple(tags),
-        occurred_at=occurred_at,
-        recorded_at=recorded_at,
+        position=row[0],
+        event_id=row[1],
+        type=row[2],
+        schema_version=row[3],
+        data=msgspec.Raw(row[DATA].encode() if data is None else data),
+        metadata=row[5],
+        stream=row[6],
+        stream_version=row[7],
+        tags=tuple(row[8]),
+        occurred_at=row[9],
+        recorded_at=row[10],
+        erased=erased,
     )
 
 
@@ -163,5 +180,12 @@ async def fetch(
     conn: psycopg.AsyncConnection[Any], query: str, params: Mapping[str, Any]
 ) -> list[RecordedEvent]:
     """Run a read that selects `COLUMNS` on a connection the caller holds."""
+    return [recorded(row) for row in await fetch_rows(conn, query, params)]
+
+
+async def fetch_rows(
+    conn: psycopg.AsyncConnection[Any], query: str, params: Mapping[str, Any]
+) -> list[tuple[Any, ...]]:
+    """The rows of a read that selects `CUT_COLUMNS`, for `Sealer.recorded` to open."""
     cur = await conn.execute(query, params, prepare=True)
-    return [recorded(row) for row in await cur.fetchall()]
+    return await cur.fetchall()

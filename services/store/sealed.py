@@ -22,7 +22,19 @@ from domain.state import READS_PERSONAL
 from services.privacy import sealing
 from services.privacy.keyring import DraftKeys, Keyring
 from services.privacy.master import KEY_BYTES
-from services.store.records import AppendCondition, NewEvent, Query, RecordedEvent, SealedEvent
+from services.store.records import (
+    BOX,
+    DATA,
+    EVENT_ID,
+    KEY,
+    TYPE,
+    AppendCondition,
+    NewEvent,
+    Query,
+    RecordedEvent,
+    SealedEvent,
+    recorded,
+)
 from services.store.state import Row
 
 _encoder = msgspec.json.Encoder()
@@ -236,17 +248,49 @@ class Sealer:
             opened.append(msgspec.structs.replace(record, data=msgspec.Raw(data), erased=erased))
         return opened
 
+    async def recorded(
+        self, conn: psycopg.AsyncConnection[Any], rows: list[tuple[Any, ...]]
+    ) -> list[RecordedEvent]:
+        """Rows selected with `CUT_COLUMNS` as `open` shows records: the database has cut
+        each box out of its payload and sent it beside (`sealing.open_cut`), so a row is
+        neither parsed for its box nor searched for it, and its record is built once.
+        A `sealed` field in a payload of a type that is never sealed is not a box: dropped."""
+        sealed_types = sealing.SEALED_TYPES
+        members = {row[KEY] for row in rows if row[KEY] is not None and row[TYPE] in sealed_types}
+        ciphers = await self._ciphers_of(conn, members) if members else {}
+        opened = []
+        for row in rows:
+            data = row[DATA].encode()
+            if (row[KEY] is None and row[BOX] is None) or row[TYPE] not in sealed_types:
+                opened.append(recorded(row, data))
+                continue
+            data, erased = sealing.open_cut(
+                data, row[KEY], row[BOX], row[EVENT_ID], row[TYPE], ciphers
+            )
+            opened.append(recorded(row, data, erased))
+        return opened
+
     async def _ciphers(
-        self, conn: psycopg.AsyncConnection[Any], boxes: Iterable[sealing.Box | None]
+        self, conn: psycopg.AsyncConnection[Any], boxes: Iterable[sealing.PeekedBox | None]
     ) -> dict[str, AESGCM]:
-        """One key lookup for every box of a batch; ciphers by the member id as boxes hold it."""
+        """One key lookup for every box of a batch; ciphers by the member id as boxes hold it.
+        Members whose cipher or key this process keeps cost no statement: a page of members
+        already seen reads nothing but its rows (an erasure drops them: keyring's NOTIFY)."""
         members = {box.key for box in boxes if box is not None}
         if not members:
             return {}
-        canonical = {member: sealing.canonical(member) for member in members}
+        return await self._ciphers_of(conn, members)
+
+    async def _ciphers_of(
+        self, conn: psycopg.AsyncConnection[Any], members: set[str]
+    ) -> dict[str, AESGCM]:
+        kept, others = self.keyring.cached_ciphers(members)
+        if not others:
+            return kept
+        canonical = {member: sealing.canonical(member) for member in others}
         keys = await self.keyring.keys_of(conn, set(canonical.values()), create=False)
         cipher = self.keyring.cipher
-        return {
+        return kept | {
             member: cipher(text, keys[text]) for member, text in canonical.items() if text in keys
         }
 

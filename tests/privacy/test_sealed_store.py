@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import psycopg
 import pytest
 
@@ -9,10 +10,11 @@ from domain import commands as c
 from domain.errors import HandleAlreadyClaimed
 from domain.events import ContributionRecorded, MemberForgotten, MemberRegistered
 from domain.ids import new_id
-from domain.streams import contribution_stream, member_stream
+from domain.streams import contribution_stream, member_stream, member_tag
 from services.handler import CommandHandler, execute_commands
 from services.store.identity import handle_owner
 from services.store.ledger import Ledger
+from services.store.records import RecordedEvent
 from services.store.state import Wanted
 from tests.privacy.conftest import as_new_event
 
@@ -122,3 +124,65 @@ async def test_the_state_the_rules_load_opens_names_and_handles_and_leaves_texts
 
 def _bytes(data: str | bytes) -> bytes:
     return data.encode() if isinstance(data, str) else data
+
+
+async def test_a_history_page_reads_as_the_feed_does_and_asks_no_key_it_keeps(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    member = new_id()
+    await execute_commands(
+        CommandHandler(ledger),
+        [
+            c.RegisterMember(member_id=member, display_name=NAME, handles=(HANDLE,)),
+            *(
+                c.RecordContribution(
+                    contribution_id=new_id(), member_id=member, kind="talk", space="x", title=t
+                )
+                for t in (TITLE, "", "A second note")
+            ),
+        ],
+    )
+    feed = {record.position: record for record in await ledger.read_feed()}
+    reads: list[object] = []
+    read_keys = ledger.keyring._read
+
+    async def counted(*args: object) -> dict[str, bytes]:
+        reads.append(args)
+        return await read_keys(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ledger.keyring, "_read", counted)
+
+    page = await ledger.read_tagged(member_tag(member), limit=10)
+
+    # The database cut each box out (`CUT_COLUMNS`); the feed splices it out of the text.
+    assert [record.position for record in page] == sorted(feed, reverse=True)
+    assert page == [feed[record.position] for record in page]
+    assert [e.title for e in map(RecordedEvent.decode, page[:3])] == [  # type: ignore[attr-defined]
+        "A second note",
+        "",
+        TITLE,
+    ]
+    assert reads == []  # the member's key is kept: the page was its one statement
+
+
+async def test_a_history_page_of_an_erased_member_reads_as_erased_at_once(
+    ledger: Ledger,
+) -> None:
+    member = new_id()
+    handler = CommandHandler(ledger)
+    await execute_commands(
+        handler,
+        [
+            c.RegisterMember(member_id=member, display_name=NAME, handles=(HANDLE,)),
+            c.RecordContribution(
+                contribution_id=new_id(), member_id=member, kind="talk", space="x", title=TITLE
+            ),
+        ],
+    )
+    assert not (await ledger.read_tagged(member_tag(member)))[0].erased
+    await execute_commands(handler, [c.ForgetMember(member_id=member)])
+
+    page = await ledger.read_tagged(member_tag(member), types=["ContributionRecorded"])
+
+    assert page[0].erased and b"sealed" not in bytes(page[0].data)
+    assert msgspec.json.decode(page[0].data)["title"] is None

@@ -126,6 +126,31 @@ def test_readers_splice_the_same_payload_the_slow_way_decodes(keys: dict[str, AE
     assert (msgspec.json.decode(spliced), erased) == slow
 
 
+@pytest.mark.parametrize("keys", [CIPHERS, {}], ids=["opened", "erased"])
+def test_a_box_the_database_cut_out_opens_as_the_slow_way_decodes(
+    keys: dict[str, AESGCM],
+) -> None:
+    event, event_id = contribution(), new_id()
+    stored = sealed(event, event_id)
+    rest = msgspec.json.decode(stored)
+    box = rest.pop("sealed")
+
+    opened, erased = sealing.open_cut(
+        msgspec.json.encode(rest), box["key"], box["box"], event_id, "ContributionRecorded", keys
+    )
+
+    slow = sealing.open_payload(stored, event_id, "ContributionRecorded", keys)
+    assert (msgspec.json.decode(opened), erased) == slow
+
+
+def test_a_cut_sealed_field_that_is_not_a_box_is_refused_never_shown() -> None:
+    event_id = new_id()
+    with pytest.raises(sealing.UnreadableBox, match=str(event_id)):
+        sealing.open_cut(b'{"kind": "talk"}', str(ANA), None, event_id, "ContributionRecorded", {})
+    with pytest.raises(sealing.UnreadableBox, match=str(event_id)):
+        sealing.open_cut(b"{}", str(ANA), "bm90IGEgYm94", event_id, "ContributionRecorded", CIPHERS)
+
+
 def test_a_box_spelled_otherwise_is_opened_the_slow_way_never_shown() -> None:
     event, event_id = contribution(), new_id()
     stored = sealed(event, event_id)  # msgspec's spelling, not jsonb's: no splice
