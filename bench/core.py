@@ -99,6 +99,25 @@ class Bench:
     """1.0 is the issue's sizes (a million events); `--quick` shrinks every size tenfold."""
     log: Callable[[str], None] = print
 
+    @classmethod
+    def standalone(cls, repetitions: int = 3, quick: bool = False) -> Bench:
+        """A run of its own (`python -m bench.X`), on DATABASE_URL's server or the embedded
+        one. Every database a workload makes is fresh and dropped after: without a master
+        key configured, a throwaway one, shared with the servers and importers the
+        workloads start as child processes."""
+        from services.embedded_db import embedded_server_url
+        from services.privacy.master import MASTER_KEY_ENV, MASTER_KEY_FILE_ENV, new_master_key
+        from services.settings import load_settings
+
+        if not (os.environ.get(MASTER_KEY_ENV) or os.environ.get(MASTER_KEY_FILE_ENV)):
+            os.environ[MASTER_KEY_ENV] = new_master_key().encoded()
+        settings = load_settings()
+        return cls(
+            server_url=settings.database_url or embedded_server_url(settings.data_dir),
+            repetitions=repetitions,
+            scale=0.1 if quick else 1.0,
+        )
+
     def size(self, full: int, smallest: int = 1_000) -> int:
         return max(smallest, int(full * self.scale))
 

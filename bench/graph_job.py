@@ -223,26 +223,15 @@ def run(bench: Bench, template: str | None = None) -> list[Result | Ratio]:
 def main() -> None:
     """This part alone, without the libraries' comparison of `python -m bench graph`."""
     import argparse
-    import os
 
     from bench.core import machine
-    from services.embedded_db import embedded_server_url
-    from services.privacy.master import MASTER_KEY_ENV, MASTER_KEY_FILE_ENV, new_master_key
-    from services.settings import load_settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repetitions", type=int, default=3)
     parser.add_argument("--ledger", help="copy this database (a filled ledger) instead of filling")
     args = parser.parse_args()
-    if not (os.environ.get(MASTER_KEY_ENV) or os.environ.get(MASTER_KEY_FILE_ENV)):
-        os.environ[MASTER_KEY_ENV] = new_master_key().encoded()  # as `python -m bench` does
-    settings = load_settings()
-    bench = Bench(
-        server_url=settings.database_url or embedded_server_url(settings.data_dir),
-        repetitions=args.repetitions,
-        scale=0.1 if args.quick else 1.0,
-    )
+    bench = Bench.standalone(args.repetitions, args.quick)
     for item in run(bench, args.ledger):
         if isinstance(item, Result):
             print(f"{item.variant}: median {item.median:.2f} s, samples {item.samples}")

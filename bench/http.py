@@ -685,23 +685,13 @@ def main() -> None:
     import argparse
 
     from bench.core import machine
-    from services.embedded_db import embedded_server_url
-    from services.privacy.master import MASTER_KEY_ENV, MASTER_KEY_FILE_ENV, new_master_key
-    from services.settings import load_settings
 
     parser = argparse.ArgumentParser(description="read-model endpoints on the 1M ledger")
     parser.add_argument("part", choices=["reads", "leaderboards"])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repetitions", type=int, default=3)
     args = parser.parse_args()
-    if not (os.environ.get(MASTER_KEY_ENV) or os.environ.get(MASTER_KEY_FILE_ENV)):
-        os.environ[MASTER_KEY_ENV] = new_master_key().encoded()  # as `python -m bench` does
-    settings = load_settings()
-    bench = Bench(
-        server_url=settings.database_url or embedded_server_url(settings.data_dir),
-        repetitions=args.repetitions,
-        scale=0.1 if args.quick else 1.0,
-    )
+    bench = Bench.standalone(args.repetitions, args.quick)
     full = bench.scale >= 1
     if args.part == "leaderboards":
         measure_leaderboards(bench)

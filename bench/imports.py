@@ -285,18 +285,7 @@ def main() -> None:
     if args.write:
         write_file(args.write, args.lines, args.members)
         return
-    from services.embedded_db import embedded_server_url
-    from services.privacy.master import MASTER_KEY_ENV, MASTER_KEY_FILE_ENV, new_master_key
-    from services.settings import load_settings
-
-    settings = load_settings()
-    if not (os.environ.get(MASTER_KEY_ENV) or os.environ.get(MASTER_KEY_FILE_ENV)):
-        # A fresh database, dropped after: a throwaway master key for the child, as
-        # `python -m bench` makes one.
-        os.environ[MASTER_KEY_ENV] = new_master_key().encoded()
-    bench = Bench(
-        server_url=settings.database_url or embedded_server_url(settings.data_dir), repetitions=1
-    )
+    bench = Bench.standalone(repetitions=1)
     with tempfile.TemporaryDirectory(prefix="bench-imports-") as folder:
         path = write_file(Path(folder) / "items.jsonl", args.lines, args.members)
         with bench.database(prefix="bench_imports") as url:
