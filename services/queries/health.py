@@ -295,23 +295,19 @@ _FILTERS = {
 }
 
 _INACTIVE = """
-    SELECT s.member_id, 0 AS contributions
-    FROM read.health_spells s
-    WHERE s.space = %(space)s
-      AND s.last_day < %(covered_from)s
-      AND s.member_id > %(after_member)s
-      AND NOT EXISTS (
-          SELECT FROM read.health_spells later
-          WHERE later.member_id = s.member_id AND later.space = s.space
-            AND later.first_day < %(end)s AND later.last_day >= %(covered_from)s)
-    GROUP BY s.member_id
-    ORDER BY s.member_id
+    SELECT member_id, 0 AS contributions
+    FROM read.health_spells
+    WHERE space = %(space)s
+      AND first_day < %(end)s
+      AND member_id > %(after_member)s
+    GROUP BY member_id
+    HAVING max(last_day) < %(covered_from)s
+    ORDER BY member_id
     LIMIT %(limit)s
 """
-"""Inactive at a period's end: a spell ended before the interval began, and no spell that
-started before the end reaches into it. Driven by the spells that ended early enough
-(index on (space, last_day)): a period with few or no inactive members costs a few
-probes, not a pass over every member's spells (which it did when grouped by member)."""
+"""Inactive at a period's end: no spell that started before the end reaches into the
+interval. Read from the index on (space, member_id, first_day) that includes last_day,
+in member order: only the space's own spells, never the table."""
 
 
 def is_period_start(period: str, start: date) -> bool:

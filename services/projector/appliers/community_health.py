@@ -144,10 +144,12 @@ class CommunityHealthApplier:
                 "(space, first_contribution)"
             ).format(sql.Identifier(schema, "health_members"))
         )
-        # Inactive contributors of a period: spells by the day they ended.
+        # Inactive contributors of a period: one space's spells in member order, each
+        # with its last day (an index-only scan; the primary key leads by member).
         await conn.execute(
             sql.SQL(
-                "CREATE INDEX IF NOT EXISTS health_spells_last_idx ON {} (space, last_day)"
+                "CREATE INDEX IF NOT EXISTS health_spells_space_idx ON {} "
+                "(space, member_id, first_day) INCLUDE (last_day)"
             ).format(sql.Identifier(schema, "health_spells"))
         )
         await create_index(conn, schema, "health_aliases", "survivor_id")
