@@ -279,7 +279,10 @@ _FILTERS = {
     "absence": "",
     "occasional": "AND mp.contributions <= %(occasional_max)s",
     "new": """
-        AND m.first_contribution >= %(start)s AND m.first_contribution < %(end)s""",
+        AND EXISTS (
+            SELECT 1 FROM read.health_members m
+            WHERE m.member_id = mp.member_id AND m.space = mp.space
+              AND m.first_contribution >= %(start)s AND m.first_contribution < %(end)s)""",
     "returning": """
         AND EXISTS (
             SELECT 1 FROM read.health_spells s
@@ -290,14 +293,6 @@ _FILTERS = {
                   WHERE earlier.member_id = s.member_id AND earlier.space = s.space
                     AND earlier.first_day < s.first_day))""",
 }
-
-_JOINS = {
-    "new": """
-        JOIN read.health_members m ON m.member_id = mp.member_id AND m.space = mp.space""",
-}
-"""A join, not EXISTS: the planner may then start from the members whose first contribution
-falls in the period (`health_members_first_idx`) when they are few, as in a late period
-of a grown community, instead of walking every member of the period in rank order."""
 
 _INACTIVE = """
     SELECT member_id, 0 AS contributions
@@ -372,7 +367,6 @@ async def cohort_members(
             f"""
             SELECT mp.member_id, mp.contributions
             FROM read.health_member_periods mp
-            {_JOINS.get(group, "")}
             WHERE mp.period = %(period)s
               AND mp.space = %(space)s
               AND mp.period_start = %(start)s
