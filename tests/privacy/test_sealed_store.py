@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 import msgspec
 import psycopg
 import pytest
@@ -33,17 +35,8 @@ def stored_text(database_url: str) -> str:
 async def test_what_the_handler_appends_is_stored_sealed_and_reads_back_in_clear(
     ledger: Ledger, database_url: str
 ) -> None:
-    member = new_id()
     handler = CommandHandler(ledger)
-    await execute_commands(
-        handler,
-        [
-            c.RegisterMember(member_id=member, display_name=NAME, handles=(HANDLE,)),
-            c.RecordContribution(
-                contribution_id=new_id(), member_id=member, kind="talk", space="meetup", title=TITLE
-            ),
-        ],
-    )
+    member = await registered_with_a_talk(handler, "meetup")
 
     stored = stored_text(database_url)
     assert [s for s in (NAME, "odafeather", TITLE) if s.lower() in stored] == []
@@ -168,17 +161,8 @@ async def test_a_history_page_reads_as_the_feed_does_and_asks_no_key_it_keeps(
 async def test_a_history_page_of_an_erased_member_reads_as_erased_at_once(
     ledger: Ledger,
 ) -> None:
-    member = new_id()
     handler = CommandHandler(ledger)
-    await execute_commands(
-        handler,
-        [
-            c.RegisterMember(member_id=member, display_name=NAME, handles=(HANDLE,)),
-            c.RecordContribution(
-                contribution_id=new_id(), member_id=member, kind="talk", space="x", title=TITLE
-            ),
-        ],
-    )
+    member = await registered_with_a_talk(handler, "x")
     assert not (await ledger.read_tagged(member_tag(member)))[0].erased
     await execute_commands(handler, [c.ForgetMember(member_id=member)])
 
@@ -186,3 +170,18 @@ async def test_a_history_page_of_an_erased_member_reads_as_erased_at_once(
 
     assert page[0].erased and b"sealed" not in bytes(page[0].data)
     assert msgspec.json.decode(page[0].data)["title"] is None
+
+
+async def registered_with_a_talk(handler: CommandHandler, space: str) -> UUID:
+    """A new member (NAME, HANDLE) who gave a talk titled TITLE in `space`."""
+    member = new_id()
+    await execute_commands(
+        handler,
+        [
+            c.RegisterMember(member_id=member, display_name=NAME, handles=(HANDLE,)),
+            c.RecordContribution(
+                contribution_id=new_id(), member_id=member, kind="talk", space=space, title=TITLE
+            ),
+        ],
+    )
+    return member
