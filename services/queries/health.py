@@ -250,6 +250,37 @@ class Onion:
             "absence": (0, self.fewest(ABSENCE_SHARE)),
         }.get(group, (0, self.members))
 
+    def count_at(self, rank: int) -> tuple[int, int]:
+        """The contributions of the member at `rank`, and how many made more than that."""
+        ahead = 0
+        for count, members in self.histogram:
+            if ahead + members > rank:
+                return count, ahead
+            ahead += members
+        return 0, ahead
+
+
+async def _by_first_day(
+    conn: AsyncConnection[Any], group: str, params: dict[str, Any], contributors: int
+) -> str | None:
+    """For new and returning members, the query that finds them fastest, or None when the
+    period has none. Found by the day their spell (or first contribution) started, they
+    cost one probe each; walked in rank order, up to one per contributor, the new and the
+    returning ones, with few contributions, coming last. The first way wins when at most
+    half the contributors are candidates."""
+    cur = await conn.execute(
+        "SELECT new_contributors, spell_starts FROM read.health_periods "
+        "WHERE period = %(period)s AND space = %(space)s AND period_start = %(start)s",
+        params,
+    )
+    new, starts = await cur.fetchone() or (0, 0)
+    members, candidates = (new, new) if group == "new" else (starts - new, starts)
+    if members <= 0:
+        return None
+    if candidates * 2 > contributors:
+        return _RANKED
+    return _NEW_BY_FIRST_DAY if group == "new" else _RETURNING_BY_FIRST_DAY
+
 
 async def _histograms(
     conn: AsyncConnection[Any], span: Span, space: str | None
@@ -293,6 +324,57 @@ _FILTERS = {
                   WHERE earlier.member_id = s.member_id AND earlier.space = s.space
                     AND earlier.first_day < s.first_day))""",
 }
+
+_RANKED = """
+    SELECT mp.member_id, mp.contributions
+    FROM read.health_member_periods mp
+    WHERE mp.period = %(period)s
+      AND mp.space = %(space)s
+      AND mp.period_start = %(start)s
+      AND mp.contributions > 0
+      {where_after}
+      {filters}
+    ORDER BY mp.contributions DESC, mp.member_id
+    LIMIT %(limit)s OFFSET %(offset)s
+"""
+"""A group's members in rank order; `where_after` and `filters` are this module's
+constants, every value goes as a parameter."""
+
+_NEW_BY_FIRST_DAY = """
+    SELECT mp.member_id, mp.contributions
+    FROM read.health_members m
+    JOIN read.health_member_periods mp
+      ON mp.member_id = m.member_id AND mp.space = m.space
+     AND mp.period = %(period)s AND mp.period_start = %(start)s
+    WHERE m.space = %(space)s
+      AND m.first_contribution >= %(start)s AND m.first_contribution < %(end)s
+      AND mp.contributions > 0
+      {where_after}
+    ORDER BY mp.contributions DESC, mp.member_id
+    LIMIT %(limit)s OFFSET %(offset)s
+"""
+"""The new members of a period found by the day of their first contribution (the index
+on space and first_contribution), then ranked: for a period where few are new."""
+
+_RETURNING_BY_FIRST_DAY = """
+    SELECT mp.member_id, mp.contributions
+    FROM read.health_spells s
+    JOIN read.health_member_periods mp
+      ON mp.member_id = s.member_id AND mp.space = s.space
+     AND mp.period = %(period)s AND mp.period_start = %(start)s
+    WHERE s.space = %(space)s
+      AND s.first_day >= %(start)s AND s.first_day < %(end)s
+      AND mp.contributions > 0
+      AND EXISTS (
+          SELECT 1 FROM read.health_spells earlier
+          WHERE earlier.member_id = s.member_id AND earlier.space = s.space
+            AND earlier.first_day < s.first_day)
+      {where_after}
+    ORDER BY mp.contributions DESC, mp.member_id
+    LIMIT %(limit)s OFFSET %(offset)s
+"""
+"""The returning members of a period found by the day their spell started (the index on
+space and first_day), then ranked: for a period where few spells started."""
 
 _INACTIVE = """
     SELECT member_id, 0 AS contributions
@@ -350,32 +432,33 @@ async def cohort_members(
         stop = None
     else:
         histograms = await _histograms(conn, Span(period, start, end), space)
-        first, stop = Onion(histograms.get(start, [])).ranks(group)
+        onion = Onion(histograms.get(start, []))
+        first, stop = onion.ranks(group)
         listed = max(listed, first)
         take = min(limit, stop - listed)
         if take <= 0:
             return [], None
-        where_after = ""
+        where_after, offset = "", 0
         if after is not None:
             where_after = (
                 "AND (mp.contributions < %(after_count)s OR "
                 "(mp.contributions = %(after_count)s AND mp.member_id > %(after_member)s))"
             )
             params.update(after_count=after.contributions, after_member=after.member_id)
-        params.update(limit=take + 1, offset=0 if after else first)
+        elif first > 0:
+            # Start at the count the group's first rank holds: only the members tied with
+            # it ahead of that rank are skipped, not every more contributing member.
+            top, ahead = onion.count_at(first)
+            where_after, offset = "AND mp.contributions <= %(top)s", first - ahead
+            params.update(top=top)
+        params.update(limit=take + 1, offset=offset)
+        query: str | None = _RANKED
+        if group in ("new", "returning"):
+            query = await _by_first_day(conn, group, params, onion.members)
+        if query is None:
+            return [], None
         cur = await conn.execute(
-            f"""
-            SELECT mp.member_id, mp.contributions
-            FROM read.health_member_periods mp
-            WHERE mp.period = %(period)s
-              AND mp.space = %(space)s
-              AND mp.period_start = %(start)s
-              AND mp.contributions > 0
-              {where_after}
-              {_FILTERS[group]}
-            ORDER BY mp.contributions DESC, mp.member_id
-            LIMIT %(limit)s OFFSET %(offset)s
-            """,  # the filters are this module's constants; values go as parameters
+            query.format(where_after=where_after, filters=_FILTERS[group]),
             params,
         )
         rows = await cur.fetchall()

@@ -24,10 +24,13 @@ import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
 
+from bench.synthetic import fill
+from domain.projections.community_health import ALL_SPACES, next_period
 from services.api.app import create_app
 from services.projector.runner import Runner
 from services.queries import health
 from services.queries.health import GROUPS
+from services.store.ledger import Ledger
 
 pytestmark = pytest.mark.anyio
 
@@ -295,3 +298,65 @@ async def test_no_health_read_touches_the_ledger_on_the_request_path(
             )
             assert found == ([], None)
         assert await health.as_of(reader) == 0
+
+
+_REFERENCE = """
+    SELECT mp.member_id, mp.contributions
+    FROM read.health_member_periods mp
+    WHERE mp.period = %(period)s AND mp.space = %(space)s AND mp.period_start = %(start)s
+      AND mp.contributions > 0 {filters}
+    ORDER BY mp.contributions DESC, mp.member_id
+    OFFSET %(first)s LIMIT %(count)s
+"""
+"""Every member of a ranked group at once, the plainest way: what the pages must add up to."""
+
+
+async def test_every_group_paged_is_the_plain_query_and_its_count(
+    ledger: Ledger, projector_url: str, database_url: str
+) -> None:
+    # A synthetic year: January's contributors are all new, later months' few; counts tie.
+    await fill(ledger, 4_000, members=80, seed=11)
+    await Runner(projector_url, ("community_health",)).run()
+    counted = {"contributors": "contributors", "absence": "absence_factor"}
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        for period, space in (("month", None), ("month", "forum"), ("week", None)):
+            span = health.span_of(period, date(2025, 1, 1), date(2026, 1, 1), date(2026, 1, 1))
+            points = await health.cohorts(conn, span, space, 2)
+            for point in points[:: 1 if period == "month" else 6]:
+                onion = health.Onion(
+                    (await health._histograms(conn, span, space)).get(point.period_start, [])
+                )
+                for group in GROUPS:
+                    listed, cursor = [], None
+                    while True:
+                        page, cursor = await health.cohort_members(
+                            conn,
+                            period=period,
+                            start=point.period_start,
+                            group=group,
+                            space=space,
+                            occasional_max=2,
+                            cursor=cursor,
+                            limit=7,
+                        )
+                        listed += [(m.member_id, m.contributions) for m in page]
+                        if cursor is None:
+                            break
+                    where = (period, space, point.period_start, group)
+                    assert len(listed) == getattr(point, counted.get(group, group)), where
+                    if group == "inactive":
+                        continue
+                    first, stop = onion.ranks(group)
+                    cur = await conn.execute(
+                        _REFERENCE.format(filters=health._FILTERS[group]),
+                        {
+                            "period": period,
+                            "space": space or ALL_SPACES,
+                            "start": point.period_start,
+                            "end": next_period(period, point.period_start),
+                            "occasional_max": 2,
+                            "first": first,
+                            "count": stop - first,
+                        },
+                    )
+                    assert listed == await cur.fetchall(), where

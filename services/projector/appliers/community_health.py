@@ -152,6 +152,13 @@ class CommunityHealthApplier:
                 "(space, member_id, first_day) INCLUDE (last_day)"
             ).format(sql.Identifier(schema, "health_spells"))
         )
+        # Returning contributors of a period: the spells that started in it.
+        await conn.execute(
+            sql.SQL(
+                "CREATE INDEX IF NOT EXISTS health_spells_started_idx ON {} "
+                "(space, first_day) INCLUDE (member_id)"
+            ).format(sql.Identifier(schema, "health_spells"))
+        )
         await create_index(conn, schema, "health_aliases", "survivor_id")
 
     async def apply(
