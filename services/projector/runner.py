@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 
 from domain.errors import LedgerError
 from domain.projections import Entry
@@ -194,6 +194,12 @@ class Runner:
                 # Made once, now, rather than kept up row by row through the catch-up: for a
                 # rebuild, and for the empty live build `db upgrade` makes (its first catch-up).
                 await applier.create_indexes(conn, build.schema_name)
+                # Statistics too: tables filled in one go have none until autovacuum comes
+                # round, and the first reads after a swap would plan for empty tables.
+                for table in applier.tables:
+                    await conn.execute(
+                        sql.SQL("ANALYZE {}").format(sql.Identifier(build.schema_name, table))
+                    )
                 self._indexed.add(build.build_id)
             if build.state == "building" and build.position >= head:
                 await builds.swap_in(conn, build, applier.tables)

@@ -340,41 +340,53 @@ _RANKED = """
 """A group's members in rank order; `where_after` and `filters` are this module's
 constants, every value goes as a parameter."""
 
-_NEW_BY_FIRST_DAY = """
+_CONTRIBUTIONS = """(
+    SELECT c.contributions FROM read.health_member_periods c
+    WHERE c.member_id = {who}.member_id AND c.space = {who}.space
+      AND c.period = %(period)s AND c.period_start = %(start)s)"""
+"""A member's contributions in the period: a subquery, so that each candidate costs one
+probe of the primary key, never a join the planner may choose to make over every member
+of the period (the candidates are materialized: the probe is made once, not again for
+the filter and the sort)."""
+
+_NEW_BY_FIRST_DAY = f"""
+    WITH mp AS MATERIALIZED (
+        SELECT m.member_id, {_CONTRIBUTIONS.format(who="m")} AS contributions
+        FROM read.health_members m
+        WHERE m.space = %(space)s
+          AND m.first_contribution >= %(start)s AND m.first_contribution < %(end)s
+    )
     SELECT mp.member_id, mp.contributions
-    FROM read.health_members m
-    JOIN read.health_member_periods mp
-      ON mp.member_id = m.member_id AND mp.space = m.space
-     AND mp.period = %(period)s AND mp.period_start = %(start)s
-    WHERE m.space = %(space)s
-      AND m.first_contribution >= %(start)s AND m.first_contribution < %(end)s
-      AND mp.contributions > 0
-      {where_after}
+    FROM mp
+    WHERE mp.contributions > 0
+      {{where_after}}
     ORDER BY mp.contributions DESC, mp.member_id
     LIMIT %(limit)s OFFSET %(offset)s
 """
 """The new members of a period found by the day of their first contribution (the index
 on space and first_contribution), then ranked: for a period where few are new."""
 
-_RETURNING_BY_FIRST_DAY = """
+_RETURNING_BY_FIRST_DAY = f"""
+    WITH mp AS MATERIALIZED (
+        SELECT s.member_id, {_CONTRIBUTIONS.format(who="s")} AS contributions
+        FROM read.health_spells s
+        WHERE s.space = %(space)s
+          AND s.first_day >= %(start)s AND s.first_day < %(end)s
+          AND (
+              SELECT m.first_contribution FROM read.health_members m
+              WHERE m.member_id = s.member_id AND m.space = s.space) < %(start)s
+    )
     SELECT mp.member_id, mp.contributions
-    FROM read.health_spells s
-    JOIN read.health_member_periods mp
-      ON mp.member_id = s.member_id AND mp.space = s.space
-     AND mp.period = %(period)s AND mp.period_start = %(start)s
-    WHERE s.space = %(space)s
-      AND s.first_day >= %(start)s AND s.first_day < %(end)s
-      AND mp.contributions > 0
-      AND EXISTS (
-          SELECT 1 FROM read.health_spells earlier
-          WHERE earlier.member_id = s.member_id AND earlier.space = s.space
-            AND earlier.first_day < s.first_day)
-      {where_after}
+    FROM mp
+    WHERE mp.contributions > 0
+      {{where_after}}
     ORDER BY mp.contributions DESC, mp.member_id
     LIMIT %(limit)s OFFSET %(offset)s
 """
 """The returning members of a period found by the day their spell started (the index on
-space and first_day), then ranked: for a period where few spells started."""
+space and first_day), then ranked: for a period where few spells started. A spell that
+starts in a period of a member whose first contribution came before it is a return (two
+spells are more than the inactivity interval apart, longer than any period)."""
 
 _INACTIVE = """
     SELECT member_id, 0 AS contributions
