@@ -349,13 +349,8 @@ probe of the primary key, never a join the planner may choose to make over every
 of the period (the candidates are materialized: the probe is made once, not again for
 the filter and the sort)."""
 
-_NEW_BY_FIRST_DAY = f"""
-    WITH mp AS MATERIALIZED (
-        SELECT m.member_id, {_CONTRIBUTIONS.format(who="m")} AS contributions
-        FROM read.health_members m
-        WHERE m.space = %(space)s
-          AND m.first_contribution >= %(start)s AND m.first_contribution < %(end)s
-    )
+_RANKED_CANDIDATES = """
+    WITH mp AS MATERIALIZED ({candidates})
     SELECT mp.member_id, mp.contributions
     FROM mp
     WHERE mp.contributions > 0
@@ -363,26 +358,28 @@ _NEW_BY_FIRST_DAY = f"""
     ORDER BY mp.contributions DESC, mp.member_id
     LIMIT %(limit)s OFFSET %(offset)s
 """
+"""Candidates, each with its contributions in the period, ranked as `_RANKED` ranks."""
+
+_NEW_BY_FIRST_DAY = _RANKED_CANDIDATES.format(
+    candidates=f"""
+        SELECT m.member_id, {_CONTRIBUTIONS.format(who="m")} AS contributions
+        FROM read.health_members m
+        WHERE m.space = %(space)s
+          AND m.first_contribution >= %(start)s AND m.first_contribution < %(end)s"""
+)
 """The new members of a period found by the day of their first contribution (the index
 on space and first_contribution), then ranked: for a period where few are new."""
 
-_RETURNING_BY_FIRST_DAY = f"""
-    WITH mp AS MATERIALIZED (
+_RETURNING_BY_FIRST_DAY = _RANKED_CANDIDATES.format(
+    candidates=f"""
         SELECT s.member_id, {_CONTRIBUTIONS.format(who="s")} AS contributions
         FROM read.health_spells s
         WHERE s.space = %(space)s
           AND s.first_day >= %(start)s AND s.first_day < %(end)s
           AND (
               SELECT m.first_contribution FROM read.health_members m
-              WHERE m.member_id = s.member_id AND m.space = s.space) < %(start)s
-    )
-    SELECT mp.member_id, mp.contributions
-    FROM mp
-    WHERE mp.contributions > 0
-      {{where_after}}
-    ORDER BY mp.contributions DESC, mp.member_id
-    LIMIT %(limit)s OFFSET %(offset)s
-"""
+              WHERE m.member_id = s.member_id AND m.space = s.space) < %(start)s"""
+)
 """The returning members of a period found by the day their spell started (the index on
 space and first_day), then ranked: for a period where few spells started. A spell that
 starts in a period of a member whose first contribution came before it is a return (two
