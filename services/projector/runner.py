@@ -47,6 +47,8 @@ log = logging.getLogger("community_ledger.projector")
 
 BATCH_SIZE = 20_000
 POLL_SECONDS = 5.0
+ANALYZE_AFTER = 10_000
+"""A build caught up over at least this many events has its tables analyzed at once."""
 
 
 class ProjectionFailed(Exception):
@@ -87,6 +89,8 @@ class Runner:
         self._renewed_at = 0.0
         self._indexed: set[int] = set()
         """Builds whose indexes this runner made (they are idempotent, but take a lock)."""
+        self._first_seen_at: dict[int, int] = {}
+        """Each build's position when this runner first fed it."""
         self._connections: dict[str, AsyncConnection[Any]] = {}
 
     @contextlib.asynccontextmanager
@@ -190,16 +194,19 @@ class Runner:
             if applier.name in self.tokens
         ]
         for applier, build in feeding:
+            first_seen_at = self._first_seen_at.setdefault(build.build_id, build.position)
             if build.position >= head and build.build_id not in self._indexed:
                 # Made once, now, rather than kept up row by row through the catch-up: for a
                 # rebuild, and for the empty live build `db upgrade` makes (its first catch-up).
                 await applier.create_indexes(conn, build.schema_name)
-                # Statistics too: tables filled in one go have none until autovacuum comes
-                # round, and the first reads after a swap would plan for empty tables.
-                for table in applier.tables:
-                    await conn.execute(
-                        sql.SQL("ANALYZE {}").format(sql.Identifier(build.schema_name, table))
-                    )
+                if head - first_seen_at >= ANALYZE_AFTER:
+                    # Statistics too: tables filled in one go have none until autovacuum
+                    # comes round, and the first reads after a swap would plan for the
+                    # tables' old sizes (a hash join over every row, not a probe each).
+                    for table in applier.tables:
+                        await conn.execute(
+                            sql.SQL("ANALYZE {}").format(sql.Identifier(build.schema_name, table))
+                        )
                 self._indexed.add(build.build_id)
             if build.state == "building" and build.position >= head:
                 await builds.swap_in(conn, build, applier.tables)

@@ -14,6 +14,7 @@ import pytest
 from psycopg import sql
 
 from bench.synthetic import fill
+from services.projector import runner
 from services.store.ledger import Ledger
 from services.store.records import NewEvent
 from tests.appliers import APPLIERS
@@ -222,3 +223,27 @@ async def test_follow_wakes_on_notify(ledger: Ledger, database_url: str) -> None
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_a_long_catch_up_leaves_its_tables_analyzed_a_short_one_to_autovacuum(
+    ledger: Ledger, database_url: str, projector_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await fill(ledger, 1_000, members=50)
+
+    def last_analyzed() -> dict[str, object]:
+        with psycopg.connect(database_url) as conn:
+            rows = conn.execute(
+                "SELECT relname, last_analyze FROM pg_stat_user_tables "
+                "WHERE relname LIKE 'health%%' AND schemaname <> 'read'"
+            ).fetchall()
+        return dict(rows)
+
+    monkeypatch.setattr(runner, "ANALYZE_AFTER", 1_001)
+    await runner.Runner(projector_url, ("community_health",)).run()
+    assert set(last_analyzed().values()) == {None}
+
+    monkeypatch.setattr(runner, "ANALYZE_AFTER", 1_000)
+    rebuild = ("community_health",)
+    await runner.Runner(projector_url, rebuild, rebuild=rebuild).run()
+    analyzed = last_analyzed()
+    assert "health_member_periods" in analyzed and None not in analyzed.values()
