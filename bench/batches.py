@@ -7,6 +7,9 @@ within a repetition so the machine's drift hits all of them alike. A sample is e
 over the appends alone: batches, rows and aggregates are built before the clock starts.
 
 - ours: `Ledger.append(batch)`, one call per batch;
+- ours, in clear: the same, with `Ledger`'s bench-only switch that stores personal fields
+  unsealed (handle tags still hashed): what sealing costs a batch, the same code on both
+  sides (issue 12: within 15 %);
 - the peer: one `Application.save()` of an aggregate holding 1,000 pending events;
 - the ceilings: `executemany` of the plain INSERT, and `COPY … FROM STDIN`, one
   transaction per batch, into a copy of our table (bench/peers.py).
@@ -30,6 +33,7 @@ from services import bootstrap
 from services.store.ledger import Ledger
 from services.store.records import NewEvent
 
+IN_CLEAR = "ours, in clear"
 BATCH = 1_000
 EVENTS = 100_000
 """Per sample at scale 1 (a hundred batches, a few seconds); `--quick` runs ten."""
@@ -41,6 +45,7 @@ def run(bench: Bench) -> list[Result | Ratio]:
     batches = [events[i : i + BATCH] for i in range(0, total, BATCH)]
     variants: dict[str, Callable[[str, list[list[NewEvent]]], float]] = {
         "ours": _ours,
+        IN_CLEAR: _ours_in_clear,
         peers.PEER: _peer,
         "executemany": _executemany,
         "COPY": _copy,
@@ -74,26 +79,31 @@ def run(bench: Bench) -> list[Result | Ratio]:
     ratios = [
         Ratio("batches: ours / executemany", ours, results["executemany"], target=0.8),
         Ratio("batches: ours / COPY", ours, results["COPY"]),
+        Ratio(f"batches: ours / {IN_CLEAR}", ours, results[IN_CLEAR], target=0.85),
     ]
     if peers.PEER_INSTALLED:
         ratios.append(Ratio(f"batches: ours / {peers.PEER}", ours, results[peers.PEER]))
     return [*results.values(), *ratios]
 
 
-def _ours(url: str, batches: list[list[NewEvent]]) -> float:
+def _ours(url: str, batches: list[list[NewEvent]], sealing: bool = True) -> float:
     async def measure() -> float:
         async with (
             bootstrap.keyring(url) as keyring,
             AsyncConnectionPool(url, min_size=1, max_size=1, open=False) as pool,
         ):
             await pool.wait()
-            ledger = Ledger(pool, keyring)
+            ledger = Ledger(pool, keyring, sealing=sealing)
             started = time.perf_counter()
             for batch in batches:
                 await ledger.append(batch)
             return _rate(batches, started)
 
     return asyncio.run(measure())
+
+
+def _ours_in_clear(url: str, batches: list[list[NewEvent]]) -> float:
+    return _ours(url, batches, sealing=False)
 
 
 def _executemany(url: str, batches: list[list[NewEvent]]) -> float:

@@ -46,10 +46,11 @@ def test_appends_measure_ours_the_peer_and_the_ceiling_with_1_and_8_writers(
 def test_batches_measure_ours_the_peer_executemany_and_copy(server_url: str) -> None:
     results, ratios = split(batches.run(tiny_bench(server_url)))
 
-    assert sorted(results) == sorted(["ours", *PEER, "executemany", "COPY"])
+    assert sorted(results) == sorted(["ours", batches.IN_CLEAR, *PEER, "executemany", "COPY"])
     assert all(r.unit == "events/s" and r.median > 0 for r in results.values())
     assert sorted(ratios) == sorted(
-        f"batches: ours / {other}" for other in ("executemany", "COPY", *PEER)
+        f"batches: ours / {other}" for other in ("executemany", "COPY", batches.IN_CLEAR, *PEER)
     )
     assert ratios["batches: ours / executemany"].target == 0.8
+    assert ratios[f"batches: ours / {batches.IN_CLEAR}"].target == 0.85
     assert all(r.value > 0 for r in ratios.values())
