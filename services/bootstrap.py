@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
@@ -27,7 +27,9 @@ from services.projector.progress import Progress
 from services.projector.runner import BATCH_SIZE, Runner
 from services.settings import Roles, Settings, load_settings
 from services.store.ledger import Ledger
-from services.webhooks.dispatcher import Dispatcher
+
+if TYPE_CHECKING:
+    from services.webhooks.dispatcher import Dispatcher
 
 POOL_SIZE = 10
 
@@ -151,7 +153,10 @@ def runner(
 
 
 def dispatcher(url: str, keyring: Keyring, settings: Settings) -> Dispatcher:
-    """The webhook dispatcher, signing with the master key the process's keyring holds."""
+    """The webhook dispatcher, signing with the master key the process's keyring holds.
+    Imported here: its HTTP client is not needed by the commands that do not deliver."""
+    from services.webhooks.dispatcher import Dispatcher
+
     return Dispatcher(url, keyring, settings)
 
 

@@ -1,25 +1,32 @@
-"""Schema migrations through Alembic, driven from code so no alembic.ini is needed."""
+"""Schema migrations through Alembic, driven from code so no alembic.ini is needed.
+
+Alembic (and SQLAlchemy under it) and the projections are imported by the functions that
+migrate, not with this module: every CLI command loads it, and most never migrate (a
+fifth of a second of `community-ledger`'s start, docs/performance.md).
+"""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from psycopg import sql
 
 import migrations
-from services.projector.fresh import make_live_builds
 from services.settings import Roles
 from services.store import privileges
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -28,6 +35,8 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head", roles: Roles | None = None) -> None:
     """Migrate; with roles, grant them; at head, give every projection an empty live build."""
+    from alembic import command
+
     command.upgrade(alembic_config(url), revision)
     if roles is not None:
         privileges.grant(url, roles)
@@ -61,6 +70,8 @@ def owns_ledger(url: str) -> bool:
 
 
 async def _make_live_builds(url: str, roles: Roles | None) -> list[str]:
+    from services.projector.fresh import make_live_builds
+
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         if roles is not None:
             # Made as the projector, so it owns them: it swaps and drops them later.
@@ -69,10 +80,14 @@ async def _make_live_builds(url: str, roles: Roles | None) -> list[str]:
 
 
 def downgrade(url: str, revision: str = "base") -> None:
+    from alembic import command
+
     command.downgrade(alembic_config(url), revision)
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config("postgresql://")).get_current_head()
     assert head is not None, "the migrations folder has no revisions"
     return head
