@@ -56,16 +56,26 @@ class Sealer:
         return self._digest(tag)
 
     def tags(self, tags: Iterable[str]) -> list[str]:
-        return [self._digest(tag) for tag in tags]
+        listed = list(tags)
+        if not _names_a_handle(listed):  # one scan in C, not a call per tag
+            return listed
+        return [self._digest(tag) for tag in listed]
 
     def condition(self, condition: AppendCondition | None) -> AppendCondition | None:
+        """The condition with its handle tags hashed; its queries without one kept as they
+        are (an import's condition names a few hundred handles and a thousand members)."""
         if condition is None:
             return None
-        queries = tuple(
-            Query(tags=tuple(self.tags(q.tags)), types=q.types)
-            for q in condition.fail_if_events_match
+        queries = condition.fail_if_events_match
+        if not _names_a_handle(chain.from_iterable(q.tags for q in queries)):
+            return condition
+        hashed = tuple(
+            Query(tags=tuple(map(self._digest, q.tags)), types=q.types)
+            if _names_a_handle(q.tags)
+            else q
+            for q in queries
         )
-        return AppendCondition(fail_if_events_match=queries, after=condition.after)
+        return AppendCondition(fail_if_events_match=hashed, after=condition.after)
 
     async def seal(
         self,
@@ -164,7 +174,7 @@ class Sealer:
                     event.schema_version,
                     event.metadata,
                 )
-        if sealing.HANDLE_TAG in "\n".join(chain.from_iterable(map(_tags, events))):
+        if _names_a_handle(chain.from_iterable(map(_tags, events))):
             self._hash_handle_tags(sealed)
         return sealed, draft
 
@@ -334,6 +344,12 @@ class Sealer:
             )
             for row, box in zip(rows, boxes, strict=True)
         ]
+
+
+def _names_a_handle(tags: Iterable[str]) -> bool:
+    """Whether any tag may be a handle's (`handle:`, hashed by `handle_digest`): false for
+    most, which then cost no call each. A false positive only costs that call."""
+    return sealing.HANDLE_TAG in "\n".join(tags)
 
 
 _decoder = msgspec.json.Decoder(dict[str, Any])
