@@ -11,11 +11,16 @@ latency, not a throughput), two ways:
 - **store**: `Ledger.read_tagged("member:<id>", before=cursor, limit=50)` on a pool;
 - **http**: `GET /v1/members/{id}/history?cursor=…` against `community-ledger serve`
   (one worker), one keep-alive connection from `bench.loadgen`'s own process.
+
+Both on two ledgers of the same events, taking turns (`LEDGERS`): sealed, as production
+stores them, and in clear, through the bench-only switch: the ratio of their p99s is what
+opening the boxes costs a page (issue 12: at most 1.15).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Iterator
@@ -37,37 +42,53 @@ PAGE = 50
 BATCH = 5_000
 
 
+LEDGERS = {"sealed": True, "in clear": False}
+"""The same events appended twice: as production stores them, and with `Ledger`'s
+bench-only switch that leaves personal fields unsealed. Their pages are timed in turns:
+what opening the boxes costs a history page (issue 12: within 15 %)."""
+
+
 def run(bench: Bench) -> list[Result | Ratio]:
     total = bench.size(1_000_000)
     own = bench.size(10_000)
     calls = bench.size(2_000, smallest=500)
+    member = uuid.uuid4()
     samples: dict[str, list[float]] = {}
-    with bench.database(prefix="bench_history") as url:
-        token = create_key(url)
-        started = time.perf_counter()
-        member = asyncio.run(_fill(url, total, own))
-        deep = asyncio.run(_cursor(url, member, int(own * 0.9)))
-        # Statistics as a ledger that has lived a while has them (autovacuum's analyze):
-        # without them the planner walks all of the member's tags to find a rare type.
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("VACUUM ANALYZE")
-        bench.log(
-            f"ledger of {total:,} events, {own:,} of them the member's, filled in "
-            f"{time.perf_counter() - started:.0f} s; deep cursor {deep:,} "
-            f"({int(own * 0.9):,} events deep)"
-        )
-        with running_server(url, 1) as port:
-            for _ in range(bench.repetitions):
-                for page, cursor in (("first", None), ("deep", deep)):
+    with contextlib.ExitStack() as stack:
+        served: dict[str, tuple[str, int, str, int]] = {}
+        for ledger, sealing in LEDGERS.items():
+            url = stack.enter_context(bench.database(prefix="bench_history"))
+            token = create_key(url)
+            started = time.perf_counter()
+            asyncio.run(_fill(url, member, total, own, sealing))
+            deep = asyncio.run(_cursor(url, member, int(own * 0.9)))
+            # Statistics as a ledger that has lived a while has them (autovacuum's analyze):
+            # without them the planner walks all of the member's tags to find a rare type.
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("VACUUM ANALYZE")
+            bench.log(
+                f"ledger {ledger} of {total:,} events, {own:,} of them the member's, filled "
+                f"in {time.perf_counter() - started:.0f} s; deep cursor {deep:,} "
+                f"({int(own * 0.9):,} events deep)"
+            )
+            served[ledger] = (url, stack.enter_context(running_server(url, 1)), token, deep)
+        for repetition in range(bench.repetitions):
+            turns = list(served.items())
+            if repetition % 2:  # neither ledger always goes first
+                turns.reverse()
+            for page in ("first", "deep"):
+                for ledger, (url, port, token, deep) in turns:
+                    cursor = deep if page == "deep" else None
                     latencies = asyncio.run(_store_latencies(url, member, cursor, calls))
-                    _add(samples, f"store {page}", latencies)
+                    _add(samples, _key(ledger, "store", page), latencies)
                     latencies = _http_latencies(port, token, member, cursor, calls)
-                    _add(samples, f"http {page}", latencies)
+                    _add(samples, _key(ledger, "http", page), latencies)
                     bench.log(
-                        f"{page} page: store p50 {samples[f'store {page} p50'][-1]:.2f} ms, "
-                        f"p99 {samples[f'store {page} p99'][-1]:.2f} ms; http p50 "
-                        f"{samples[f'http {page} p50'][-1]:.2f} ms, "
-                        f"p99 {samples[f'http {page} p99'][-1]:.2f} ms"
+                        f"{page} page, {ledger}: store p50 "
+                        f"{samples[_key(ledger, 'store', page, 'p50')][-1]:.2f} ms, p99 "
+                        f"{samples[_key(ledger, 'store', page, 'p99')][-1]:.2f} ms; http p50 "
+                        f"{samples[_key(ledger, 'http', page, 'p50')][-1]:.2f} ms, p99 "
+                        f"{samples[_key(ledger, 'http', page, 'p99')][-1]:.2f} ms"
                     )
     note = f"{total:,} events, member with {own:,}, {calls:,} sequential calls of {PAGE}"
     figures = {
@@ -83,36 +104,51 @@ def run(bench: Bench) -> list[Result | Ratio]:
     }
     ratios = []
     for way in ("http", "store"):
-        first, deep_p99 = figures[f"{way} first p99"], figures[f"{way} deep p99"]
+        first = figures[_key("sealed", way, "first", "p99")]
+        deep_p99 = figures[_key("sealed", way, "deep", "p99")]
         ratios += [
             Ratio(f"history ({way}): first page p99 ms", first, None, target=20, at_most=True),
             Ratio(
                 f"history ({way}): deep / first page p99", deep_p99, first, target=1.5, at_most=True
             ),
         ]
+        for page in ("first", "deep"):
+            ratios.append(
+                Ratio(
+                    f"history ({way}): {page} page p99, sealed / in clear",
+                    figures[_key("sealed", way, page, "p99")],
+                    figures[_key("in clear", way, page, "p99")],
+                    target=1.15,
+                    at_most=True,
+                )
+            )
     return [*figures.values(), *ratios]
 
 
+def _key(ledger: str, way: str, page: str, figure: str = "") -> str:
+    return "|".join(part for part in (ledger, way, page, figure) if part)
+
+
 def _variant(key: str) -> str:
-    way, page, figure = key.split(" ")
+    ledger, way, page, figure = key.split("|")
     where = "Ledger.read_tagged" if way == "store" else "GET /v1/members/{id}/history"
-    return f"{where}, {page} page, {figure}"
+    return f"{where}, {page} page, {figure}" + (f", ledger {ledger}" if ledger != "sealed" else "")
 
 
 def _add(samples: dict[str, list[float]], key: str, latencies: list[float]) -> None:
     timed = Outcome(elapsed=1.0, latencies=latencies)
-    samples.setdefault(f"{key} p50", []).append(timed.percentile(50) * 1000)
-    samples.setdefault(f"{key} p99", []).append(timed.percentile(99) * 1000)
+    samples.setdefault(f"{key}|p50", []).append(timed.percentile(50) * 1000)
+    samples.setdefault(f"{key}|p99", []).append(timed.percentile(99) * 1000)
 
 
-async def _fill(url: str, total: int, own: int) -> uuid.UUID:
-    """`total` events, `own` of them one member's contributions spread evenly; answer the member."""
-    member = uuid.uuid4()
+async def _fill(url: str, member: uuid.UUID, total: int, own: int, sealing: bool) -> None:
+    """`total` events, `own` of them `member`'s contributions spread evenly; `sealing`:
+    `Ledger`'s switch (False: personal fields stored in clear, for the bench only)."""
     async with (
         bootstrap.keyring(url) as keyring,
         AsyncConnectionPool(url, min_size=1, max_size=2, open=False) as pool,
     ):
-        ledger = Ledger(pool, keyring)
+        ledger = Ledger(pool, keyring, sealing=sealing)
         pending: list[NewEvent] = []
         for event in _interleaved(member, total, own):
             pending.append(event)
@@ -121,7 +157,6 @@ async def _fill(url: str, total: int, own: int) -> uuid.UUID:
                 pending = []
         if pending:
             await ledger.append(pending)
-    return member
 
 
 def _interleaved(member: uuid.UUID, total: int, own: int) -> Iterator[NewEvent]:
