@@ -35,7 +35,7 @@ CACHE_SIZE = 100_000
 number of members, never by the number of events. Set LEDGER_KEY_CACHE_SIZE to change it."""
 CACHE_SIZE_ENV = "LEDGER_KEY_CACHE_SIZE"
 CIPHER_CACHE_SIZE = 16_384
-"""AES-GCM objects kept for the most recently used cached keys (about 2.5 kB each, 40 MB
+"""AES-GCM objects kept for the cached keys, the newest made (about 2.5 kB each, 40 MB
 at most): a community's active members seal and open without rebuilding their cipher
 (as much CPU as an encryption, ~3 us). Bounded apart from the keys, which are a hundred
 times smaller. 4,096 kept a fifth of the batch bench's 20,000 members: most of a batch's
@@ -242,8 +242,7 @@ class Keyring:
         """The AES-GCM object of a member's key: kept (LRU, CIPHER_CACHE_SIZE) for cached
         keys only, and dropped with them (erasure, eviction, a lost listener)."""
         cipher = self._ciphers.get(member)
-        if cipher is not None:
-            self._ciphers.move_to_end(member)
+        if cipher is not None:  # first in, first out, as in `cached_ciphers`
             return cipher
         cipher = AESGCM(key)
         if self._cache.get(member) is key:
@@ -251,7 +250,7 @@ class Keyring:
         return cipher
 
     def _keep(self, member: str, cipher: AESGCM) -> None:
-        """Keep a cipher of a cached key (the caller checked), evicting the least recent."""
+        """Keep a cipher of a cached key (the caller checked), evicting the oldest."""
         self._ciphers[member] = cipher
         self._ciphers.move_to_end(member)
         if len(self._ciphers) > self.cipher_cache_size:
@@ -278,17 +277,21 @@ class Keyring:
 
     def cached_ciphers(self, members: Iterable[str]) -> tuple[dict[str, AESGCM], list[str]]:
         """The AES-GCM objects of these members whose keys are cached (kept ones reused,
-        the others made and kept; their keys marked as just used), and the members whose
+        the others made and kept, their keys marked as just used), and the members whose
         key is not cached: a batch by members already seen skips `keys_of`. A member is
-        found here only in its canonical spelling."""
+        found here only in its canonical spelling.
+
+        A kept cipher found is not moved to the end of either list: two `move_to_end`s on
+        dicts of tens of thousands of members cost a batch more than its cipher lookups
+        (cold linked-list nodes). So kept ciphers go first in, first out, and a member seen
+        only through its cipher may see its key evicted (and its cipher with it) after
+        CACHE_SIZE other members' keys: then it is read again, once."""
         found: dict[str, AESGCM] = {}
         others: list[str] = []
         ciphers, keys = self._ciphers, self._cache
         for member in members:
             cipher = ciphers.get(member)
-            if cipher is not None:
-                ciphers.move_to_end(member)
-                keys.move_to_end(member)
+            if cipher is not None:  # neither list reordered: see the docstring
                 found[member] = cipher
                 continue
             key = keys.get(member)
