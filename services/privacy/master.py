@@ -25,6 +25,8 @@ from services.settings import Settings
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
+WRAPPED_KEY_BYTES = NONCE_BYTES + KEY_BYTES + 16
+"""A data key as `MasterKey.wrap` stores it: nonce, ciphertext, and the 16-byte GCM tag."""
 MASTER_KEY_ENV = "LEDGER_MASTER_KEY"
 MASTER_KEY_FILE_ENV = "LEDGER_MASTER_KEY_FILE"
 EMBEDDED_KEY_FILE = "master.key"
