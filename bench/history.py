@@ -61,14 +61,16 @@ def run(bench: Bench) -> list[Result | Ratio]:
             token = create_key(url)
             started = time.perf_counter()
             asyncio.run(_fill(url, member, total, own, sealing))
+            filled = time.perf_counter() - started
             deep = asyncio.run(_cursor(url, member, int(own * 0.9)))
             # Statistics as a ledger that has lived a while has them (autovacuum's analyze):
             # without them the planner walks all of the member's tags to find a rare type.
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute("VACUUM ANALYZE")
             bench.log(
-                f"ledger {ledger} of {total:,} events, {own:,} of them the member's, filled "
-                f"in {time.perf_counter() - started:.0f} s; deep cursor {deep:,} "
+                f"ledger {ledger} of {total:,} events, {own:,} of them the member's, appended "
+                f"in {filled:.0f} s ({total / filled:,.0f} events/s, batches of {BATCH:,}), "
+                f"ready in {time.perf_counter() - started:.0f} s; deep cursor {deep:,} "
                 f"({int(own * 0.9):,} events deep)"
             )
             served[ledger] = (url, stack.enter_context(running_server(url, 1)), token, deep)
