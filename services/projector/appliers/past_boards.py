@@ -21,7 +21,7 @@ is a function of its window's rows alone, so the others stand.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 from psycopg import AsyncConnection, sql
 
 from domain.scores import TOOK, Formula
+from services.projector.appliers.past_memory import Seen
 from services.queries import scores as queries
 
 PAST_DEPTH = 100
@@ -78,24 +79,6 @@ BINARY_ROW = np.dtype(
     [("fields", ">i2")] + [(f"{kind}{i}", ">i4") for i in range(4) for kind in ("length", "value")]
 )
 BINARY_HEADER = 19  # signature (11), flags (4), header extension length (4)
-
-
-@dataclass
-class Seen:
-    """What a ranking of the past end days read: a digest of each day's rows."""
-
-    stamp: tuple[Any, ...]
-    """The `until:` boards it wrote: (position, computed_at, took_window) of each span."""
-    days: dict[int, tuple[float, float, float]]
-
-
-@dataclass
-class PastMemory:
-    """The last ranking's digests per schema, kept by the applier between runs: a stamp
-    that differs from the boards' (another process wrote them, or the writing
-    transaction rolled back) ranks everything again."""
-
-    seen: dict[str, Seen] = field(default_factory=dict)
 
 
 @dataclass

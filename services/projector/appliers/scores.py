@@ -23,14 +23,7 @@ from domain.projections import scores as fold
 from domain.projections.scores import Evidence, TotalKey
 from domain.scores import Formula, built
 from services.projector.appliers.base import Memories
-from services.projector.appliers.past_boards import (
-    PastMemory,
-    Seen,
-    changed_days,
-    digests,
-    rank_past,
-    read_touched,
-)
+from services.projector.appliers.past_memory import PastMemory, Seen
 from services.projector.appliers.rows import (
     Columns,
     create_aliases_table,
@@ -519,13 +512,19 @@ async def write_past_boards(
     ranked again; without it (or when the boards are another run's), every end day."""
     boards = sql.Identifier(schema, formula.table("boards"))
     past = sql.Identifier(schema, formula.table("past"))
-    touched, members, names = await read_touched(conn, formula, schema, sources, took_window)
-    days = digests(touched, members)
+    from services.projector.appliers import past_boards  # numpy: see past_memory.py
+
+    touched, members, names = await past_boards.read_touched(
+        conn, formula, schema, sources, took_window
+    )
+    days = past_boards.digests(touched, members)
     before = memory.seen.get(schema) if memory is not None else None
     if before is not None and before.stamp != await _past_stamp(conn, boards):
         before = None  # the kept boards are not the ones this memory saw
     weights = [formula.weight(n) for n in names]
-    ranked = rank_past(touched, members, names, weights, changed_days(before, days))
+    ranked = past_boards.rank_past(
+        touched, members, names, weights, past_boards.changed_days(before, days)
+    )
     await conn.execute(
         sql.SQL("DELETE FROM {} WHERE starts_with(span, %s)").format(boards), [queries.PAST]
     )
