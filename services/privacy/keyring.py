@@ -239,10 +239,10 @@ class Keyring:
         return found
 
     def cipher(self, member: str, key: bytes) -> AESGCM:
-        """The AES-GCM object of a member's key: kept (LRU, CIPHER_CACHE_SIZE) for cached
-        keys only, and dropped with them (erasure, eviction, a lost listener)."""
+        """The AES-GCM object of a member's key: kept (first in, first out, CIPHER_CACHE_SIZE)
+        for cached keys only, and dropped with them (erasure, eviction, a lost listener)."""
         cipher = self._ciphers.get(member)
-        if cipher is not None:  # first in, first out, as in `cached_ciphers`
+        if cipher is not None:  # not reordered, as in `cached_ciphers`
             return cipher
         cipher = AESGCM(key)
         if self._cache.get(member) is key:
