@@ -14,11 +14,20 @@ aggregates are built before the clock starts.
 - the peer: one `Application.save()` of an aggregate holding 1,000 pending events;
 - the ceilings: `executemany` of the plain INSERT, and `COPY … FROM STDIN`, one
   transaction per batch, into a copy of our table (bench/peers.py).
+
+`python -m bench.batches --peer REVISION` times this tree's `Ledger.append` beside another
+revision's instead (issue 12's "before": the commit before it), each in a child process of
+its own tree on a fresh database migrated by that tree, in pairs whose first side
+alternates; besides events/s it reports the CPU per event of the child and of its server
+backend, steadier than the wall clock on a shared machine.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import os
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,7 +37,8 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from bench import peers
-from bench.core import Bench, Ratio, Result
+from bench.core import Bench, Ratio, Result, machine
+from bench.peer_tree import ROOT, TreeAppends, append_in_tree, tree_of
 from bench.synthetic import synthetic_events
 from services import bootstrap
 from services.store.ledger import Ledger
@@ -155,3 +165,67 @@ def _peer(url: str, batches: list[list[NewEvent]]) -> float:
 
 def _rate(batches: list[Any], started: float) -> float:
     return sum(len(batch) for batch in batches) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description="Batch appends of this tree beside another revision's, in pairs."
+    )
+    parser.add_argument("--peer", required=True, metavar="REVISION", help="e.g. d47ff88")
+    parser.add_argument("--events", type=int, default=EVENTS, help=f"per sample ({EVENTS:,})")
+    parser.add_argument("--repetitions", type=int, default=8, help="pairs (8)")
+    args = parser.parse_args()
+    bench = Bench.standalone()
+    total = max(BATCH, args.events // BATCH * BATCH)
+    with tree_of(args.peer) as peer:
+        order = [("this tree", str(ROOT)), (args.peer, peer)]
+        samples: dict[str, list[TreeAppends]] = {label: [] for label, _ in order}
+        for repetition in range(args.repetitions):
+            for label, tree in order if repetition % 2 == 0 else order[::-1]:
+                load = os.getloadavg()[0]
+                with bench.database(migrated=False, prefix="bench_batches") as url:
+                    appends = append_in_tree(tree, url, total, BATCH)
+                samples[label].append(appends)
+                print(
+                    f"#{repetition + 1} {label}: {_figures(appends)}; "
+                    f"load {load:.1f} to {os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
+    print(f"{total:,} events in batches of {BATCH:,}, {args.repetitions} pairs; medians:")
+    for label, runs in samples.items():
+        print(f"  {label}: {_figures(_median(runs))}")
+    ours, theirs = (_median(samples[label]) for label, _ in order)
+    pairs = [b.seconds / a.seconds for a, b in zip(*samples.values(), strict=True)]
+    print(
+        f"this tree / {args.peer}, events/s: {theirs.seconds / ours.seconds:.2f} by medians, "
+        f"{statistics.median(pairs):.2f} the pairs' median ({min(pairs):.2f} to {max(pairs):.2f})"
+    )
+    if ours.backend is not None and theirs.backend is not None:
+        ratio = (theirs.cpu + theirs.backend) / (ours.cpu + ours.backend)
+        print(
+            f"this tree / {args.peer}, events per CPU second (here and in the server): {ratio:.2f}"
+        )
+    print(f"machine: {machine()}")
+
+
+def _median(samples: list[TreeAppends]) -> TreeAppends:
+    backends = [s.backend for s in samples if s.backend is not None]
+    return TreeAppends(
+        samples[0].events,
+        statistics.median(s.seconds for s in samples),
+        statistics.median(s.cpu for s in samples),
+        statistics.median(backends) if len(backends) == len(samples) else None,
+    )
+
+
+def _figures(appends: TreeAppends) -> str:
+    per_event = 1e6 / appends.events
+    backend = "n/a" if appends.backend is None else f"{appends.backend * per_event:.1f} µs"
+    return (
+        f"{appends.events / appends.seconds:,.0f} events/s; CPU per event "
+        f"{appends.cpu * per_event:.1f} µs here, {backend} in the server"
+    )
+
+
+if __name__ == "__main__":
+    main()

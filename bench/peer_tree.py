@@ -6,6 +6,10 @@ child process whose imports resolve there first (the folder is its working direc
 and PYTHONPATH, ahead of this tree's editable install). The child uses only what every
 revision since issue 1 has: `Runner(url, names, progress=…)`. The database must be one
 both revisions' migrations agree on: a peer is for code that changed, not schemas.
+
+`append_in_tree` is for schemas that changed too: the child migrates a fresh, empty
+database with its own tree's migrations, then appends `bench.synthetic`'s batches with its
+own `Ledger` (with a keyring where the revision has one: issue 12 and later).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from services.settings import load_settings
 
@@ -47,6 +52,53 @@ print(json.dumps({"events": events, "seconds": seconds, "peak": peak,
                   "failures": failures, "code": services.__file__}))
 """
 
+APPEND_CHILD = """
+import asyncio, contextlib, json, os, sys, time
+from pathlib import Path
+import psycopg
+import services
+from psycopg_pool import AsyncConnectionPool
+from bench.synthetic import synthetic_events
+from services import migrate
+from services.store.ledger import Ledger
+
+url, total, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+migrate.upgrade(url)
+events = list(synthetic_events(total))
+batches = [events[i : i + size] for i in range(0, total, size)]
+
+def backend_seconds(pid):
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # a server on another host
+        return None
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+async def main():
+    try:
+        from services.bootstrap import keyring
+    except ImportError:  # before issue 12: no keyring, nothing sealed
+        keyring = None
+    async with contextlib.AsyncExitStack() as stack:
+        extra = () if keyring is None else (await stack.enter_async_context(keyring(url)),)
+        pool = AsyncConnectionPool(url, min_size=1, max_size=1, open=False)
+        await stack.enter_async_context(pool)
+        await pool.wait()
+        async with pool.connection() as conn:
+            pid = (await (await conn.execute("SELECT pg_backend_pid()")).fetchone())[0]
+        ledger = Ledger(pool, *extra)
+        backend, cpu, started = backend_seconds(pid), time.process_time(), time.perf_counter()
+        for batch in batches:
+            await ledger.append(batch)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        after = backend_seconds(pid)
+        return seconds, cpu, None if backend is None or after is None else after - backend
+
+seconds, cpu, backend = asyncio.run(main())
+print(json.dumps({"events": total, "seconds": seconds, "cpu": cpu, "backend": backend,
+                  "code": services.__file__}))
+"""
+
 
 @contextmanager
 def tree_of(revision: str) -> Iterator[str]:
@@ -63,22 +115,56 @@ def tree_of(revision: str) -> Iterator[str]:
 
 def run_in_tree(tree: str, url: str, names: tuple[str, ...]) -> tuple[int, float, float]:
     """Catch `url` up with the runner of `tree`: (events, seconds, peak MiB of the child)."""
-    # The master key is found where this process finds it (an embedded server's key file
-    # lies in the data folder, which the child would otherwise look for in `tree`).
-    data_dir = os.environ.get("LEDGER_DATA_DIR") or str(load_settings().data_dir)
-    env = {**os.environ, "PYTHONPATH": tree, "LEDGER_DATA_DIR": data_dir}
     done = subprocess.run(
         [sys.executable, "-c", CHILD, url, *names],
         cwd=tree,
-        env=env,
+        env=_child_env(tree),
         capture_output=True,
         text=True,
     )
     if done.returncode:
         raise RuntimeError(f"the peer's catch-up failed:\n{done.stderr[-3000:]}")
-    answer = json.loads(done.stdout.strip().splitlines()[-1])
-    if not answer["code"].startswith(tree):
-        raise RuntimeError(f"the peer ran {answer['code']}, not the code in {tree}")
+    answer = _answer(tree, done.stdout)
     if answer["failures"]:
         raise RuntimeError(f"catch-up failed: {answer['failures']}")
     return answer["events"], answer["seconds"], answer["peak"]
+
+
+class TreeAppends(NamedTuple):
+    events: int
+    seconds: float
+    """Wall-clock seconds of the appends alone."""
+    cpu: float
+    """The child's own CPU seconds over them."""
+    backend: float | None
+    """Its server backend's CPU seconds over them; None unless the server runs here."""
+
+
+def append_in_tree(tree: str, url: str, total: int, size: int) -> TreeAppends:
+    """Migrate the empty database `url` and append `total` synthetic events in batches of
+    `size` with the code of `tree`, in a child process."""
+    done = subprocess.run(
+        [sys.executable, "-c", APPEND_CHILD, url, str(total), str(size)],
+        cwd=tree,
+        env=_child_env(tree),
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        raise RuntimeError(f"the appends in {tree} failed:\n{done.stderr[-3000:]}")
+    answer = _answer(tree, done.stdout)
+    return TreeAppends(answer["events"], answer["seconds"], answer["cpu"], answer["backend"])
+
+
+def _child_env(tree: str) -> dict[str, str]:
+    # The master key is found where this process finds it (an embedded server's key file
+    # lies in the data folder, which the child would otherwise look for in `tree`).
+    data_dir = os.environ.get("LEDGER_DATA_DIR") or str(load_settings().data_dir)
+    return {**os.environ, "PYTHONPATH": tree, "LEDGER_DATA_DIR": data_dir}
+
+
+def _answer(tree: str, stdout: str) -> Any:
+    answer = json.loads(stdout.strip().splitlines()[-1])
+    if not answer["code"].startswith(tree):
+        raise RuntimeError(f"the peer ran {answer['code']}, not the code in {tree}")
+    return answer
