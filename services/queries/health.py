@@ -401,8 +401,20 @@ interval. Read from the index on (space, member_id, first_day) that includes las
 in member order: only the space's own spells, never the table."""
 
 
-def is_period_start(period: str, start: date) -> bool:
-    return period_start(period, start) == start
+def cohort_period_problem(period: str, start: date) -> str | None:
+    """Why `start` cannot start a cohort's period, or None: it must start one, and the
+    period's end and the inactivity interval before it must lie in the calendar."""
+    if period_start(period, start) != start:
+        expected = "a Monday" if period == "week" else "the 1st of a month"
+        return f"period_start {start} does not start a {period}: {expected} is expected"
+    try:
+        next_period(period, start) - timedelta(days=INACTIVITY_DAYS)
+    except OverflowError:
+        return (
+            f"period_start {start} is out of range: the {period} it starts and the "
+            f"{INACTIVITY_DAYS} days before its end must lie within the years 1 to 9999"
+        )
+    return None
 
 
 async def cohort_members(

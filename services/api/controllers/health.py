@@ -179,12 +179,9 @@ class HealthController(Controller):
             raise ValidationException(f"group must be one of {', '.join(q.GROUPS)}")
         if period_start is None:
             period_start = period_start_of(period, datetime.now(UTC).date())
-        if not q.is_period_start(period, period_start):
-            raise ValidationException(
-                f"period_start {period_start} does not start a {period}: "
-                + ("a Monday" if period == "week" else "the 1st of a month")
-                + " is expected"
-            )
+        problem = q.cohort_period_problem(period, period_start)
+        if problem is not None:
+            raise ValidationException(problem)
         await consistent(request, min_position)
         try:
             async with pool.connection() as conn:
