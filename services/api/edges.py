@@ -6,6 +6,8 @@
   operational and documentation paths), so no shared cache keeps a name after erasure.
 - A NUL in the path, the query or a header is refused with a 400 problem before any
   handler runs: PostgreSQL cannot store it, and no handle, id or filter holds one.
+- A request the HTTP parser cannot read (a malformed request line or header) is refused
+  by the server itself (services/serve.py) with the problem `unreadable_request` spells.
 """
 
 from __future__ import annotations
@@ -73,6 +75,33 @@ async def _refuse(send: Send, where: str) -> None:
     }
     await send(start)
     await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def unreadable_request(server_headers: Iterable[tuple[bytes, bytes]] = ()) -> bytes:
+    """The whole HTTP/1.1 answer to a request that is not valid HTTP, as the edge answers
+    any refusal: a problem, nosniff, no-store, and the connection closed (where one
+    request ends and the next begins is unknown). `server_headers` go first (the
+    server's date)."""
+    body = msgspec.json.encode(
+        Problem(
+            type=TYPE_BASE + "unreadable-request",
+            title="Bad request",
+            status=400,
+            detail="the request is not valid HTTP/1.1 (a malformed request line or header); "
+            "nothing was read",
+        )
+    )
+    headers = _with_edge_headers(
+        [
+            *server_headers,
+            (b"content-type", MEDIA_TYPE.encode()),
+            (b"content-length", b"%d" % len(body)),
+            (b"connection", b"close"),
+        ],
+        private=True,
+    )
+    head = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
+    return b"HTTP/1.1 400 Bad Request\r\n" + head + b"\r\n" + body
 
 
 def _with_edge_headers(

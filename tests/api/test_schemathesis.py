@@ -28,6 +28,7 @@ from services.api import consistency
 from services.api.app import create_app
 from services.api.spec import SPEC_PATH
 from services.database import with_database
+from services.serve import NoDelayHttpToolsProtocol
 from services.settings import Roles, StreamSettings
 from services.store import privileges
 from tests.conftest import ROOT, as_role
@@ -95,6 +96,7 @@ def live_server(
             host="127.0.0.1",
             port=port,
             log_level="warning",
+            http=NoDelayHttpToolsProtocol,  # as `serve` runs it: unparseable requests too
         )
     )
     thread = threading.Thread(target=server.run, daemon=True)
