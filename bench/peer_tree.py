@@ -115,16 +115,7 @@ def tree_of(revision: str) -> Iterator[str]:
 
 def run_in_tree(tree: str, url: str, names: tuple[str, ...]) -> tuple[int, float, float]:
     """Catch `url` up with the runner of `tree`: (events, seconds, peak MiB of the child)."""
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, url, *names],
-        cwd=tree,
-        env=_child_env(tree),
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode:
-        raise RuntimeError(f"the peer's catch-up failed:\n{done.stderr[-3000:]}")
-    answer = _answer(tree, done.stdout)
+    answer = _run_child(tree, CHILD, [url, *names], "the peer's catch-up")
     if answer["failures"]:
         raise RuntimeError(f"catch-up failed: {answer['failures']}")
     return answer["events"], answer["seconds"], answer["peak"]
@@ -143,28 +134,26 @@ class TreeAppends(NamedTuple):
 def append_in_tree(tree: str, url: str, total: int, size: int) -> TreeAppends:
     """Migrate the empty database `url` and append `total` synthetic events in batches of
     `size` with the code of `tree`, in a child process."""
+    answer = _run_child(tree, APPEND_CHILD, [url, str(total), str(size)], f"appends in {tree}")
+    return TreeAppends(answer["events"], answer["seconds"], answer["cpu"], answer["backend"])
+
+
+def _run_child(tree: str, script: str, arguments: list[str], what: str) -> Any:
+    """`script` run in a child process whose imports resolve in `tree` first: the JSON
+    object its last line prints, checked to come from that tree's code."""
+    # The master key is found where this process finds it (an embedded server's key file
+    # lies in the data folder, which the child would otherwise look for in `tree`).
+    data_dir = os.environ.get("LEDGER_DATA_DIR") or str(load_settings().data_dir)
     done = subprocess.run(
-        [sys.executable, "-c", APPEND_CHILD, url, str(total), str(size)],
+        [sys.executable, "-c", script, *arguments],
         cwd=tree,
-        env=_child_env(tree),
+        env={**os.environ, "PYTHONPATH": tree, "LEDGER_DATA_DIR": data_dir},
         capture_output=True,
         text=True,
     )
     if done.returncode:
-        raise RuntimeError(f"the appends in {tree} failed:\n{done.stderr[-3000:]}")
-    answer = _answer(tree, done.stdout)
-    return TreeAppends(answer["events"], answer["seconds"], answer["cpu"], answer["backend"])
-
-
-def _child_env(tree: str) -> dict[str, str]:
-    # The master key is found where this process finds it (an embedded server's key file
-    # lies in the data folder, which the child would otherwise look for in `tree`).
-    data_dir = os.environ.get("LEDGER_DATA_DIR") or str(load_settings().data_dir)
-    return {**os.environ, "PYTHONPATH": tree, "LEDGER_DATA_DIR": data_dir}
-
-
-def _answer(tree: str, stdout: str) -> Any:
-    answer = json.loads(stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"the {what} failed:\n{done.stderr[-3000:]}")
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
     if not answer["code"].startswith(tree):
         raise RuntimeError(f"the peer ran {answer['code']}, not the code in {tree}")
     return answer
