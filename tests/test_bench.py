@@ -6,8 +6,11 @@ The peer's figures are expected only where the `[bench]` extra is installed.
 
 from __future__ import annotations
 
+import psycopg
+
 from bench import appends, batches, peers
 from bench.core import Bench, Ratio, Result
+from bench.peer_tree import append_in_tree, tree_of
 
 PEER = [peers.PEER] if peers.PEER_INSTALLED else []
 
@@ -54,3 +57,18 @@ def test_batches_measure_ours_the_peer_executemany_and_copy(server_url: str) -> 
     assert ratios["batches: ours / executemany"].target == 0.8
     assert ratios[f"batches: ours / {batches.IN_CLEAR}"].target == 0.85
     assert all(r.value > 0 for r in ratios.values())
+
+
+def test_a_peer_revision_appends_the_batches_into_a_database_it_migrated_itself(
+    empty_database_url: str,
+) -> None:
+    with tree_of("HEAD") as tree:
+        appended = append_in_tree(tree, empty_database_url, total=2_000, size=1_000)
+
+    # append_in_tree refuses an answer from code outside the tree, so this ran the export.
+    assert appended.events == 2_000
+    assert appended.seconds > 0 and appended.cpu > 0
+    assert appended.backend is None or appended.backend >= 0
+    with psycopg.connect(empty_database_url) as conn:
+        stored = conn.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone()
+    assert stored == (2_000, 2_000)
