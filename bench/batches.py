@@ -37,7 +37,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from bench import peers
-from bench.core import Bench, Ratio, Result, machine
+from bench.core import Bench, Ratio, Result, machine, settle
 from bench.peer_tree import ROOT, TreeAppends, append_in_tree, tree_of
 from bench.synthetic import synthetic_events
 from services import bootstrap
@@ -109,6 +109,7 @@ def _ours(url: str, batches: list[list[NewEvent]], sealing: bool = True) -> floa
         ):
             await pool.wait()
             ledger = Ledger(pool, keyring, sealing=sealing)
+            settle()
             started = time.perf_counter()
             for batch in batches:
                 await ledger.append(batch)
@@ -136,6 +137,7 @@ def _ceiling_batches(batches: list[list[NewEvent]]) -> list[list[tuple[Any, ...]
 
 async def _ceiling(url: str, batches: list[list[tuple[Any, ...]]], *, copy: bool) -> float:
     async with await psycopg.AsyncConnection.connect(url) as conn:
+        settle()
         started = time.perf_counter()
         for rows in batches:
             async with conn.transaction(), conn.cursor() as cur:
@@ -157,6 +159,7 @@ def _peer(url: str, batches: list[list[NewEvent]]) -> float:
             aggregate.record(data=data)
         aggregates.append(aggregate)
     with peers.peer_application(url, pool_size=1) as app:
+        settle()
         started = time.perf_counter()
         for aggregate in aggregates:
             app.save(aggregate)

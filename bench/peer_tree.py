@@ -53,7 +53,7 @@ print(json.dumps({"events": events, "seconds": seconds, "peak": peak,
 """
 
 APPEND_CHILD = """
-import asyncio, contextlib, json, os, sys, time
+import asyncio, contextlib, gc, json, os, sys, time
 from pathlib import Path
 import psycopg
 import services
@@ -87,6 +87,7 @@ async def main():
         async with pool.connection() as conn:
             pid = (await (await conn.execute("SELECT pg_backend_pid()")).fetchone())[0]
         ledger = Ledger(pool, *extra)
+        gc.collect()  # the batches built above: not the appends' garbage (bench.core.settle)
         backend, cpu, started = backend_seconds(pid), time.process_time(), time.perf_counter()
         for batch in batches:
             await ledger.append(batch)
