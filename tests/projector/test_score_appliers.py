@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from domain import events as e
 from domain.projections import Entry, utc_day
 from domain.projections.scores import touches
 from domain.scores import BROKERAGE, CONNECTOR_V1, CONNECTOR_V2_DRAFT, TOOK, Formula
+from services.projector.appliers import Applier
 from services.projector.appliers.scores import ScoreApplier, score_applier, write_boards
 from services.queries import scores as q
 from tests.appliers import APPLIERS
@@ -38,18 +40,33 @@ def side_by_side() -> list[ScoreApplier]:
     return [score_applier(CONNECTOR_V1)(), score_applier(CONNECTOR_V2_DRAFT)()]
 
 
-async def build(
-    conn: AsyncConnection[Any],
-    appliers: list[ScoreApplier],
-    entries: Sequence[Entry],
-    sizes: Sequence[int],
-) -> str:
-    schema = f"score_{uuid.uuid4().hex[:12]}"
+@asynccontextmanager
+async def scratch_schema(
+    conn: AsyncConnection[Any], appliers: Sequence[Applier], prefix: str
+) -> AsyncIterator[str]:
+    """A schema of its own holding the appliers' tables, dropped after the block."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     async with conn.transaction():
         await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
         for applier in appliers:
             await applier.create_tables(conn, schema)
-    start, after = 0, 0
+    try:
+        yield schema
+    finally:
+        await conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+async def apply_in_batches(
+    conn: AsyncConnection[Any],
+    appliers: Sequence[Applier],
+    schema: str,
+    entries: Sequence[Entry],
+    sizes: Sequence[int],
+    after: int = 0,
+) -> int:
+    """The entries applied in batches of these sizes, a transaction each, as catch-up runs
+    them (what `sizes` leaves over is not applied); the last position applied."""
+    start = 0
     for size in sizes:
         batch = entries[start : start + size]
         start += size
@@ -58,7 +75,17 @@ async def build(
                 for applier in appliers:
                     await applier.apply(conn, schema, batch, after=after)
             after = batch[-1].position
-    return schema
+    return after
+
+
+def ranked_at(position: int) -> q.AsOf:
+    """As the graph job ranks without brokerage (the tests' ledgers leave it out)."""
+    return q.AsOf(position=position, brokerage_position=None, brokerage_computed_at=None)
+
+
+def by_component(formula: Formula, found: dict[str, Any]) -> dict[str, float]:
+    """A board row's components, every one of the formula's named (absent: 0)."""
+    return {c.name: float(found.get(c.name, 0)) for c in formula.components}
 
 
 async def dump(
@@ -137,10 +164,13 @@ async def test_any_split_builds_the_same_score_tables_as_a_rebuild_and_the_right
     conn: AsyncConnection[Any], case: tuple[list[Entry], list[int], list[bool]]
 ) -> None:
     entries, sizes, _ = case
-    whole = await build(conn, side_by_side(), entries, [len(entries)])
-    split = await build(conn, side_by_side(), entries, sizes)
-    try:
-        appliers = side_by_side()
+    appliers, apart = side_by_side(), side_by_side()  # no state shared between the two
+    async with (
+        scratch_schema(conn, appliers, "score") as whole,
+        scratch_schema(conn, apart, "score") as split,
+    ):
+        await apply_in_batches(conn, appliers, whole, entries, [len(entries)])
+        await apply_in_batches(conn, apart, split, entries, sizes)
         assert await dump(conn, split, appliers) == await dump(conn, whole, appliers)
         for applier in appliers:
             cur = await conn.execute(
@@ -150,9 +180,6 @@ async def test_any_split_builds_the_same_score_tables_as_a_rebuild_and_the_right
             )
             found = set(await cur.fetchall())
             assert found == expected_totals(entries, applier.formula.counted)
-    finally:
-        for schema in (whole, split):
-            await conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
 @st.composite
@@ -224,8 +251,7 @@ async def expected_board(
         if member in standing and formula.value(found) > 0
     ]
     board.sort(key=lambda row: (-row[1], row[0]))
-    names = [c.name for c in formula.components]
-    return [(m, v, {n: float(found.get(n, 0)) for n in names}) for m, v, found in board]
+    return [(m, v, by_component(formula, found)) for m, v, found in board]
 
 
 @settings(
@@ -240,17 +266,10 @@ async def test_every_ranked_leaderboard_is_the_scores_counted_from_scratch(
     entries, now = case
     took_window = timedelta(days=took_days)
     appliers = [*APPLIERS, score_applier(CONNECTOR_V2_DRAFT)()]
-    schema = f"boards_{uuid.uuid4().hex[:12]}"
-    async with conn.transaction():
-        await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        for applier in appliers:
-            await applier.create_tables(conn, schema)
-            await applier.apply(conn, schema, entries, after=0)
-    try:
+    async with scratch_schema(conn, appliers, "boards") as schema:
+        await apply_in_batches(conn, appliers, schema, entries, [len(entries)])
+        as_of = ranked_at(entries[-1].position)
         for formula in (CONNECTOR_V1, CONNECTOR_V2_DRAFT):
-            as_of = q.AsOf(
-                position=entries[-1].position, brokerage_position=None, brokerage_computed_at=None
-            )
             async with conn.transaction():
                 await write_boards(conn, formula, schema, schema, as_of, took_window, now)
             for span in q.RANKED_WINDOWS:
@@ -262,14 +281,11 @@ async def test_every_ranked_leaderboard_is_the_scores_counted_from_scratch(
                     [span],
                 )
                 kept = [
-                    (m, v, {c.name: float(found.get(c.name, 0)) for c in formula.components})
-                    for m, v, found in await cur.fetchall()
+                    (m, v, by_component(formula, found)) for m, v, found in await cur.fetchall()
                 ]
                 expected = await expected_board(conn, schema, formula, entries, window, took_window)
                 assert kept == expected, (formula.projection, span)
                 assert all(found[BROKERAGE] == 0 for _, _, found in kept)
-    finally:
-        await conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
 async def read_time_board(
@@ -282,10 +298,7 @@ async def read_time_board(
     """The read-time aggregate every windowed leaderboard with `until` ran before."""
     query, params = q.ranking(formula, window, schema, schema)
     cur = await conn.execute(query, {**params, "took_window": took_window})
-    return [
-        (m, v, {c.name: float(found.get(c.name, 0)) for c in formula.components})
-        for m, _, v, found in await cur.fetchall()
-    ]
+    return [(m, v, by_component(formula, found)) for m, _, v, found in await cur.fetchall()]
 
 
 @settings(
@@ -307,21 +320,14 @@ async def test_every_past_leaderboard_is_the_read_time_ranking_of_its_days(
     entries, now = case
     took_window = timedelta(days=took_days)
     appliers = [*APPLIERS, score_applier(CONNECTOR_V2_DRAFT)()]
-    schema = f"past_{uuid.uuid4().hex[:12]}"
-    async with conn.transaction():
-        await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        for applier in appliers:
-            await applier.create_tables(conn, schema)
-            await applier.apply(conn, schema, entries, after=0)
     # Every day an event fell on, the days around it, and some drawn: the spans' edges.
     days = {utc_day(x.occurred_at) for x in entries}
     end_days = {d + timedelta(days=k) for d in days for k in (0, 1)}
     end_days |= {START.date() + timedelta(days=k) for k in ends}
-    try:
+    async with scratch_schema(conn, appliers, "past") as schema:
+        await apply_in_batches(conn, appliers, schema, entries, [len(entries)])
+        as_of = ranked_at(entries[-1].position)
         for formula in (CONNECTOR_V1, CONNECTOR_V2_DRAFT):
-            as_of = q.AsOf(
-                position=entries[-1].position, brokerage_position=None, brokerage_computed_at=None
-            )
             async with conn.transaction():
                 await write_boards(conn, formula, schema, schema, as_of, took_window, now)
             for span in q.RANKED_WINDOWS:
@@ -344,8 +350,6 @@ async def test_every_past_leaderboard_is_the_read_time_ranking_of_its_days(
                 )
                 is None
             ), "a min_position past the ranking is not answered from it"
-    finally:
-        await conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
 @settings(
@@ -359,57 +363,24 @@ async def test_past_leaderboards_from_a_catch_up_in_batches_equal_those_from_a_r
 ) -> None:
     entries, now = case
     took_window = timedelta(days=30)
-    schemas = []
+    as_of = ranked_at(entries[-1].position)
+    boards = []
     for sizes in ([len(entries)], [*cuts, len(entries)]):
         appliers = [*APPLIERS, score_applier(CONNECTOR_V2_DRAFT)()]
-        schema = f"past_{uuid.uuid4().hex[:12]}"
-        schemas.append(schema)
-        async with conn.transaction():
-            await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-            for applier in appliers:
-                await applier.create_tables(conn, schema)
-        start = after = 0
-        for size in sizes:
-            batch = entries[start : start + size]
-            start += size
-            if batch:
-                async with conn.transaction():
-                    for applier in appliers:
-                        await applier.apply(conn, schema, batch, after=after)
-                after = batch[-1].position
-    try:
-        boards = []
-        for schema in schemas:
+        async with scratch_schema(conn, appliers, "past") as schema:
+            await apply_in_batches(conn, appliers, schema, entries, sizes)
             found = []
             for formula in (CONNECTOR_V1, CONNECTOR_V2_DRAFT):
-                as_of = q.AsOf(
-                    position=entries[-1].position,
-                    brokerage_position=None,
-                    brokerage_computed_at=None,
-                )
                 async with conn.transaction():
                     await write_boards(conn, formula, schema, schema, as_of, took_window, now)
-                cur = await conn.execute(
-                    sql.SQL("SELECT * FROM {} ORDER BY span, end_day, rank").format(
-                        sql.Identifier(schema, formula.table("past"))
-                    )
-                )
-                found.append(await cur.fetchall())
-                cur = await conn.execute(
-                    sql.SQL(
-                        "SELECT span, first_day, end_day, members FROM {} "
-                        "WHERE starts_with(span, %s) ORDER BY span"
-                    ).format(sql.Identifier(schema, formula.table("boards"))),
-                    [q.PAST],
-                )
-                found.append(await cur.fetchall())
+                found.append(await past_tables(conn, schema, formula))
             boards.append(found)
-        assert boards[0] == boards[1]
-        scored = await expected_board(conn, schemas[0], CONNECTOR_V1, entries, None, took_window)
-        assert bool(boards[0][0]) == bool(scored), "whoever has points now is ranked some day"
-    finally:
-        for schema in schemas:
-            await conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+            if len(boards) == 1:
+                scored = await expected_board(
+                    conn, schema, CONNECTOR_V1, entries, None, took_window
+                )
+    assert boards[0] == boards[1]
+    assert bool(boards[0][0][0]) == bool(scored), "whoever has points now is ranked some day"
 
 
 class RolledBack(Exception):
@@ -467,22 +438,14 @@ async def test_past_leaderboards_ranked_again_only_where_days_changed_equal_a_fu
     took_window = timedelta(days=30)
     appliers = [*APPLIERS, score_applier(CONNECTOR_V2_DRAFT)()]
     jobs = {formula: score_applier(formula)() for formula in (CONNECTOR_V1, CONNECTOR_V2_DRAFT)}
-    schema = f"past_{uuid.uuid4().hex[:12]}"
-    async with conn.transaction():
-        await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        for applier in appliers:
-            await applier.create_tables(conn, schema)
-    try:
+    async with scratch_schema(conn, appliers, "past") as schema:
         start = after = 0
         for index, size in enumerate([*cuts, len(entries)]):
-            batch = entries[start : start + size]
+            after = await apply_in_batches(
+                conn, appliers, schema, entries[start : start + size], [size], after
+            )
             start += size
-            if batch:
-                async with conn.transaction():
-                    for applier in appliers:
-                        await applier.apply(conn, schema, batch, after=after)
-                after = batch[-1].position
-            as_of = q.AsOf(position=after, brokerage_position=None, brokerage_computed_at=None)
+            as_of = ranked_at(after)
             for formula, job in jobs.items():
                 if index < len(undone) and undone[index]:
                     with pytest.raises(RolledBack):
@@ -516,5 +479,3 @@ async def test_past_leaderboards_ranked_again_only_where_days_changed_equal_a_fu
             async with conn.transaction():
                 await write_boards(conn, formula, schema, schema, as_of, took_window, now)
             assert step_by_step == await past_tables(conn, schema, formula), formula.projection
-    finally:
-        await conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
