@@ -16,6 +16,7 @@ from domain.projections.community_health import TOTALS, MemberKey, Ref, RowKey
 from services.projector.appliers.base import Memories
 from services.projector.appliers.rows import (
     Columns,
+    add_counts,
     as_json,
     create_aliases_table,
     create_index,
@@ -184,8 +185,8 @@ class CommunityHealthApplier:
         gone = community_health.settle_rows(state, stored)
         await delete(conn, rows, ROW_KEY, gone)
         await self._settle_members(conn, state, rows, members, spells)
-        await _add(conn, periods, TOTAL_COLUMNS, TOTAL_KEY, _totals(state))
-        await _add(conn, histogram, HISTOGRAM_COLUMNS, HISTOGRAM_KEY, _histogram(state))
+        await add_counts(conn, periods, TOTAL_COLUMNS, TOTAL_KEY, _totals(state))
+        await add_counts(conn, histogram, HISTOGRAM_COLUMNS, HISTOGRAM_KEY, _histogram(state))
         changed_refs = [state.refs[r] for r in state.changed_refs]
         await upsert(conn, refs, REF_COLUMNS, REF_COLUMNS[:1], changed_refs)
         await save_aliases(conn, aliases, memory, state.aliases.added)
@@ -304,46 +305,3 @@ def _totals(state: community_health.State) -> list[tuple[Any, ...]]:
 
 def _histogram(state: community_health.State) -> list[tuple[Any, ...]]:
     return [(*key, change) for key, change in state.histogram.items() if change]
-
-
-async def _add(
-    conn: AsyncConnection[Any],
-    table: sql.Identifier,
-    columns: Columns,
-    key: Columns,
-    changes: list[tuple[Any, ...]],
-) -> None:
-    """Add changes to the stored counts (a missing row counts from zero); drop rows left all zero.
-
-    Rows go as JSON arrays, in column order.
-    """
-    if not changes:
-        return
-    counted = [name for name, _ in columns if name not in {k for k, _ in key}]
-    query = sql.SQL("""
-        INSERT INTO {table} AS t ({names})
-        SELECT {names}
-        FROM json_to_recordset(%s::json) AS r({record})
-        ON CONFLICT ({key}) DO UPDATE SET {sums}
-    """).format(
-        table=table,
-        names=names(columns),
-        record=record(columns),
-        key=names(key),
-        sums=sql.SQL(", ").join(
-            sql.SQL("{0} = t.{0} + excluded.{0}").format(sql.Identifier(name)) for name in counted
-        ),
-    )
-    as_objects = [dict(zip([name for name, _ in columns], row, strict=True)) for row in changes]
-    await conn.execute(query, [as_json(as_objects)])
-    zero = sql.SQL(" AND ").join(sql.SQL("t.{} = 0").format(sql.Identifier(n)) for n in counted)
-    matches = sql.SQL(" AND ").join(
-        sql.SQL("t.{0} = k.{0}").format(sql.Identifier(name)) for name, _ in key
-    )
-    await conn.execute(
-        sql.SQL("DELETE FROM {} AS t USING {} WHERE {} AND {}").format(
-            table, key_rows(key, ()), matches, zero
-        ),
-        [as_json([row[: len(key)] for row in changes])],
-        prepare=False,
-    )

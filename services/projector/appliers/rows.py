@@ -97,6 +97,49 @@ async def upsert(
     await conn.execute(query, [as_json(rows)])
 
 
+async def add_counts(
+    conn: AsyncConnection[Any],
+    table: sql.Identifier,
+    columns: Columns,
+    key: Columns,
+    changes: list[tuple[Any, ...]],
+) -> None:
+    """Add changes to the stored counts (a missing row counts from zero); drop rows left all zero.
+
+    Rows go as JSON arrays, in column order.
+    """
+    if not changes:
+        return
+    counted = [name for name, _ in columns if name not in {k for k, _ in key}]
+    query = sql.SQL("""
+        INSERT INTO {table} AS t ({names})
+        SELECT {names}
+        FROM json_to_recordset(%s::json) AS r({record})
+        ON CONFLICT ({key}) DO UPDATE SET {sums}
+    """).format(
+        table=table,
+        names=names(columns),
+        record=record(columns),
+        key=names(key),
+        sums=sql.SQL(", ").join(
+            sql.SQL("{0} = t.{0} + excluded.{0}").format(sql.Identifier(name)) for name in counted
+        ),
+    )
+    as_objects = [dict(zip([name for name, _ in columns], row, strict=True)) for row in changes]
+    await conn.execute(query, [as_json(as_objects)])
+    zero = sql.SQL(" AND ").join(sql.SQL("t.{} = 0").format(sql.Identifier(n)) for n in counted)
+    matches = sql.SQL(" AND ").join(
+        sql.SQL("t.{0} = k.{0}").format(sql.Identifier(name)) for name, _ in key
+    )
+    await conn.execute(
+        sql.SQL("DELETE FROM {} AS t USING {} WHERE {} AND {}").format(
+            table, key_rows(key, ()), matches, zero
+        ),
+        [as_json([row[: len(key)] for row in changes])],
+        prepare=False,
+    )
+
+
 async def delete(
     conn: AsyncConnection[Any], table: sql.Identifier, key: Columns, keys: Iterable[tuple[Any, ...]]
 ) -> None:
