@@ -2,7 +2,9 @@
 
 A retraction takes one back from the row its contribution was counted in (as that row
 is keyed now: a merge moves a duplicate's rows onto its survivor). A count that
-reaches zero leaves no row.
+reaches zero leaves no row. The same counts summed over members (kind, space and day)
+are kept beside them, for statistics that name no member: a month of a large community
+then sums a few thousand rows, not one per member and day.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from domain import events as e
 from domain.projections import Aliases, Entry, utc_day
 
 NAME = "contribution_counts"
-VERSION = 2
+VERSION = 3
 
 Key = tuple[UUID, str, str, date]
 """member, kind, space, day"""
+DayKey = tuple[str, str, date]
+"""kind, space, day: a `Key` without its member"""
 
 
 class ContributionRef(msgspec.Struct, gc=False):
@@ -45,8 +49,12 @@ class State:
     changed: set[Key] = field(default_factory=set)
     removed: set[Key] = field(default_factory=set)
     changed_contributions: set[UUID] = field(default_factory=set)
+    day_changes: dict[DayKey, int] = field(default_factory=dict)
+    """What the batch adds to each (kind, space, day) total: a merge's moves cancel out."""
 
     def count(self, key: Key, change: int) -> None:
+        day = key[1:]
+        self.day_changes[day] = self.day_changes.get(day, 0) + change
         left = self.counts.get(key, 0) + change
         if left:
             self.counts[key] = left

@@ -268,7 +268,8 @@ async def test_any_split_into_batches_even_with_failed_tries_builds_the_same_tab
 async def _check_totals_agree(
     conn: AsyncConnection[Any], schema: str, entries: list[Entry]
 ) -> None:
-    """Every contribution still standing is counted once, in both read models."""
+    """Every contribution still standing is counted once, in both read models, and the
+    per-day totals over members are the members' rows summed (none left at zero)."""
     recorded = {
         x.event.contribution_id for x in entries if isinstance(x.event, e.ContributionRecorded)
     }
@@ -285,6 +286,19 @@ async def _check_totals_agree(
         )
     )
     assert await cur.fetchone() == (len(recorded - taken_back),) * 2
+    cur = await conn.execute(
+        sql.SQL(
+            "SELECT kind, space, day, sum(count) FROM {} GROUP BY kind, space, day "
+            "ORDER BY kind, space, day"
+        ).format(sql.Identifier(schema, "contribution_counts"))
+    )
+    by_members = await cur.fetchall()
+    cur = await conn.execute(
+        sql.SQL("SELECT kind, space, day, count FROM {} ORDER BY kind, space, day").format(
+            sql.Identifier(schema, "contribution_day_totals")
+        )
+    )
+    assert await cur.fetchall() == by_members, "the day totals are the members' rows summed"
 
 
 async def test_a_failed_try_leaves_nothing_remembered_that_the_retry_counts_again(

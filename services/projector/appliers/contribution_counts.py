@@ -1,4 +1,5 @@
-"""Writes contribution counts: load the rows a batch touches, fold it, write what changed."""
+"""Writes contribution counts: load the rows a batch touches, fold it, write what changed;
+and adds the batch's changes to the per-day totals over members."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from domain.projections.contribution_counts import ContributionRef, Key
 from services.projector.appliers.base import Memories
 from services.projector.appliers.rows import (
     Columns,
+    add_counts,
     create_aliases_table,
     create_index,
     delete,
@@ -26,6 +28,8 @@ from services.projector.appliers.rows import (
 
 COUNT_KEY: Columns = (("member_id", "uuid"), ("kind", "text"), ("space", "text"), ("day", "date"))
 COUNT_COLUMNS: Columns = (*COUNT_KEY, ("count", "integer"))
+DAY_KEY: Columns = (("kind", "text"), ("space", "text"), ("day", "date"))
+DAY_COLUMNS: Columns = (*DAY_KEY, ("count", "integer"))
 REF_COLUMNS: Columns = (
     ("contribution_id", "uuid"),
     ("member_id", "uuid"),
@@ -51,6 +55,7 @@ class ContributionCountsApplier:
         "contribution_counts",
         "counted_contributions",
         "contribution_count_aliases",
+        "contribution_day_totals",
     )
 
     def __init__(self) -> None:
@@ -59,7 +64,7 @@ class ContributionCountsApplier:
         self.memories: Memories[Key, int] = Memories()
 
     async def create_tables(self, conn: AsyncConnection[Any], schema: str) -> None:
-        counts, refs, aliases = (sql.Identifier(schema, t) for t in self.tables)
+        counts, refs, aliases, day_totals = (sql.Identifier(schema, t) for t in self.tables)
         await conn.execute(
             sql.SQL("""
             CREATE TABLE {} (
@@ -83,6 +88,16 @@ class ContributionCountsApplier:
             )""").format(refs)
         )
         await create_aliases_table(conn, aliases)
+        await conn.execute(
+            sql.SQL("""
+            CREATE TABLE {} (
+                kind  text NOT NULL,
+                space text NOT NULL,
+                day   date NOT NULL,
+                count integer NOT NULL,
+                PRIMARY KEY (kind, space, day)
+            )""").format(day_totals)
+        )
 
     async def create_indexes(self, conn: AsyncConnection[Any], schema: str) -> None:
         # Statistics over a period, for everyone or one kind or space, start from the day.
@@ -92,7 +107,7 @@ class ContributionCountsApplier:
     async def apply(
         self, conn: AsyncConnection[Any], schema: str, entries: Sequence[Entry], *, after: int
     ) -> None:
-        counts, refs, aliases = (sql.Identifier(schema, t) for t in self.tables)
+        counts, refs, aliases, day_totals = (sql.Identifier(schema, t) for t in self.tables)
         memory = self.memories.of(schema)
         memory.begin(after)
         state = contribution_counts.State()
@@ -108,6 +123,8 @@ class ContributionCountsApplier:
         await upsert(conn, counts, COUNT_COLUMNS, COUNT_KEY, rows)
         changed_refs = [state.contributions[c] for c in state.changed_contributions]
         await upsert(conn, refs, REF_COLUMNS, REF_COLUMNS[:1], changed_refs)
+        changes = [(*day, change) for day, change in state.day_changes.items() if change]
+        await add_counts(conn, day_totals, DAY_COLUMNS, DAY_KEY, changes)
         await save_aliases(conn, aliases, memory, state.aliases.added)
         memory.end(entries[-1].position)
 
