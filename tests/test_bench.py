@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import psycopg
 
-from bench import appends, batches, peers
+from bench import appends, batches, peers, stats
 from bench.core import Bench, Ratio, Result
 from bench.peer_tree import append_in_tree, tree_of
 
@@ -72,3 +72,14 @@ def test_a_peer_revision_appends_the_batches_into_a_database_it_migrated_itself(
     with psycopg.connect(empty_database_url) as conn:
         stored = conn.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone()
     assert stored == (2_000, 2_000)
+
+
+def test_statistics_are_timed_from_the_day_totals_and_from_the_members_rows(
+    server_url: str,
+) -> None:
+    figures = stats.measure(tiny_bench(server_url), events=3_000, calls=2)
+
+    assert sorted(figures) == sorted(
+        (question, side) for question in stats.QUESTIONS for side in stats.SIDES
+    )
+    assert all(len(runs) == 1 and 0 < p50 <= p99 for runs in figures.values() for p50, p99 in runs)
