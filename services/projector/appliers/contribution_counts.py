@@ -124,7 +124,7 @@ class ContributionCountsApplier:
         changed_refs = [state.contributions[c] for c in state.changed_contributions]
         await upsert(conn, refs, REF_COLUMNS, REF_COLUMNS[:1], changed_refs)
         changes = [(*day, change) for day, change in state.day_changes.items() if change]
-        await add_counts(conn, day_totals, DAY_COLUMNS, DAY_KEY, changes)
+        await add_counts(conn, day_totals, DAY_COLUMNS, DAY_KEY, changes, never_negative=True)
         await save_aliases(conn, aliases, memory, state.aliases.added)
         memory.end(entries[-1].position)
 

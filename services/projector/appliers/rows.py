@@ -103,11 +103,15 @@ async def add_counts(
     columns: Columns,
     key: Columns,
     changes: list[tuple[Any, ...]],
+    *,
+    never_negative: bool = False,
 ) -> None:
     """Add changes to the stored counts (a missing row counts from zero); drop rows left all zero.
 
-    Rows go as JSON arrays, in column order.
-    """
+    Rows go as JSON arrays, in column order. `never_negative`: the stored counts never go
+    below zero, so only a row a change lowered can be left at zero, and only those are
+    looked at (a batch of catch-up mostly adds). Counts that may dip below zero between
+    batches (community_health's moves) leave it off."""
     if not changes:
         return
     counted = [name for name, _ in columns if name not in {k for k, _ in key}]
@@ -127,6 +131,13 @@ async def add_counts(
     )
     as_objects = [dict(zip([name for name, _ in columns], row, strict=True)) for row in changes]
     await conn.execute(query, [as_json(as_objects)])
+    lowered = [
+        row[: len(key)]
+        for row in changes
+        if not never_negative or any(n < 0 for n in row[len(key) :])
+    ]
+    if not lowered:
+        return
     zero = sql.SQL(" AND ").join(sql.SQL("t.{} = 0").format(sql.Identifier(n)) for n in counted)
     matches = sql.SQL(" AND ").join(
         sql.SQL("t.{0} = k.{0}").format(sql.Identifier(name)) for name, _ in key
@@ -135,7 +146,7 @@ async def add_counts(
         sql.SQL("DELETE FROM {} AS t USING {} WHERE {} AND {}").format(
             table, key_rows(key, ()), matches, zero
         ),
-        [as_json([row[: len(key)] for row in changes])],
+        [as_json(lowered)],
         prepare=False,
     )
 
