@@ -103,6 +103,11 @@ class LeaderboardEntry(msgspec.Struct, kw_only=True):
     value: int
 
 
+MEMBER_ROWS = "read.contribution_counts"
+DAY_TOTALS = "read.contribution_day_totals"
+"""Where contribution statistics are summed from: by member, or over members by day."""
+
+
 async def contribution_stats(
     conn: AsyncConnection[Any],
     *,
@@ -118,9 +123,8 @@ async def contribution_stats(
 
     Statistics that neither group by nor filter on a member sum the per-day totals over
     members (thousands of rows for a year of a large community) rather than every
-    member's rows (one per member, kind, space and day: a year by month took 0.12-0.16 s
-    at 1,000,000 events, 5-8 ms from the totals); `by_member` forces the latter, for the
-    benchmark that compares.
+    member's rows (one per member, kind, space and day; docs/performance.md has both
+    timed); `by_member` forces the latter, for the benchmark that compares.
     Right after an upgrade the live build may predate the totals (projection version 2):
     until its rebuild goes live, the members' rows answer instead."""
     keys: list[sql.Composable] = [sql.SQL(GROUPS[g]) for g in group_by]
@@ -180,10 +184,6 @@ async def contribution_stats(
         if conn.info.transaction_status != TransactionStatus.IDLE:
             raise  # inside a transaction the failed read aborted it: not ours to mend
         return await summed(MEMBER_ROWS)
-
-
-MEMBER_ROWS = "read.contribution_counts"
-DAY_TOTALS = "read.contribution_day_totals"
 
 
 async def leaderboard(
